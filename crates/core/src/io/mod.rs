@@ -1,0 +1,407 @@
+//! Exchange formats (NIfTI-1 `.nii`/`.nii.gz`, NPY + JSON sidecar) over files and pipes.
+//!
+//! Formats are recognised from magic bytes, never from the name alone. Every file output is
+//! written to a temporary file in the target's folder and renamed into place, so a failure never
+//! leaves a half-written file that looks finished.
+
+pub mod gzip;
+pub mod nifti;
+pub mod npy;
+
+use crate::error::{Error, Result};
+use crate::geometry::Geometry;
+use crate::volume::Volume;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Where a volume comes from: a file, or standard input (`-`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    Path(PathBuf),
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Source {
+        if s == "-" { Source::Stdin } else { Source::Path(PathBuf::from(s)) }
+    }
+    /// The name used in messages.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            Source::Stdin => PathBuf::from("<stdin>"),
+            Source::Path(p) => p.clone(),
+        }
+    }
+}
+
+/// Where a volume goes: a file, or standard output (`-`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Stdout,
+    Path(PathBuf),
+}
+
+impl Sink {
+    pub fn parse(s: &str) -> Sink {
+        if s == "-" { Sink::Stdout } else { Sink::Path(PathBuf::from(s)) }
+    }
+    pub fn name(&self) -> PathBuf {
+        match self {
+            Sink::Stdout => PathBuf::from("<stdout>"),
+            Sink::Path(p) => p.clone(),
+        }
+    }
+}
+
+/// Volume file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Uncompressed NIfTI-1 single file (the default on pipes).
+    Nifti,
+    /// Gzip-compressed NIfTI-1.
+    NiftiGz,
+    /// NumPy `.npy`, `[z, y, x]` C order; geometry in a `.json` sidecar.
+    Npy,
+}
+
+impl Format {
+    /// The format a file name asks for, from its extension.
+    pub fn from_name(p: &Path) -> Option<Format> {
+        let s = p.to_string_lossy().to_ascii_lowercase();
+        if s.ends_with(".nii.gz") {
+            Some(Format::NiftiGz)
+        } else if s.ends_with(".nii") {
+            Some(Format::Nifti)
+        } else if s.ends_with(".npy") {
+            Some(Format::Npy)
+        } else {
+            None
+        }
+    }
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "nii" => Some(Format::Nifti),
+            "nii.gz" | "niigz" => Some(Format::NiftiGz),
+            "npy" => Some(Format::Npy),
+            _ => None,
+        }
+    }
+}
+
+/// Options for reading.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Spacing (x, y, z) mm to assume for an NPY without sidecar.
+    pub npy_spacing: Option<[f64; 3]>,
+}
+
+/// A volume read from somewhere, with what the reader had to assume.
+#[derive(Debug)]
+pub struct Loaded {
+    pub volume: Volume,
+    pub format: Format,
+    pub warnings: Vec<String>,
+}
+
+/// Largest voxel payload we agree to allocate: the smaller of `CTPREP_MAX_BYTES` (default 16 GiB)
+/// and the memory the OS says is available. Headers claiming more are refused before allocating.
+pub fn max_bytes() -> u64 {
+    let configured = std::env::var("CTPREP_MAX_BYTES").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(16 << 30);
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(u64::MAX);
+    configured.min(available)
+}
+
+/// Check a claimed payload against the limit and, for a plain file, its real size.
+pub(crate) fn check_claim(name: &Path, what: &str, claimed: u64, available_in_file: Option<u64>) -> Result<()> {
+    let limit = max_bytes();
+    if claimed > limit {
+        return Err(Error::too_large(format!("{what} claims {claimed} bytes of voxels, more than the {limit} bytes allowed"))
+            .with_path(name)
+            .with_hint("the header is corrupt, or the volume is too big for this machine (raise CTPREP_MAX_BYTES if memory allows)"));
+    }
+    if let Some(have) = available_in_file {
+        if claimed > have {
+            return Err(Error::bad_input(format!("truncated: {what} needs {claimed} bytes of voxels, the file has {have}"))
+                .with_path(name)
+                .with_hint("the file was cut short: re-copy or re-export it"));
+        }
+    }
+    Ok(())
+}
+
+/// Read a NIfTI or NPY volume from a file or stdin.
+pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
+    let name = src.name();
+    match src {
+        Source::Stdin => {
+            let stdin = io::stdin();
+            read_from(BufReader::with_capacity(1 << 20, stdin.lock()), &name, None, opts)
+        }
+        Source::Path(p) => {
+            let f = File::open(p).map_err(|e| Error::io("cannot open", p, e))?;
+            if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Err(Error::bad_input("is a folder, not a volume file")
+                    .with_path(p)
+                    .with_hint("pass a .nii, .nii.gz or .npy file; DICOM folders go to dcm-stack (or hu-convert)"));
+            }
+            let len = f.metadata().ok().map(|m| m.len());
+            let mut loaded = read_from(BufReader::with_capacity(1 << 20, f), p, len, opts)?;
+            if loaded.format == Format::Npy {
+                npy::apply_sidecar(&mut loaded, p, opts)?;
+            }
+            Ok(loaded)
+        }
+    }
+}
+
+fn read_from<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &ReadOptions) -> Result<Loaded> {
+    let head = r.fill_buf().map_err(|e| Error::io("cannot read", name, e))?.to_vec();
+    if head.is_empty() {
+        return Err(Error::bad_input("empty input: no volume to read")
+            .with_path(name)
+            .with_hint("the previous command in the pipe produced nothing; check its error message"));
+    }
+    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        let gz = BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(r));
+        let mut loaded = read_plain(gz, name, None, opts, true)?;
+        if loaded.format == Format::Nifti {
+            loaded.format = Format::NiftiGz;
+        }
+        return Ok(loaded);
+    }
+    read_plain(r, name, file_len, opts, false)
+}
+
+fn read_plain<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &ReadOptions, gz: bool) -> Result<Loaded> {
+    let head = r.fill_buf().map_err(|e| gz_err(name, e, gz))?;
+    if head.starts_with(b"\x93NUMPY") {
+        return npy::read(r, name, file_len, opts);
+    }
+    if head.len() >= 4 {
+        let le = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let be = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        if le == 348 || be == 348 {
+            return nifti::read(r, name, file_len, gz);
+        }
+        if le == 540 || be == 540 {
+            return Err(Error::unsupported("NIfTI-2 files are not supported")
+                .with_path(name)
+                .with_hint("convert to NIfTI-1, e.g. with nibabel: nib.save(nib.Nifti1Image(img.dataobj, img.affine), 'out.nii')"));
+        }
+    }
+    let what = if head.len() >= 132 && &head[128..132] == b"DICM" {
+        "this is a DICOM file, not a volume"
+    } else {
+        "not a NIfTI-1 or NPY volume (unknown magic bytes)"
+    };
+    Err(Error::bad_input(what).with_path(name).with_hint(
+        "ctprep tools exchange .nii, .nii.gz and .npy; turn a DICOM folder into a volume with `dcm-stack DIR -o vol.nii`",
+    ))
+}
+
+pub(crate) fn gz_err(name: &Path, e: io::Error, gz: bool) -> Error {
+    if gz && matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) {
+        Error::bad_input(format!("corrupt or truncated gzip data: {e}"))
+            .with_path(name)
+            .with_hint("the .gz file is damaged or was cut short: re-copy or re-create it")
+    } else if e.kind() == io::ErrorKind::UnexpectedEof {
+        Error::bad_input("truncated: the data ends before the header says it should")
+            .with_path(name)
+            .with_hint("the file was cut short: re-copy or re-export it")
+    } else {
+        Error::io("cannot read", name, e)
+    }
+}
+
+/// Options for writing.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Format; `None` picks from the file name (`.nii`, `.nii.gz`, `.npy`), or NIfTI on stdout.
+    pub format: Option<Format>,
+    /// gzip level 0-9 for `.nii.gz`.
+    pub gzip_level: u32,
+    /// Also write `<name>.json` beside a file output (always for NPY).
+    pub sidecar: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { format: None, gzip_level: 1, sidecar: true }
+    }
+}
+
+/// Resolve the output format for a sink.
+pub fn output_format(sink: &Sink, opts: &WriteOptions) -> Result<Format> {
+    if let Some(f) = opts.format {
+        return Ok(f);
+    }
+    match sink {
+        Sink::Stdout => Ok(Format::Nifti),
+        Sink::Path(p) => Format::from_name(p).ok_or_else(|| {
+            Error::usage("cannot tell the output format from the name")
+                .with_path(p)
+                .with_hint("name it .nii, .nii.gz or .npy, or pass --format nii|nii.gz|npy")
+        }),
+    }
+}
+
+/// Write a volume (and its sidecar for file outputs), atomically.
+pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Format> {
+    let format = output_format(sink, opts)?;
+    match sink {
+        Sink::Stdout => {
+            let stdout = io::stdout();
+            let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+            encode(vol, format, opts, &mut w).map_err(|e| e.with_path("<stdout>"))?;
+            w.flush().map_err(|e| Error::io("cannot write", Path::new("<stdout>"), e))?;
+        }
+        Sink::Path(p) => {
+            let sidecar_path = sidecar_path(p);
+            let sidecar = (opts.sidecar || format == Format::Npy).then(|| sidecar_json(vol));
+            // Write both to temporaries first; rename only when both succeeded.
+            let data_tmp = write_temp(p, |w| encode(vol, format, opts, w))?;
+            let side_tmp = match &sidecar {
+                Some(json) => Some(write_temp(&sidecar_path, |w| {
+                    w.write_all(json.as_bytes()).map_err(|e| Error::io("cannot write", &sidecar_path, e))
+                })?),
+                None => None,
+            };
+            persist(data_tmp, p)?;
+            if let Some(t) = side_tmp {
+                persist(t, &sidecar_path)?;
+            }
+        }
+    }
+    Ok(format)
+}
+
+fn encode(vol: &Volume, format: Format, opts: &WriteOptions, w: &mut dyn Write) -> Result<()> {
+    match format {
+        Format::Nifti => nifti::write(vol, w),
+        Format::NiftiGz => {
+            let mut buf = Vec::new();
+            nifti::write_header(vol, &mut buf)?;
+            gzip::write_parallel(w, &[&buf, &nifti::data_bytes(vol)], opts.gzip_level)
+                .map_err(|e| Error::io("cannot write", Path::new(""), e))
+        }
+        Format::Npy => npy::write(vol, w),
+    }
+}
+
+/// `scan.nii.gz` -> `scan.json`, `scan.npy` -> `scan.json`.
+pub fn sidecar_path(p: &Path) -> PathBuf {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = ["nii.gz", "nii", "npy"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(&format!(".{ext}")))
+        .unwrap_or(&name)
+        .to_string();
+    p.with_file_name(format!("{stem}.json"))
+}
+
+/// The sidecar: geometry (with both affines), shape, dtype and metadata.
+pub fn sidecar_json(vol: &Volume) -> String {
+    let v = serde_json::json!({
+        "axes": "zyx",
+        "shape_zyx": vol.shape(),
+        "dtype": vol.data.dtype().name(),
+        "geometry": vol.geometry,
+        "affine_lps": vol.geometry.affine_lps(),
+        "affine_ras": vol.geometry.affine_ras(),
+        "meta": vol.meta,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+/// Parse a sidecar back into geometry + meta.
+pub fn parse_sidecar(text: &str) -> std::result::Result<(Geometry, crate::meta::Meta, Option<[usize; 3]>), String> {
+    #[derive(serde::Deserialize)]
+    struct Side {
+        geometry: Geometry,
+        #[serde(default)]
+        meta: crate::meta::Meta,
+        shape_zyx: Option<[usize; 3]>,
+    }
+    let s: Side = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok((s.geometry, s.meta, s.shape_zyx))
+}
+
+/// Registry of temporary files in flight, so a SIGINT handler can remove them.
+pub mod inflight {
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+    static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    pub fn add(p: PathBuf) {
+        if let Ok(mut v) = TEMPS.lock() {
+            v.push(p);
+        }
+    }
+    pub fn remove(p: &std::path::Path) {
+        if let Ok(mut v) = TEMPS.lock() {
+            v.retain(|q| q != p);
+        }
+    }
+    /// Delete every temporary still registered (called on interrupt).
+    pub fn cleanup() {
+        if let Ok(v) = TEMPS.lock() {
+            for p in v.iter() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// Write to a temporary file beside `target`.
+pub fn write_temp(target: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<tempfile::TempPath> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::NotFound { "create the folder first, or write elsewhere with -o" } else { "check the folder's permissions and free space, or write elsewhere with -o" };
+            Error::io("cannot create output", target, e).with_hint(hint)
+        })?;
+    let (file, path) = tmp.into_parts();
+    inflight::add(path.to_path_buf());
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let res = f(&mut w).and_then(|_| w.flush().map_err(|e| Error::io("cannot write", target, e)));
+    if let Err(e) = res {
+        inflight::remove(&path);
+        drop(path); // deletes the temporary
+        return Err(e.with_path(target));
+    }
+    Ok(path)
+}
+
+fn persist(tmp: tempfile::TempPath, target: &Path) -> Result<()> {
+    let p = tmp.to_path_buf();
+    // Keep the usual permissions of a new file (tempfile creates 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
+    }
+    let res = tmp.persist(target).map_err(|e| Error::io("cannot rename into place", target, e.error));
+    inflight::remove(&p);
+    res
+}
+
+/// Read a whole file or stdin (`-`) into memory, naming it in errors.
+pub fn read_all(src: &Source) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    match src {
+        Source::Stdin => io::stdin().lock().read_to_end(&mut buf).map_err(|e| Error::io("cannot read", Path::new("<stdin>"), e))?,
+        Source::Path(p) => File::open(p).and_then(|mut f| f.read_to_end(&mut buf)).map_err(|e| Error::io("cannot read", p, e))?,
+    };
+    Ok(buf)
+}

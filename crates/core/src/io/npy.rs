@@ -1,0 +1,179 @@
+//! NPY volumes: `[z, y, x]` C order (what training code loads), geometry and metadata in a
+//! `.json` sidecar. Without a sidecar, a warning and either `--spacing` or identity geometry.
+
+use super::{Format, Loaded, ReadOptions, check_claim, gz_err, parse_sidecar, sidecar_path};
+use crate::error::{Error, Result};
+use crate::geometry::Geometry;
+use crate::meta::Meta;
+use crate::volume::{DType, Volume, VolumeData};
+use crate::with_data;
+use ndarray::{Array3, IxDyn, ShapeBuilder};
+use ndarray_npy::WriteNpyExt;
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+
+/// Read an NPY stream (starting at the magic).
+pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &ReadOptions) -> Result<Loaded> {
+    let header = ndarray_npy::npy::header::Header::from_reader(&mut r).map_err(|e| {
+        Error::bad_input(format!("invalid NPY header: {e}")).with_path(name).with_hint("re-save the array with numpy.save")
+    })?;
+    let descr = header.type_descriptor.to_string();
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let (order, code) = descr.split_at(1.min(descr.len()));
+    let be = order == ">";
+    let dtype = match code {
+        "u1" | "b1" => DType::U8,
+        "i1" => DType::I16,
+        "i2" => DType::I16,
+        "u2" => DType::U16,
+        "i4" => DType::I32,
+        "f4" => DType::F32,
+        "f8" => DType::F64,
+        "f2" => DType::F32,
+        _ => {
+            return Err(Error::unsupported(format!("NPY dtype '{descr}' is not supported"))
+                .with_path(name)
+                .with_hint("supported: uint8, bool, int8, int16, uint16, int32, float16, float32, float64; convert with arr.astype(np.float32)"));
+        }
+    };
+    let shape: Vec<usize> = match header.shape.len() {
+        3 => header.shape.clone(),
+        2 => vec![1, header.shape[0], header.shape[1]],
+        n => {
+            return Err(Error::unsupported(format!("NPY array has {n} dimensions; a volume has 3 (z, y, x)"))
+                .with_path(name)
+                .with_hint("save one 3-D volume per file, axes ordered z, y, x"));
+        }
+    };
+    let n: u64 = shape.iter().map(|&s| s as u64).product();
+    let elem = match code {
+        "u1" | "b1" | "i1" => 1,
+        "i2" | "u2" | "f2" => 2,
+        "i4" | "f4" => 4,
+        _ => 8,
+    };
+    check_claim(name, "the NPY header", n * elem, None)?;
+    let _ = file_len;
+    let mut raw = Vec::new();
+    r.take(n * elem).read_to_end(&mut raw).map_err(|e| gz_err(name, e, false))?;
+    if (raw.len() as u64) < n * elem {
+        return Err(Error::bad_input(format!("truncated: NPY data has {} of {} bytes", raw.len(), n * elem))
+            .with_path(name)
+            .with_hint("the file was cut short: re-copy or re-save it"));
+    }
+    let fortran = header.layout.is_fortran();
+    let sh = (shape[0], shape[1], shape[2]);
+    macro_rules! decode {
+        ($t:ty, $size:expr, $conv:expr) => {{
+            let v: Vec<$t> = raw
+                .chunks_exact($size)
+                .map(|c| {
+                    let mut b = [0u8; $size];
+                    b.copy_from_slice(c);
+                    if be { b.reverse(); }
+                    $conv(b)
+                })
+                .collect();
+            let a = if fortran { Array3::from_shape_vec(sh.f(), v) } else { Array3::from_shape_vec(sh, v) };
+            let a = a.map_err(|e| Error::bad_input(e.to_string()).with_path(name))?;
+            if fortran { a.as_standard_layout().into_owned() } else { a }
+        }};
+    }
+    let data = match code {
+        "u1" | "b1" => VolumeData::U8(decode!(u8, 1, |b: [u8; 1]| b[0])),
+        "i1" => VolumeData::I16(decode!(i16, 1, |b: [u8; 1]| b[0] as i8 as i16)),
+        "i2" => VolumeData::I16(decode!(i16, 2, i16::from_le_bytes)),
+        "u2" => VolumeData::U16(decode!(u16, 2, u16::from_le_bytes)),
+        "i4" => VolumeData::I32(decode!(i32, 4, i32::from_le_bytes)),
+        "f2" => VolumeData::F32(decode!(f32, 2, |b| half::f16::from_le_bytes(b).to_f32())),
+        "f4" => VolumeData::F32(decode!(f32, 4, f32::from_le_bytes)),
+        _ => VolumeData::F64(decode!(f64, 8, f64::from_le_bytes)),
+    };
+    let _ = dtype;
+    let _ = IxDyn(&[]);
+    let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --spacing X,Y,Z)", name.display())];
+    Ok(Loaded { volume: Volume { data, geometry: Geometry::default(), meta: Meta::default() }, format: Format::Npy, warnings })
+}
+
+/// Replace the assumed geometry with the sidecar's (or the user's spacing).
+pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Result<()> {
+    let side = sidecar_path(path);
+    match std::fs::read_to_string(&side) {
+        Ok(text) => {
+            let (g, m, shape) = parse_sidecar(&text).map_err(|e| {
+                Error::bad_input(format!("unreadable sidecar: {e}")).with_path(&side).with_hint("delete or fix the .json next to the .npy")
+            })?;
+            if let Some(s) = shape {
+                if s != loaded.volume.shape() {
+                    return Err(Error::bad_input(format!("sidecar says shape {:?}, the array is {:?}", s, loaded.volume.shape()))
+                        .with_path(&side)
+                        .with_hint("the .json belongs to another array: regenerate both together"));
+                }
+            }
+            loaded.volume.geometry = g;
+            loaded.volume.meta = m;
+            loaded.warnings.clear();
+        }
+        Err(_) => {
+            if let Some(sp) = opts.npy_spacing {
+                loaded.volume.geometry = Geometry::identity(sp);
+                loaded.warnings = vec![format!("{}: NPY without sidecar: using --spacing {:?} at the origin", path.display(), sp)];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write the array as NPY (the sidecar is written by the caller for file outputs).
+pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
+    let io = |e: ndarray_npy::WriteNpyError| Error::new(crate::error::ErrorKind::Io, format!("cannot write NPY: {e}"));
+    with_data!(&vol.data, a => a.write_npy(&mut *w).map_err(io))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Sink, Source, WriteOptions, read_volume, write_volume};
+
+    #[test]
+    fn npy_round_trip_with_sidecar_and_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Array3::from_shape_fn((2, 3, 4), |(z, y, x)| (z * 12 + y * 4 + x) as i16 - 7);
+        let g = Geometry { spacing: [0.5, 0.6, 2.0], origin: [1.0, 2.0, 3.0], ..Geometry::default() };
+        let v = Volume { data: VolumeData::I16(a), geometry: g.clone(), meta: Meta::default() };
+        let p = dir.path().join("v.npy");
+        write_volume(&v, &Sink::Path(p.clone()), &WriteOptions::default()).unwrap();
+        let back = read_volume(&Source::Path(p.clone()), &ReadOptions::default()).unwrap();
+        assert_eq!(back.volume.data, v.data);
+        assert_eq!(back.volume.geometry, g);
+        assert!(back.warnings.is_empty());
+        std::fs::remove_file(dir.path().join("v.json")).unwrap();
+        let back = read_volume(&Source::Path(p.clone()), &ReadOptions { npy_spacing: Some([1.0, 1.0, 2.5]) }).unwrap();
+        assert_eq!(back.volume.geometry.spacing, [1.0, 1.0, 2.5]);
+        assert_eq!(back.warnings.len(), 1);
+    }
+
+    #[test]
+    fn fortran_order_and_big_endian_are_read_correctly() {
+        // Hand-made NPY: shape (1, 2, 3), '>i2', fortran_order True.
+        let header = "{'descr': '>i2', 'fortran_order': True, 'shape': (1, 2, 3), }";
+        let mut h = header.to_string();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(h.as_bytes());
+        // Fortran order: first index fastest. Values v[z,y,x] = 10*y + x.
+        for x in 0..3i16 {
+            for y in 0..2i16 {
+                bytes.extend_from_slice(&(10 * y + x).to_be_bytes());
+            }
+        }
+        let l = read(&bytes[..], Path::new("t.npy"), None, &ReadOptions::default()).unwrap();
+        let VolumeData::I16(a) = l.volume.data else { panic!() };
+        assert_eq!(a[[0, 1, 2]], 12);
+        assert_eq!(a[[0, 0, 1]], 1);
+    }
+}

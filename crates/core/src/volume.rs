@@ -1,0 +1,243 @@
+//! The volume model: voxels `[z, y, x]` (C order, slice-major, as numpy and SimpleITK's
+//! `GetArrayFromImage`), a [`Geometry`] in LPS millimetres, and [`Meta`].
+
+use crate::geometry::Geometry;
+use crate::meta::Meta;
+use ndarray::{Array3, ArrayView3, Zip};
+
+/// Voxel element types the exchange formats carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    U8,
+    I16,
+    U16,
+    I32,
+    F32,
+    F64,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::U8 => 1,
+            DType::I16 | DType::U16 => 2,
+            DType::I32 | DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::U8 => "uint8",
+            DType::I16 => "int16",
+            DType::U16 => "uint16",
+            DType::I32 => "int32",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+    pub fn parse(s: &str) -> Option<DType> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "u8" | "uint8" => DType::U8,
+            "i16" | "int16" => DType::I16,
+            "u16" | "uint16" => DType::U16,
+            "i32" | "int32" => DType::I32,
+            "f32" | "float32" => DType::F32,
+            "f64" | "float64" => DType::F64,
+            _ => return None,
+        })
+    }
+    pub fn is_integer(self) -> bool {
+        !matches!(self, DType::F32 | DType::F64)
+    }
+    /// Representable range of an integer type (as f64).
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            DType::U8 => (0.0, 255.0),
+            DType::I16 => (i16::MIN as f64, i16::MAX as f64),
+            DType::U16 => (0.0, u16::MAX as f64),
+            DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+            DType::F32 => (f32::MIN as f64, f32::MAX as f64),
+            DType::F64 => (f64::MIN, f64::MAX),
+        }
+    }
+}
+
+/// Voxels of any supported element type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolumeData {
+    U8(Array3<u8>),
+    I16(Array3<i16>),
+    U16(Array3<u16>),
+    I32(Array3<i32>),
+    F32(Array3<f32>),
+    F64(Array3<f64>),
+}
+
+/// Runs `$body` with `$a` bound to the typed array inside a [`VolumeData`].
+#[macro_export]
+macro_rules! with_data {
+    ($data:expr, $a:ident => $body:expr) => {
+        match $data {
+            $crate::volume::VolumeData::U8($a) => $body,
+            $crate::volume::VolumeData::I16($a) => $body,
+            $crate::volume::VolumeData::U16($a) => $body,
+            $crate::volume::VolumeData::I32($a) => $body,
+            $crate::volume::VolumeData::F32($a) => $body,
+            $crate::volume::VolumeData::F64($a) => $body,
+        }
+    };
+}
+
+/// A numeric voxel type that converts to and from f64 (rounding and saturating for integers).
+pub trait Voxel: Copy + Send + Sync + Default + PartialOrd + 'static {
+    const DTYPE: DType;
+    fn to_f64(self) -> f64;
+    fn to_f32(self) -> f32 {
+        self.to_f64() as f32
+    }
+    /// Round half away from zero and saturate for integers; plain cast for floats.
+    fn from_f64(v: f64) -> Self;
+    fn wrap(a: Array3<Self>) -> VolumeData;
+}
+
+macro_rules! int_voxel {
+    ($t:ty, $d:ident) => {
+        impl Voxel for $t {
+            const DTYPE: DType = DType::$d;
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                // `as` saturates and maps NaN to 0.
+                v.round() as $t
+            }
+            fn wrap(a: Array3<Self>) -> VolumeData {
+                VolumeData::$d(a)
+            }
+        }
+    };
+}
+int_voxel!(u8, U8);
+int_voxel!(i16, I16);
+int_voxel!(u16, U16);
+int_voxel!(i32, I32);
+
+impl Voxel for f32 {
+    const DTYPE: DType = DType::F32;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn wrap(a: Array3<Self>) -> VolumeData {
+        VolumeData::F32(a)
+    }
+}
+impl Voxel for f64 {
+    const DTYPE: DType = DType::F64;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn wrap(a: Array3<Self>) -> VolumeData {
+        VolumeData::F64(a)
+    }
+}
+
+impl VolumeData {
+    pub fn dtype(&self) -> DType {
+        with_data!(self, a => element_dtype(a))
+    }
+    /// Shape `[z, y, x]`.
+    pub fn shape(&self) -> [usize; 3] {
+        with_data!(self, a => { let s = a.shape(); [s[0], s[1], s[2]] })
+    }
+    pub fn len(&self) -> usize {
+        with_data!(self, a => a.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// All values as f32 (a copy), with an optional rescale applied.
+    pub fn to_f32(&self, rescale: Option<crate::meta::Rescale>) -> Array3<f32> {
+        let r = rescale.filter(|r| !r.is_identity());
+        with_data!(self, a => map_par(a.view(), |v| match r {
+            Some(r) => r.apply(v.to_f64()) as f32,
+            None => v.to_f32(),
+        }))
+    }
+    /// Convert to another element type, rounding and saturating into integer types.
+    pub fn cast(&self, to: DType) -> VolumeData {
+        if self.dtype() == to {
+            return self.clone();
+        }
+        with_data!(self, a => cast_array(a.view(), to))
+    }
+    /// (min, max) over finite values; `None` when there are none.
+    pub fn min_max(&self) -> Option<(f64, f64)> {
+        with_data!(self, a => {
+            let (lo, hi) = a.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                let v = v.to_f64();
+                if v.is_finite() { (lo.min(v), hi.max(v)) } else { (lo, hi) }
+            });
+            (lo <= hi).then_some((lo, hi))
+        })
+    }
+}
+
+fn element_dtype<T: Voxel>(_: &Array3<T>) -> DType {
+    T::DTYPE
+}
+
+/// Convert a typed view to any dtype.
+pub fn cast_array<T: Voxel>(a: ArrayView3<T>, to: DType) -> VolumeData {
+    match to {
+        DType::U8 => VolumeData::U8(map_par(a, |v| u8::from_f64(v.to_f64()))),
+        DType::I16 => VolumeData::I16(map_par(a, |v| i16::from_f64(v.to_f64()))),
+        DType::U16 => VolumeData::U16(map_par(a, |v| u16::from_f64(v.to_f64()))),
+        DType::I32 => VolumeData::I32(map_par(a, |v| i32::from_f64(v.to_f64()))),
+        DType::F32 => VolumeData::F32(map_par(a, |v| v.to_f32())),
+        DType::F64 => VolumeData::F64(map_par(a, |v| v.to_f64())),
+    }
+}
+
+/// Element-wise map into a new C-order array, in parallel.
+pub fn map_par<T: Copy + Sync, U: Copy + Send + Default>(a: ArrayView3<T>, f: impl Fn(T) -> U + Sync + Send) -> Array3<U> {
+    let mut out = Array3::<U>::default(a.raw_dim());
+    Zip::from(&mut out).and(&a).par_for_each(|o, &v| *o = f(v));
+    out
+}
+
+/// A 3-D image: voxels, grid, and what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    pub data: VolumeData,
+    pub geometry: Geometry,
+    pub meta: Meta,
+}
+
+impl Volume {
+    pub fn new(data: VolumeData, geometry: Geometry, meta: Meta) -> Self {
+        Volume { data, geometry, meta }
+    }
+    /// Shape `[z, y, x]`.
+    pub fn shape(&self) -> [usize; 3] {
+        self.data.shape()
+    }
+    /// Real values (rescale applied) as f32.
+    pub fn real_f32(&self) -> Array3<f32> {
+        self.data.to_f32(self.meta.rescale)
+    }
+    /// Physical size of one voxel, mm^3 (handles sheared grids).
+    pub fn voxel_volume_mm3(&self) -> f64 {
+        let m = self.geometry.index_matrix();
+        let c = |a: usize| [m[0][a], m[1][a], m[2][a]];
+        crate::geometry::dot(c(0), crate::geometry::cross(c(1), c(2))).abs()
+    }
+}
