@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    ctprep_cli::main("ct-phantom", ctprep_cli::tools::ct_phantom::run)
+}

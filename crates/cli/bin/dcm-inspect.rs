@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    ctprep_cli::main("dcm-inspect", ctprep_cli::tools::dcm_inspect::run)
+}

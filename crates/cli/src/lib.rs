@@ -1,1 +1,256 @@
+//! # ctprep CLI plumbing
+//!
+//! Everything the tools share lives here once, so no tool can drift: argument groups
+//! (`-` for stdin/stdout, output format, verbosity), the error report (`tool: error: ...` then
+//! `  hint: ...`), exit codes, logging to stderr, refusing binary on a terminal, interrupt
+//! clean-up, and man pages/completions. Each tool is a module in [`tools`] with an `Args`
+//! struct and a `run` function; each binary is a three-line `main`.
 
+pub mod args;
+pub mod tools;
+
+use anyhow::Result;
+use clap::Parser;
+use ctprep_core::{Error as CoreError, ErrorKind};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Exit codes, the same for every tool (documented in each `--help`).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Failure: bad input, I/O error, a computation that failed.
+    pub const FAILURE: u8 = 1;
+    /// Usage error: bad arguments (clap's own code too).
+    pub const USAGE: u8 = 2;
+    /// Ran correctly but the result is empty (no series matched, no lungs found, no tag found).
+    pub const EMPTY: u8 = 3;
+}
+
+/// The text appended to every tool's `--help`.
+pub const EXIT_HELP: &str = "Exit status: 0 success; 1 failure (bad input, I/O); 2 usage error; \
+3 ran fine but the result is empty.\n\nAxes: volumes are [z, y, x] in memory and on disk (NIfTI \
+i/j/k = x/y/z); world coordinates are DICOM patient space (LPS), millimetres.";
+
+/// How a run ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok,
+    /// The run was fine but produced nothing (exit 3).
+    Empty,
+    /// Some inputs failed, the rest was processed (exit 1 at the end).
+    PartialFailure,
+}
+
+/// Per-run context: the tool's name, verbosity, and logging to stderr.
+pub struct Cx {
+    pub tool: &'static str,
+    pub verbosity: i8,
+    pub args: Vec<String>,
+    warned: std::cell::Cell<usize>,
+}
+
+impl Cx {
+    pub fn new(tool: &'static str, verbosity: i8) -> Self {
+        Cx {
+            tool,
+            verbosity,
+            args: std::env::args().skip(1).collect(),
+            warned: 0.into(),
+        }
+    }
+    /// Normal progress messages (hidden by -q).
+    pub fn info(&self, msg: impl AsRef<str>) {
+        if self.verbosity >= 0 {
+            eprintln!("{}: {}", self.tool, msg.as_ref());
+        }
+    }
+    /// Explanations of what was inferred or chosen (shown with -v).
+    pub fn verbose(&self, msg: impl AsRef<str>) {
+        if self.verbosity >= 1 {
+            eprintln!("{}: {}", self.tool, msg.as_ref());
+        }
+    }
+    /// Warnings (hidden only by -q).
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        self.warned.set(self.warned.get() + 1);
+        if self.verbosity >= 0 {
+            eprintln!("{}: warning: {}", self.tool, msg.as_ref());
+        }
+    }
+    pub fn warnings_emitted(&self) -> usize {
+        self.warned.get()
+    }
+    /// Record this run in a volume's provenance.
+    pub fn stamp(&self, meta: &mut ctprep_core::Meta) {
+        meta.push_step(self.tool, env!("CARGO_PKG_VERSION"), self.args.clone());
+    }
+    /// A progress bar on stderr, only when stderr is a terminal and not quiet.
+    pub fn progress(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        if self.verbosity < 0 || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let pb = indicatif::ProgressBar::new(len);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix}: {msg} [{bar:30}] {pos}/{len} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb.set_prefix(self.tool);
+        pb.set_message(what.to_string());
+        pb
+    }
+}
+
+/// Something a tool's `Args` provide to the shared main.
+pub trait ToolArgs: Parser {
+    fn verbosity(&self) -> i8;
+    /// Hidden `--generate man|bash|zsh|fish`.
+    fn generate(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The shared `main`: parse, install handlers, run, report errors, map exit codes.
+pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>) -> ExitCode {
+    // Interrupted: remove temporaries in flight, exit 130 like a shell would.
+    let _ = ctrlc::set_handler(|| {
+        ctprep_core::io::inflight::cleanup();
+        std::process::exit(130);
+    });
+    let cmd = A::command().name(tool).bin_name(tool).after_help(EXIT_HELP);
+    let matches = match cmd.clone().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let args = match A::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    if let Some(what) = args.generate() {
+        return generate(cmd, what);
+    }
+    let mut cx = Cx::new(tool, args.verbosity());
+    match run(args, &mut cx) {
+        Ok(Exit::Ok) => ExitCode::from(exit::OK),
+        Ok(Exit::Empty) => ExitCode::from(exit::EMPTY),
+        Ok(Exit::PartialFailure) => ExitCode::from(exit::FAILURE),
+        Err(e) => report(tool, &e),
+    }
+}
+
+/// Print an error as `tool: error: ...` / `  hint: ...` and pick the exit code.
+pub fn report(tool: &str, e: &anyhow::Error) -> ExitCode {
+    let core = e.chain().find_map(|c| c.downcast_ref::<CoreError>());
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) || core.is_some_and(|c| c.is_broken_pipe());
+    if broken_pipe {
+        return ExitCode::from(exit::OK);
+    }
+    let mut msg = format!("{e}");
+    for cause in e.chain().skip(1) {
+        let t = cause.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+    }
+    eprintln!("{tool}: error: {msg}");
+    if let Some(h) = core.and_then(|c| c.hint.as_deref()) {
+        eprintln!("  hint: {h}");
+    } else if let Some(h) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<Hinted>())
+        .map(|h| h.hint.as_str())
+    {
+        eprintln!("  hint: {h}");
+    }
+    let code = match core.map(|c| c.kind) {
+        Some(ErrorKind::Usage) => exit::USAGE,
+        Some(ErrorKind::Empty) => exit::EMPTY,
+        _ if e
+            .chain()
+            .any(|c| c.downcast_ref::<Hinted>().is_some_and(|h| h.usage)) =>
+        {
+            exit::USAGE
+        }
+        _ => exit::FAILURE,
+    };
+    ExitCode::from(code)
+}
+
+/// A CLI-level error with a hint (for problems the core never sees, like a binary terminal).
+#[derive(Debug)]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+    pub usage: bool,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for Hinted {}
+
+/// A usage error (exit 2) with a hint.
+pub fn usage_error(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+        usage: true,
+    })
+}
+
+fn generate(mut cmd: clap::Command, what: &str) -> ExitCode {
+    let name = cmd.get_name().to_string();
+    let mut out = std::io::stdout();
+    let res = match what {
+        "man" => clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .map_err(|e| e.to_string()),
+        shell => match shell.parse::<clap_complete::Shell>() {
+            Ok(sh) => {
+                clap_complete::generate(sh, &mut cmd, name.clone(), &mut out);
+                Ok(())
+            }
+            Err(_) => Err(format!(
+                "unknown --generate target '{shell}' (man, bash, zsh, fish, elvish, powershell)"
+            )),
+        },
+    };
+    match res {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// Current version string, for `--version` and provenance.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Make clap parse a tool's args from a list (for tests).
+pub fn parse_from<A: Parser>(args: &[&str]) -> Result<A, clap::Error> {
+    A::try_parse_from(args)
+}
+
+/// Core errors converted for `?` in tools.
+pub fn core(e: CoreError) -> anyhow::Error {
+    anyhow::Error::new(e)
+}

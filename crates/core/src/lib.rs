@@ -9,8 +9,10 @@
 //! - the core never prints and never exits: it returns [`Error`]s (with a hint) and warnings.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
+pub mod dicom;
 pub mod error;
 pub mod geometry;
+pub mod hu;
 pub mod io;
 pub mod meta;
 pub mod volume;

@@ -13,9 +13,16 @@ use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 /// Read an NPY stream (starting at the magic).
-pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &ReadOptions) -> Result<Loaded> {
+pub fn read<R: BufRead>(
+    mut r: R,
+    name: &Path,
+    file_len: Option<u64>,
+    _opts: &ReadOptions,
+) -> Result<Loaded> {
     let header = ndarray_npy::npy::header::Header::from_reader(&mut r).map_err(|e| {
-        Error::bad_input(format!("invalid NPY header: {e}")).with_path(name).with_hint("re-save the array with numpy.save")
+        Error::bad_input(format!("invalid NPY header: {e}"))
+            .with_path(name)
+            .with_hint("re-save the array with numpy.save")
     })?;
     let descr = header.type_descriptor.to_string();
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
@@ -40,9 +47,11 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
         3 => header.shape.clone(),
         2 => vec![1, header.shape[0], header.shape[1]],
         n => {
-            return Err(Error::unsupported(format!("NPY array has {n} dimensions; a volume has 3 (z, y, x)"))
-                .with_path(name)
-                .with_hint("save one 3-D volume per file, axes ordered z, y, x"));
+            return Err(Error::unsupported(format!(
+                "NPY array has {n} dimensions; a volume has 3 (z, y, x)"
+            ))
+            .with_path(name)
+            .with_hint("save one 3-D volume per file, axes ordered z, y, x"));
         }
     };
     let n: u64 = shape.iter().map(|&s| s as u64).product();
@@ -55,11 +64,17 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
     check_claim(name, "the NPY header", n * elem, None)?;
     let _ = file_len;
     let mut raw = Vec::new();
-    r.take(n * elem).read_to_end(&mut raw).map_err(|e| gz_err(name, e, false))?;
+    r.take(n * elem)
+        .read_to_end(&mut raw)
+        .map_err(|e| gz_err(name, e, false))?;
     if (raw.len() as u64) < n * elem {
-        return Err(Error::bad_input(format!("truncated: NPY data has {} of {} bytes", raw.len(), n * elem))
-            .with_path(name)
-            .with_hint("the file was cut short: re-copy or re-save it"));
+        return Err(Error::bad_input(format!(
+            "truncated: NPY data has {} of {} bytes",
+            raw.len(),
+            n * elem
+        ))
+        .with_path(name)
+        .with_hint("the file was cut short: re-copy or re-save it"));
     }
     let fortran = header.layout.is_fortran();
     let sh = (shape[0], shape[1], shape[2]);
@@ -70,13 +85,23 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
                 .map(|c| {
                     let mut b = [0u8; $size];
                     b.copy_from_slice(c);
-                    if be { b.reverse(); }
+                    if be {
+                        b.reverse();
+                    }
                     $conv(b)
                 })
                 .collect();
-            let a = if fortran { Array3::from_shape_vec(sh.f(), v) } else { Array3::from_shape_vec(sh, v) };
+            let a = if fortran {
+                Array3::from_shape_vec(sh.f(), v)
+            } else {
+                Array3::from_shape_vec(sh, v)
+            };
             let a = a.map_err(|e| Error::bad_input(e.to_string()).with_path(name))?;
-            if fortran { a.as_standard_layout().into_owned() } else { a }
+            if fortran {
+                a.as_standard_layout().into_owned()
+            } else {
+                a
+            }
         }};
     }
     let data = match code {
@@ -91,8 +116,19 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
     };
     let _ = dtype;
     let _ = IxDyn(&[]);
-    let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --spacing X,Y,Z)", name.display())];
-    Ok(Loaded { volume: Volume { data, geometry: Geometry::default(), meta: Meta::default() }, format: Format::Npy, warnings })
+    let warnings = vec![format!(
+        "{}: NPY without sidecar: assuming 1 mm identity geometry (pass --spacing X,Y,Z)",
+        name.display()
+    )];
+    Ok(Loaded {
+        volume: Volume {
+            data,
+            geometry: Geometry::default(),
+            meta: Meta::default(),
+        },
+        format: Format::Npy,
+        warnings,
+    })
 }
 
 /// Replace the assumed geometry with the sidecar's (or the user's spacing).
@@ -101,13 +137,19 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
     match std::fs::read_to_string(&side) {
         Ok(text) => {
             let (g, m, shape) = parse_sidecar(&text).map_err(|e| {
-                Error::bad_input(format!("unreadable sidecar: {e}")).with_path(&side).with_hint("delete or fix the .json next to the .npy")
+                Error::bad_input(format!("unreadable sidecar: {e}"))
+                    .with_path(&side)
+                    .with_hint("delete or fix the .json next to the .npy")
             })?;
             if let Some(s) = shape {
                 if s != loaded.volume.shape() {
-                    return Err(Error::bad_input(format!("sidecar says shape {:?}, the array is {:?}", s, loaded.volume.shape()))
-                        .with_path(&side)
-                        .with_hint("the .json belongs to another array: regenerate both together"));
+                    return Err(Error::bad_input(format!(
+                        "sidecar says shape {:?}, the array is {:?}",
+                        s,
+                        loaded.volume.shape()
+                    ))
+                    .with_path(&side)
+                    .with_hint("the .json belongs to another array: regenerate both together"));
                 }
             }
             loaded.volume.geometry = g;
@@ -117,7 +159,11 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
         Err(_) => {
             if let Some(sp) = opts.npy_spacing {
                 loaded.volume.geometry = Geometry::identity(sp);
-                loaded.warnings = vec![format!("{}: NPY without sidecar: using --spacing {:?} at the origin", path.display(), sp)];
+                loaded.warnings = vec![format!(
+                    "{}: NPY without sidecar: using --spacing {:?} at the origin",
+                    path.display(),
+                    sp
+                )];
             }
         }
     }
@@ -126,7 +172,12 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
 
 /// Write the array as NPY (the sidecar is written by the caller for file outputs).
 pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
-    let io = |e: ndarray_npy::WriteNpyError| Error::new(crate::error::ErrorKind::Io, format!("cannot write NPY: {e}"));
+    let io = |e: ndarray_npy::WriteNpyError| {
+        Error::new(
+            crate::error::ErrorKind::Io,
+            format!("cannot write NPY: {e}"),
+        )
+    };
     with_data!(&vol.data, a => a.write_npy(&mut *w).map_err(io))
 }
 
@@ -139,8 +190,16 @@ mod tests {
     fn npy_round_trip_with_sidecar_and_without() {
         let dir = tempfile::tempdir().unwrap();
         let a = Array3::from_shape_fn((2, 3, 4), |(z, y, x)| (z * 12 + y * 4 + x) as i16 - 7);
-        let g = Geometry { spacing: [0.5, 0.6, 2.0], origin: [1.0, 2.0, 3.0], ..Geometry::default() };
-        let v = Volume { data: VolumeData::I16(a), geometry: g.clone(), meta: Meta::default() };
+        let g = Geometry {
+            spacing: [0.5, 0.6, 2.0],
+            origin: [1.0, 2.0, 3.0],
+            ..Geometry::default()
+        };
+        let v = Volume {
+            data: VolumeData::I16(a),
+            geometry: g.clone(),
+            meta: Meta::default(),
+        };
         let p = dir.path().join("v.npy");
         write_volume(&v, &Sink::Path(p.clone()), &WriteOptions::default()).unwrap();
         let back = read_volume(&Source::Path(p.clone()), &ReadOptions::default()).unwrap();
@@ -148,7 +207,13 @@ mod tests {
         assert_eq!(back.volume.geometry, g);
         assert!(back.warnings.is_empty());
         std::fs::remove_file(dir.path().join("v.json")).unwrap();
-        let back = read_volume(&Source::Path(p.clone()), &ReadOptions { npy_spacing: Some([1.0, 1.0, 2.5]) }).unwrap();
+        let back = read_volume(
+            &Source::Path(p.clone()),
+            &ReadOptions {
+                npy_spacing: Some([1.0, 1.0, 2.5]),
+            },
+        )
+        .unwrap();
         assert_eq!(back.volume.geometry.spacing, [1.0, 1.0, 2.5]);
         assert_eq!(back.warnings.len(), 1);
     }
@@ -171,8 +236,16 @@ mod tests {
                 bytes.extend_from_slice(&(10 * y + x).to_be_bytes());
             }
         }
-        let l = read(&bytes[..], Path::new("t.npy"), None, &ReadOptions::default()).unwrap();
-        let VolumeData::I16(a) = l.volume.data else { panic!() };
+        let l = read(
+            &bytes[..],
+            Path::new("t.npy"),
+            None,
+            &ReadOptions::default(),
+        )
+        .unwrap();
+        let VolumeData::I16(a) = l.volume.data else {
+            panic!()
+        };
         assert_eq!(a[[0, 1, 2]], 12);
         assert_eq!(a[[0, 0, 1]], 1);
     }

@@ -1,0 +1,258 @@
+//! Argument groups shared by the tools: input, output, verbosity, DICOM stacking.
+
+use crate::{Cx, usage_error};
+use anyhow::Result;
+use clap::Args;
+use ctprep_core::dicom::stack::SeriesSelect;
+use ctprep_core::dicom::{GapPolicy, StackOptions, TiltPolicy};
+use ctprep_core::io::{Format, Loaded, ReadOptions, Sink, Source, WriteOptions};
+use ctprep_core::volume::Volume;
+use std::io::IsTerminal;
+
+/// -q / -v and the hidden --generate.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Print nothing on stderr but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Explain what was inferred and chosen (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Generate a man page or shell completion script on stdout (man, bash, zsh, fish)
+    #[arg(long, hide = true, value_name = "WHAT")]
+    pub generate: Option<String>,
+}
+
+impl CommonArgs {
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            self.verbose.min(3) as i8
+        }
+    }
+}
+
+/// Where the output volume goes and in which format.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output file (.nii, .nii.gz or .npy); `-` or absent writes NIfTI to stdout
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    pub output: String,
+    /// Output format, overriding the file name: nii, nii.gz, npy
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// gzip level for .nii.gz (0-9; 1 is fast and compresses CT well)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub gzip_level: u32,
+    /// Do not write the .json sidecar next to a NIfTI file output
+    #[arg(long)]
+    pub no_sidecar: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s).ok_or_else(|| format!("unknown format '{s}' (nii, nii.gz, npy)"))
+}
+
+impl OutputArgs {
+    pub fn sink(&self) -> Sink {
+        Sink::parse(&self.output)
+    }
+    pub fn options(&self) -> WriteOptions {
+        WriteOptions {
+            format: self.format,
+            gzip_level: self.gzip_level,
+            sidecar: !self.no_sidecar,
+        }
+    }
+    /// Refuse binary output to a terminal before doing any work.
+    pub fn check(&self, input_name: Option<&str>) -> Result<()> {
+        let sink = self.sink();
+        if sink == Sink::Stdout && std::io::stdout().is_terminal() {
+            return Err(usage_error(
+                "refusing to write a binary volume to a terminal",
+                "redirect with `> out.nii`, pipe into the next tool, or pass -o out.nii.gz",
+            ));
+        }
+        if let (Sink::Path(out), Some(inp)) = (&sink, input_name) {
+            let same = std::fs::canonicalize(out)
+                .ok()
+                .zip(std::fs::canonicalize(inp).ok())
+                .is_some_and(|(a, b)| a == b);
+            if same {
+                return Err(usage_error(
+                    format!("output '{}' is the input file", out.display()),
+                    "write to a new file; ctprep never overwrites its input",
+                ));
+            }
+        }
+        ctprep_core::io::output_format(&sink, &self.options()).map_err(crate::core)?;
+        Ok(())
+    }
+    /// Write the volume, log where it went.
+    pub fn write(&self, cx: &Cx, vol: &Volume) -> Result<()> {
+        let sink = self.sink();
+        let fmt =
+            ctprep_core::io::write_volume(vol, &sink, &self.options()).map_err(crate::core)?;
+        if fmt == Format::Npy && sink == Sink::Stdout {
+            cx.warn("NPY on stdout carries no geometry; use NIfTI on pipes or -o FILE.npy for a sidecar");
+        }
+        let [z, y, x] = vol.shape();
+        cx.verbose(format!(
+            "wrote {} ({}x{}x{} z,y,x, {}, spacing x,y,z {:.4?} mm)",
+            sink.name().display(),
+            z,
+            y,
+            x,
+            vol.data.dtype().name(),
+            vol.geometry.spacing
+        ));
+        Ok(())
+    }
+}
+
+/// The input volume (file or stdin).
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Input volume (.nii, .nii.gz or .npy, recognised by content); `-` or absent reads stdin
+    #[arg(value_name = "IN", default_value = "-")]
+    pub input: String,
+    /// Voxel size x,y,z in mm to assume for an NPY input without a .json sidecar
+    #[arg(long, value_name = "X,Y,Z", value_parser = parse_spacing3)]
+    pub npy_spacing: Option<[f64; 3]>,
+}
+
+impl InputArgs {
+    pub fn source(&self) -> Source {
+        Source::parse(&self.input)
+    }
+    /// Read the input volume, printing the reader's warnings.
+    pub fn read(&self, cx: &Cx) -> Result<Volume> {
+        let src = self.source();
+        if src == Source::Stdin && std::io::stdin().is_terminal() {
+            return Err(usage_error(
+                "no input: standard input is a terminal",
+                format!(
+                    "pass a file, or pipe a volume in (`dcm-stack DIR | {}`)",
+                    cx.tool
+                ),
+            ));
+        }
+        let Loaded {
+            volume, warnings, ..
+        } = ctprep_core::io::read_volume(
+            &src,
+            &ReadOptions {
+                npy_spacing: self.npy_spacing,
+            },
+        )
+        .map_err(crate::core)?;
+        for w in warnings {
+            cx.warn(w);
+        }
+        let [z, y, x] = volume.shape();
+        cx.verbose(format!(
+            "read {} ({}x{}x{} z,y,x, {}, {:?})",
+            src.name().display(),
+            z,
+            y,
+            x,
+            volume.data.dtype().name(),
+            volume.meta.kind
+        ));
+        Ok(volume)
+    }
+    pub fn path_str(&self) -> Option<&str> {
+        (self.input != "-").then_some(self.input.as_str())
+    }
+}
+
+/// Parse `A` or `X,Y,Z` (mm) into (x, y, z).
+pub fn parse_spacing3(s: &str) -> Result<[f64; 3], String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not a number or X,Y,Z"))?;
+    let a = match v.as_slice() {
+        [a] => [*a; 3],
+        [x, y, z] => [*x, *y, *z],
+        _ => return Err(format!("'{s}': give one value or three (x,y,z)")),
+    };
+    if a.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+        return Err(format!("'{s}': spacing must be positive millimetres"));
+    }
+    Ok(a)
+}
+
+/// Parse `MIN:MAX`.
+pub fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}': expected MIN:MAX, e.g. -1000:400"))?;
+    let (a, b) = (
+        a.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("'{a}' is not a number"))?,
+        b.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("'{b}' is not a number"))?,
+    );
+    if a >= b || a.is_nan() || b.is_nan() {
+        return Err(format!("'{s}': MIN must be below MAX"));
+    }
+    Ok((a, b))
+}
+
+/// How to turn a DICOM folder into one volume (dcm-stack, and hu-convert on a folder).
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Which series: `largest` (the largest axial CT series), a SeriesNumber, or a SeriesInstanceUID
+    #[arg(long, value_name = "WHICH", default_value = "largest")]
+    pub series: String,
+    /// Irregular spacing or missing slices: resample (to the median spacing), keep, or error
+    #[arg(long, value_name = "POLICY", default_value = "resample", value_parser = ["resample", "keep", "error"])]
+    pub on_gap: String,
+    /// Gantry tilt: correct (shift slices onto an orthogonal grid) or keep (sheared geometry)
+    #[arg(long, value_name = "POLICY", default_value = "correct", value_parser = ["correct", "keep"])]
+    pub tilt: String,
+}
+
+impl StackArgs {
+    pub fn options(&self) -> StackOptions {
+        StackOptions {
+            select: SeriesSelect::parse(&self.series),
+            on_gap: match self.on_gap.as_str() {
+                "keep" => GapPolicy::Keep,
+                "error" => GapPolicy::Error,
+                _ => GapPolicy::Resample,
+            },
+            tilt: if self.tilt == "keep" {
+                TiltPolicy::Keep
+            } else {
+                TiltPolicy::Correct
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spacing_parser() {
+        assert_eq!(parse_spacing3("1").unwrap(), [1.0; 3]);
+        assert_eq!(parse_spacing3("0.7,0.7,1.25").unwrap(), [0.7, 0.7, 1.25]);
+        assert!(parse_spacing3("0").is_err());
+        assert!(parse_spacing3("1,2").is_err());
+        assert!(parse_spacing3("x").is_err());
+    }
+
+    #[test]
+    fn range_parser() {
+        assert_eq!(parse_range("-1000:400").unwrap(), (-1000.0, 400.0));
+        assert!(parse_range("400:-1000").is_err());
+        assert!(parse_range("5").is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! hu-convert: stored values to Hounsfield units, padding to air.
+
+use crate::args::{CommonArgs, InputArgs, OutputArgs, StackArgs, parse_range};
+use crate::{Cx, Exit, ToolArgs};
+use anyhow::Result;
+use clap::Parser;
+use ctprep_core::hu::{HuOptions, to_hu};
+use ctprep_core::meta::{Kind, Meta};
+use ctprep_core::volume::{DType, Volume, VolumeData};
+use std::io::Write;
+use std::path::Path;
+
+/// Convert a CT volume to Hounsfield units (HU), mapping padding outside the field of view to air.
+///
+/// HU = stored x RescaleSlope + RescaleIntercept. Voxels whose stored value is the
+/// PixelPaddingValue (or inside PixelPaddingRangeLimit) become --air HU; without a padding tag the
+/// tutorial's rule applies (stored -2000 is padding). Output int16 when slope and intercept are
+/// integers, else float32.
+///
+/// Examples:
+///   dcm-stack scan/ | hu-convert -o hu.nii.gz
+///   hu-convert scan/ -o hu.nii.gz --fov-mask fov.nii.gz      (a DICOM folder directly)
+#[derive(Debug, Parser)]
+#[command(version, about, verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// HU given to padding voxels (-1024 is what the tutorial's -2000 -> 0 rule produces)
+    #[arg(long, value_name = "HU", default_value_t = -1024.0, allow_negative_numbers = true)]
+    pub air: f64,
+    /// Output type: i16, i32, f32 (default: i16 for integer rescale, else f32)
+    #[arg(long, value_name = "TYPE", value_parser = ["i16", "int16", "i32", "int32", "f32", "float32"])]
+    pub dtype: Option<String>,
+    /// Clamp the result to MIN:MAX HU, e.g. -1024:3071
+    #[arg(long, value_name = "MIN:MAX", value_parser = parse_range, allow_hyphen_values = true)]
+    pub clamp: Option<(f64, f64)>,
+    /// Also write the mask of measured (non-padding) voxels, uint8 0/1
+    #[arg(long, value_name = "FILE")]
+    pub fov_mask: Option<String>,
+    /// Print a JSON summary on stdout (needs -o FILE)
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl ToolArgs for Args {
+    fn verbosity(&self) -> i8 {
+        self.common.verbosity()
+    }
+    fn generate(&self) -> Option<&str> {
+        self.common.generate.as_deref()
+    }
+}
+
+fn is_dicom_input(s: &str) -> bool {
+    let p = Path::new(s);
+    s != "-" && (p.is_dir() || ctprep_core::dicom::looks_like_dicom(p))
+}
+
+pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
+    args.out.check(args.input.path_str())?;
+    if args.json && args.out.output == "-" {
+        return Err(crate::usage_error(
+            "--json needs the volume in a file",
+            "add -o hu.nii.gz; stdout then carries the JSON summary",
+        ));
+    }
+    let vol = if is_dicom_input(&args.input.input) {
+        cx.verbose("input is DICOM: stacking it first");
+        super::dcm_stack::stack_inputs(std::slice::from_ref(&args.input.input), &args.stack, cx)?
+            .volume
+    } else {
+        args.input.read(cx)?
+    };
+    let opts = HuOptions {
+        air: args.air,
+        dtype: args.dtype.as_deref().and_then(DType::parse),
+        clamp: args.clamp,
+    };
+    let mut r = to_hu(&vol, &opts).map_err(crate::core)?;
+    cx.verbose(format!(
+        "padding rule: {}; {} voxel(s) set to {} HU",
+        r.padding_rule, r.padded_voxels, args.air
+    ));
+    for w in &r.warnings {
+        cx.warn(w);
+    }
+    cx.stamp(&mut r.volume.meta);
+    args.out.write(cx, &r.volume)?;
+    if let Some(path) = &args.fov_mask {
+        let mut meta = Meta {
+            kind: Kind::Mask,
+            series: r.volume.meta.series.clone(),
+            ..Meta::default()
+        };
+        cx.stamp(&mut meta);
+        let mask = Volume {
+            data: VolumeData::U8(r.fov_mask.clone()),
+            geometry: r.volume.geometry.clone(),
+            meta,
+        };
+        let o = crate::args::OutputArgs {
+            output: path.clone(),
+            format: None,
+            ..args.out.clone()
+        };
+        o.write(cx, &mask)?;
+    }
+    if args.json {
+        let (mn, mx) = r.volume.data.min_max().unwrap_or((0.0, 0.0));
+        let s = serde_json::json!({
+            "output": args.out.output, "dtype": r.volume.data.dtype().name(), "shape_zyx": r.volume.shape(),
+            "padding_rule": r.padding_rule, "padded_voxels": r.padded_voxels, "air_hu": args.air, "min_hu": mn, "max_hu": mx,
+            "warnings": r.warnings,
+        });
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&s)?)?;
+    }
+    Ok(Exit::Ok)
+}

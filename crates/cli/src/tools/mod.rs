@@ -1,0 +1,6 @@
+//! One module per tool: its arguments (the help text is the doc comments) and its `run`.
+
+pub mod ct_phantom;
+pub mod dcm_inspect;
+pub mod dcm_stack;
+pub mod hu_convert;

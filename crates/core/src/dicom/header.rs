@@ -1,0 +1,285 @@
+//! The facts of one image (file, or frame of an enhanced multi-frame file) that series
+//! assembly needs, read from the header without touching pixel data.
+
+use crate::meta::{Padding, Rescale};
+use dicom_core::Tag;
+use dicom_object::mem::InMemElement;
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
+use std::path::{Path, PathBuf};
+
+/// One image slice as its header describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceHeader {
+    pub path: PathBuf,
+    /// Frame index inside an enhanced multi-frame file (0 for classic single-frame files).
+    pub frame: u32,
+    pub frames_in_file: u32,
+    pub sop_class_uid: String,
+    pub sop_instance_uid: Option<String>,
+    pub study_instance_uid: Option<String>,
+    pub series_instance_uid: Option<String>,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub patient_id: Option<String>,
+    pub modality: Option<String>,
+    pub image_type: Vec<String>,
+    pub manufacturer: Option<String>,
+    pub convolution_kernel: Option<String>,
+    pub patient_position: Option<String>,
+    pub rows: u32,
+    pub columns: u32,
+    pub samples_per_pixel: u16,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    pub pixel_representation: u16,
+    pub photometric: Option<String>,
+    /// PixelSpacing: (row spacing = between rows = along y, column spacing = along x), mm.
+    pub pixel_spacing: Option<[f64; 2]>,
+    /// ImageOrientationPatient: row direction (x), then column direction (y).
+    pub orientation: Option<[f64; 6]>,
+    pub position: Option<[f64; 3]>,
+    pub slice_location: Option<f64>,
+    pub instance_number: Option<i64>,
+    pub slice_thickness: Option<f64>,
+    pub gantry_tilt_tag: Option<f64>,
+    pub rescale: Rescale,
+    pub rescale_present: bool,
+    pub padding: Option<Padding>,
+    pub window: Option<[f64; 2]>,
+    pub transfer_syntax: String,
+}
+
+impl SliceHeader {
+    /// Localizer / scout (ImageType contains LOCALIZER).
+    pub fn is_localizer(&self) -> bool {
+        self.image_type
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("LOCALIZER"))
+    }
+    /// Secondary capture or other non-CT image storage.
+    pub fn is_secondary_capture(&self) -> bool {
+        self.sop_class_uid.starts_with("1.2.840.10008.5.1.4.1.1.7")
+    }
+    /// Derived or secondary images (ImageType value 1 DERIVED, or value 2 SECONDARY).
+    pub fn is_derived(&self) -> bool {
+        self.image_type
+            .first()
+            .is_some_and(|t| t.eq_ignore_ascii_case("DERIVED"))
+            || self
+                .image_type
+                .get(1)
+                .is_some_and(|t| t.eq_ignore_ascii_case("SECONDARY"))
+    }
+    /// Slice normal (row x column direction), when the orientation is known.
+    pub fn normal(&self) -> Option<[f64; 3]> {
+        let o = self.orientation?;
+        Some(crate::geometry::normalize(crate::geometry::cross(
+            [o[0], o[1], o[2]],
+            [o[3], o[4], o[5]],
+        )))
+    }
+}
+
+pub(crate) fn tag(g: u16, e: u16) -> Tag {
+    Tag(g, e)
+}
+
+fn elem(obj: &InMemDicomObject, t: Tag) -> Option<&InMemElement> {
+    obj.get(t)
+}
+
+pub(crate) fn get_str(obj: &InMemDicomObject, t: Tag) -> Option<String> {
+    let s = elem(obj, t)?.to_str().ok()?;
+    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+pub(crate) fn get_strs(obj: &InMemDicomObject, t: Tag) -> Vec<String> {
+    elem(obj, t)
+        .and_then(|e| e.value().primitive())
+        .map(super::inspect::strings)
+        .unwrap_or_default()
+}
+
+pub(crate) fn get_f64(obj: &InMemDicomObject, t: Tag) -> Option<f64> {
+    elem(obj, t)?.to_float64().ok().filter(|v| v.is_finite())
+}
+
+pub(crate) fn get_f64s(obj: &InMemDicomObject, t: Tag) -> Option<Vec<f64>> {
+    let v = elem(obj, t)?.to_multi_float64().ok()?;
+    v.iter().all(|x| x.is_finite()).then_some(v)
+}
+
+pub(crate) fn get_i64(obj: &InMemDicomObject, t: Tag) -> Option<i64> {
+    let e = elem(obj, t)?;
+    e.to_int::<i64>().ok().or_else(|| {
+        e.to_float64()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(|v| v.round() as i64)
+    })
+}
+
+fn arr<const N: usize>(v: Option<Vec<f64>>) -> Option<[f64; N]> {
+    let v = v?;
+    (v.len() >= N).then(|| {
+        let mut a = [0.0; N];
+        a.copy_from_slice(&v[..N]);
+        a
+    })
+}
+
+/// First item of a sequence.
+fn item(obj: &InMemDicomObject, t: Tag, i: usize) -> Option<&InMemDicomObject> {
+    elem(obj, t)?.items()?.get(i)
+}
+
+/// Resolve PixelPaddingValue's signedness: in explicit VR files it may be written as US even
+/// when pixels are signed (US 63536 with PixelRepresentation 1 means -2000).
+pub fn padding_of(obj: &InMemDicomObject, pixel_representation: u16) -> Option<Padding> {
+    let resolve = |t: Tag| -> Option<(f64, String)> {
+        let e = elem(obj, t)?;
+        let v = e.to_float64().ok()?;
+        let vr = e.vr().to_string().to_string();
+        let raw = format!("{} {}", vr, v);
+        // Pixel codes are 16-bit here: a US value >= 32768 with signed pixels is the same bits read signed.
+        let v = if pixel_representation == 1 && (32768.0..65536.0).contains(&v) {
+            v - 65536.0
+        } else {
+            v
+        };
+        Some((v, raw))
+    };
+    let (value, raw) = resolve(tag(0x0028, 0x0120))?;
+    let range_limit = resolve(tag(0x0028, 0x0121)).map(|(v, _)| v);
+    Some(Padding {
+        value,
+        range_limit,
+        raw: Some(raw),
+    })
+}
+
+/// Human-readable name of a transfer syntax UID.
+pub fn transfer_syntax_name(uid: &str) -> String {
+    let uid = uid.trim_end_matches('\0').trim();
+    match dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(uid) {
+        Some(ts) => format!("{} ({})", ts.name(), uid),
+        None => format!("unknown ({uid})"),
+    }
+}
+
+use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+
+/// Read the slice header(s) of one file: one per frame for enhanced multi-frame images.
+pub fn open_header(path: &Path) -> crate::Result<Vec<SliceHeader>> {
+    let obj = super::open_until_pixels(path)?;
+    Ok(headers_of(&obj, path))
+}
+
+/// Slice headers from an opened object.
+pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    let sop_class = get_str(obj, tag(0x0008, 0x0016)).unwrap_or_else(|| {
+        obj.meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            .to_string()
+    });
+    let pixel_representation = get_i64(obj, tag(0x0028, 0x0103)).unwrap_or(0) as u16;
+    let bits_stored = get_i64(obj, tag(0x0028, 0x0101)).unwrap_or(0) as u16;
+    let frames = get_i64(obj, tag(0x0028, 0x0008)).unwrap_or(1).max(1) as u32;
+    let rescale_slope = get_f64(obj, tag(0x0028, 0x1053));
+    let rescale_inter = get_f64(obj, tag(0x0028, 0x1052));
+    let window = match (
+        get_f64s(obj, tag(0x0028, 0x1050)),
+        get_f64s(obj, tag(0x0028, 0x1051)),
+    ) {
+        (Some(c), Some(w)) if !c.is_empty() && !w.is_empty() => Some([c[0], w[0]]),
+        _ => None,
+    };
+    let base = SliceHeader {
+        path: path.to_path_buf(),
+        frame: 0,
+        frames_in_file: frames,
+        sop_class_uid: sop_class,
+        sop_instance_uid: get_str(obj, tag(0x0008, 0x0018)),
+        study_instance_uid: get_str(obj, tag(0x0020, 0x000D)),
+        series_instance_uid: get_str(obj, tag(0x0020, 0x000E)),
+        series_number: get_i64(obj, tag(0x0020, 0x0011)),
+        series_description: get_str(obj, tag(0x0008, 0x103E)),
+        patient_id: get_str(obj, tag(0x0010, 0x0020)),
+        modality: get_str(obj, tag(0x0008, 0x0060)),
+        image_type: get_strs(obj, tag(0x0008, 0x0008)),
+        manufacturer: get_str(obj, tag(0x0008, 0x0070)),
+        convolution_kernel: get_str(obj, tag(0x0018, 0x1210)),
+        patient_position: get_str(obj, tag(0x0018, 0x5100)),
+        rows: get_i64(obj, tag(0x0028, 0x0010)).unwrap_or(0) as u32,
+        columns: get_i64(obj, tag(0x0028, 0x0011)).unwrap_or(0) as u32,
+        samples_per_pixel: get_i64(obj, tag(0x0028, 0x0002)).unwrap_or(1) as u16,
+        bits_allocated: get_i64(obj, tag(0x0028, 0x0100)).unwrap_or(0) as u16,
+        bits_stored,
+        pixel_representation,
+        photometric: get_str(obj, tag(0x0028, 0x0004)),
+        pixel_spacing: arr(get_f64s(obj, tag(0x0028, 0x0030))),
+        orientation: arr(get_f64s(obj, tag(0x0020, 0x0037))),
+        position: arr(get_f64s(obj, tag(0x0020, 0x0032))),
+        slice_location: get_f64(obj, tag(0x0020, 0x1041)),
+        instance_number: get_i64(obj, tag(0x0020, 0x0013)),
+        slice_thickness: get_f64(obj, tag(0x0018, 0x0050)),
+        gantry_tilt_tag: get_f64(obj, tag(0x0018, 0x1120)),
+        rescale: Rescale {
+            slope: rescale_slope.unwrap_or(1.0),
+            intercept: rescale_inter.unwrap_or(0.0),
+        },
+        rescale_present: rescale_slope.is_some() || rescale_inter.is_some(),
+        padding: padding_of(obj, pixel_representation),
+        window,
+        transfer_syntax: ts,
+    };
+    // Enhanced multi-frame: geometry and rescale live in functional group sequences.
+    let shared = item(obj, tag(0x5200, 0x9229), 0);
+    let per_frame = elem(obj, tag(0x5200, 0x9230)).and_then(|e| e.items());
+    if shared.is_none() && per_frame.is_none() {
+        return vec![base];
+    }
+    (0..frames)
+        .map(|f| {
+            let pf = per_frame.and_then(|items| items.get(f as usize));
+            let pick = |seq: Tag| {
+                pf.and_then(|g| item(g, seq, 0))
+                    .or_else(|| shared.and_then(|g| item(g, seq, 0)))
+            };
+            let mut h = base.clone();
+            h.frame = f;
+            if let Some(m) = pick(tag(0x0028, 0x9110)) {
+                h.pixel_spacing = arr(get_f64s(m, tag(0x0028, 0x0030))).or(h.pixel_spacing);
+                h.slice_thickness = get_f64(m, tag(0x0018, 0x0050)).or(h.slice_thickness);
+            }
+            if let Some(o) = pick(tag(0x0020, 0x9116)) {
+                h.orientation = arr(get_f64s(o, tag(0x0020, 0x0037))).or(h.orientation);
+            }
+            if let Some(p) = pick(tag(0x0020, 0x9113)) {
+                h.position = arr(get_f64s(p, tag(0x0020, 0x0032))).or(h.position);
+            }
+            if let Some(t) = pick(tag(0x0028, 0x9145)) {
+                let s = get_f64(t, tag(0x0028, 0x1053));
+                let i = get_f64(t, tag(0x0028, 0x1052));
+                if s.is_some() || i.is_some() {
+                    h.rescale = Rescale {
+                        slope: s.unwrap_or(1.0),
+                        intercept: i.unwrap_or(0.0),
+                    };
+                    h.rescale_present = true;
+                }
+            }
+            if let Some(fc) = pick(tag(0x0020, 0x9111)) {
+                h.instance_number = get_i64(fc, tag(0x0020, 0x9057)).or(h.instance_number);
+            }
+            h
+        })
+        .collect()
+}
