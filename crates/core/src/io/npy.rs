@@ -223,7 +223,7 @@ mod tests {
         // Hand-made NPY: shape (1, 2, 3), '>i2', fortran_order True.
         let header = "{'descr': '>i2', 'fortran_order': True, 'shape': (1, 2, 3), }";
         let mut h = header.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
