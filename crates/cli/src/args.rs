@@ -25,11 +25,7 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     pub fn verbosity(&self) -> i8 {
-        if self.quiet {
-            -1
-        } else {
-            self.verbose.min(3) as i8
-        }
+        if self.quiet { -1 } else { self.verbose.min(3) as i8 }
     }
 }
 
@@ -59,11 +55,7 @@ impl OutputArgs {
         Sink::parse(&self.output)
     }
     pub fn options(&self) -> WriteOptions {
-        WriteOptions {
-            format: self.format,
-            gzip_level: self.gzip_level,
-            sidecar: !self.no_sidecar,
-        }
+        WriteOptions { format: self.format, gzip_level: self.gzip_level, sidecar: !self.no_sidecar, npy_f16: false }
     }
     /// Refuse binary output to a terminal before doing any work.
     pub fn check(&self, input_name: Option<&str>) -> Result<()> {
@@ -75,10 +67,7 @@ impl OutputArgs {
             ));
         }
         if let (Sink::Path(out), Some(inp)) = (&sink, input_name) {
-            let same = std::fs::canonicalize(out)
-                .ok()
-                .zip(std::fs::canonicalize(inp).ok())
-                .is_some_and(|(a, b)| a == b);
+            let same = std::fs::canonicalize(out).ok().zip(std::fs::canonicalize(inp).ok()).is_some_and(|(a, b)| a == b);
             if same {
                 return Err(usage_error(
                     format!("output '{}' is the input file", out.display()),
@@ -92,8 +81,7 @@ impl OutputArgs {
     /// Write the volume, log where it went.
     pub fn write(&self, cx: &Cx, vol: &Volume) -> Result<()> {
         let sink = self.sink();
-        let fmt =
-            ctprep_core::io::write_volume(vol, &sink, &self.options()).map_err(crate::core)?;
+        let fmt = ctprep_core::io::write_volume(vol, &sink, &self.options()).map_err(crate::core)?;
         if fmt == Format::Npy && sink == Sink::Stdout {
             cx.warn("NPY on stdout carries no geometry; use NIfTI on pipes or -o FILE.npy for a sidecar");
         }
@@ -132,21 +120,11 @@ impl InputArgs {
         if src == Source::Stdin && std::io::stdin().is_terminal() {
             return Err(usage_error(
                 "no input: standard input is a terminal",
-                format!(
-                    "pass a file, or pipe a volume in (`dcm-stack DIR | {}`)",
-                    cx.tool
-                ),
+                format!("pass a file, or pipe a volume in (`dcm-stack DIR | {}`)", cx.tool),
             ));
         }
-        let Loaded {
-            volume, warnings, ..
-        } = ctprep_core::io::read_volume(
-            &src,
-            &ReadOptions {
-                npy_spacing: self.npy_spacing,
-            },
-        )
-        .map_err(crate::core)?;
+        let Loaded { volume, warnings, .. } =
+            ctprep_core::io::read_volume(&src, &ReadOptions { npy_spacing: self.npy_spacing }).map_err(crate::core)?;
         for w in warnings {
             cx.warn(w);
         }
@@ -169,11 +147,8 @@ impl InputArgs {
 
 /// Parse `A` or `X,Y,Z` (mm) into (x, y, z).
 pub fn parse_spacing3(s: &str) -> Result<[f64; 3], String> {
-    let v: Vec<f64> = s
-        .split(',')
-        .map(|t| t.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("'{s}' is not a number or X,Y,Z"))?;
+    let v: Vec<f64> =
+        s.split(',').map(|t| t.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| format!("'{s}' is not a number or X,Y,Z"))?;
     let a = match v.as_slice() {
         [a] => [*a; 3],
         [x, y, z] => [*x, *y, *z],
@@ -187,16 +162,10 @@ pub fn parse_spacing3(s: &str) -> Result<[f64; 3], String> {
 
 /// Parse `MIN:MAX`.
 pub fn parse_range(s: &str) -> Result<(f64, f64), String> {
-    let (a, b) = s
-        .split_once(':')
-        .ok_or_else(|| format!("'{s}': expected MIN:MAX, e.g. -1000:400"))?;
+    let (a, b) = s.split_once(':').ok_or_else(|| format!("'{s}': expected MIN:MAX, e.g. -1000:400"))?;
     let (a, b) = (
-        a.trim()
-            .parse::<f64>()
-            .map_err(|_| format!("'{a}' is not a number"))?,
-        b.trim()
-            .parse::<f64>()
-            .map_err(|_| format!("'{b}' is not a number"))?,
+        a.trim().parse::<f64>().map_err(|_| format!("'{a}' is not a number"))?,
+        b.trim().parse::<f64>().map_err(|_| format!("'{b}' is not a number"))?,
     );
     if a >= b || a.is_nan() || b.is_nan() {
         return Err(format!("'{s}': MIN must be below MAX"));
@@ -227,11 +196,7 @@ impl StackArgs {
                 "error" => GapPolicy::Error,
                 _ => GapPolicy::Resample,
             },
-            tilt: if self.tilt == "keep" {
-                TiltPolicy::Keep
-            } else {
-                TiltPolicy::Correct
-            },
+            tilt: if self.tilt == "keep" { TiltPolicy::Keep } else { TiltPolicy::Correct },
         }
     }
 }

@@ -52,12 +52,7 @@ pub struct Cx {
 
 impl Cx {
     pub fn new(tool: &'static str, verbosity: i8) -> Self {
-        Cx {
-            tool,
-            verbosity,
-            args: std::env::args().skip(1).collect(),
-            warned: 0.into(),
-        }
+        Cx { tool, verbosity, args: std::env::args().skip(1).collect(), warned: 0.into() }
     }
     /// Normal progress messages (hidden by -q).
     pub fn info(&self, msg: impl AsRef<str>) {
@@ -92,10 +87,8 @@ impl Cx {
         }
         let pb = indicatif::ProgressBar::new(len);
         pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix}: {msg} [{bar:30}] {pos}/{len} {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{prefix}: {msg} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         pb.set_prefix(self.tool);
         pb.set_message(what.to_string());
@@ -124,11 +117,7 @@ pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
     };
     let args = match A::from_arg_matches(&matches) {
@@ -153,10 +142,8 @@ pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>
 /// Print an error as `tool: error: ...` / `  hint: ...` and pick the exit code.
 pub fn report(tool: &str, e: &anyhow::Error) -> ExitCode {
     let core = e.chain().find_map(|c| c.downcast_ref::<CoreError>());
-    let broken_pipe = e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    }) || core.is_some_and(|c| c.is_broken_pipe());
+    let broken_pipe = e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+        || core.is_some_and(|c| c.is_broken_pipe());
     if broken_pipe {
         return ExitCode::from(exit::OK);
     }
@@ -171,22 +158,13 @@ pub fn report(tool: &str, e: &anyhow::Error) -> ExitCode {
     eprintln!("{tool}: error: {msg}");
     if let Some(h) = core.and_then(|c| c.hint.as_deref()) {
         eprintln!("  hint: {h}");
-    } else if let Some(h) = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<Hinted>())
-        .map(|h| h.hint.as_str())
-    {
+    } else if let Some(h) = e.chain().find_map(|c| c.downcast_ref::<Hinted>()).map(|h| h.hint.as_str()) {
         eprintln!("  hint: {h}");
     }
     let code = match core.map(|c| c.kind) {
         Some(ErrorKind::Usage) => exit::USAGE,
         Some(ErrorKind::Empty) => exit::EMPTY,
-        _ if e
-            .chain()
-            .any(|c| c.downcast_ref::<Hinted>().is_some_and(|h| h.usage)) =>
-        {
-            exit::USAGE
-        }
+        _ if e.chain().any(|c| c.downcast_ref::<Hinted>().is_some_and(|h| h.usage)) => exit::USAGE,
         _ => exit::FAILURE,
     };
     ExitCode::from(code)
@@ -209,28 +187,20 @@ impl std::error::Error for Hinted {}
 
 /// A usage error (exit 2) with a hint.
 pub fn usage_error(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Hinted {
-        message: message.into(),
-        hint: hint.into(),
-        usage: true,
-    })
+    anyhow::Error::new(Hinted { message: message.into(), hint: hint.into(), usage: true })
 }
 
 fn generate(mut cmd: clap::Command, what: &str) -> ExitCode {
     let name = cmd.get_name().to_string();
     let mut out = std::io::stdout();
     let res = match what {
-        "man" => clap_mangen::Man::new(cmd)
-            .render(&mut out)
-            .map_err(|e| e.to_string()),
+        "man" => clap_mangen::Man::new(cmd).render(&mut out).map_err(|e| e.to_string()),
         shell => match shell.parse::<clap_complete::Shell>() {
             Ok(sh) => {
                 clap_complete::generate(sh, &mut cmd, name.clone(), &mut out);
                 Ok(())
             }
-            Err(_) => Err(format!(
-                "unknown --generate target '{shell}' (man, bash, zsh, fish, elvish, powershell)"
-            )),
+            Err(_) => Err(format!("unknown --generate target '{shell}' (man, bash, zsh, fish, elvish, powershell)")),
         },
     };
     match res {

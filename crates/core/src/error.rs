@@ -34,13 +34,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            path: None,
-            message: message.into(),
-            hint: None,
-            source: None,
-        }
+        Error { kind, path: None, message: message.into(), hint: None, source: None }
     }
     pub fn bad_input(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadInput, message)
@@ -61,27 +55,13 @@ impl Error {
     pub fn io(what: &str, path: &Path, source: std::io::Error) -> Self {
         let kind = ErrorKind::Io;
         let hint = match source.kind() {
-            std::io::ErrorKind::NotFound => {
-                Some("check the path; `-` reads standard input".to_string())
-            }
-            std::io::ErrorKind::PermissionDenied => {
-                Some("check the file's permissions, or write somewhere else with -o".to_string())
-            }
-            std::io::ErrorKind::UnexpectedEof => {
-                Some("the file is truncated: re-export or re-copy it".to_string())
-            }
-            _ if is_disk_full(&source) => {
-                Some("the disk is full: free space or write elsewhere with -o".to_string())
-            }
+            std::io::ErrorKind::NotFound => Some("check the path; `-` reads standard input".to_string()),
+            std::io::ErrorKind::PermissionDenied => Some("check the file's permissions, or write somewhere else with -o".to_string()),
+            std::io::ErrorKind::UnexpectedEof => Some("the file is truncated: re-export or re-copy it".to_string()),
+            _ if is_disk_full(&source) => Some("the disk is full: free space or write elsewhere with -o".to_string()),
             _ => None,
         };
-        Error {
-            kind,
-            path: Some(path.to_path_buf()),
-            message: format!("{what}: {source}"),
-            hint,
-            source: Some(Box::new(source)),
-        }
+        Error { kind, path: Some(path.to_path_buf()), message: format!("{what}: {source}"), hint, source: Some(Box::new(source)) }
     }
     pub fn with_path(mut self, path: impl AsRef<Path>) -> Self {
         if self.path.is_none() {
@@ -99,10 +79,7 @@ impl Error {
     }
     /// True when the underlying cause is a closed pipe on our output (the reader went away).
     pub fn is_broken_pipe(&self) -> bool {
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = self
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static));
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
         while let Some(e) = cur {
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 if io.kind() == std::io::ErrorKind::BrokenPipe {
@@ -130,9 +107,7 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -32,11 +32,7 @@ pub fn dot(a: Vec3, b: Vec3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 pub fn cross(a: Vec3, b: Vec3) -> Vec3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
 pub fn norm(a: Vec3) -> f64 {
     dot(a, a).sqrt()
@@ -56,8 +52,7 @@ pub fn normalize(a: Vec3) -> Vec3 {
 }
 
 fn det3(m: &Mat3) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
@@ -81,11 +76,7 @@ pub fn inv3(m: &Mat3) -> Option<Mat3> {
 impl Geometry {
     /// Axis-aligned LPS grid at the origin.
     pub fn identity(spacing: Vec3) -> Self {
-        Geometry {
-            spacing,
-            origin: [0.0; 3],
-            direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-        }
+        Geometry { spacing, origin: [0.0; 3], direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] }
     }
 
     /// The 3x3 matrix M (rows = LPS components, columns = index axes) with world = origin + M * ijk.
@@ -152,17 +143,9 @@ impl Geometry {
             let col = [-a[0][ax], -a[1][ax], a[2][ax]];
             let n = norm(col);
             spacing[ax] = n;
-            direction[ax] = if n > 0.0 {
-                scale(col, 1.0 / n)
-            } else {
-                unit(ax)
-            };
+            direction[ax] = if n > 0.0 { scale(col, 1.0 / n) } else { unit(ax) };
         }
-        Geometry {
-            spacing,
-            origin: [-a[0][3], -a[1][3], a[2][3]],
-            direction,
-        }
+        Geometry { spacing, origin: [-a[0][3], -a[1][3], a[2][3]], direction }
     }
 
     /// True when the three axes are mutually orthogonal (no shear from a kept gantry tilt).
@@ -177,9 +160,7 @@ impl Geometry {
         self.direction
             .iter()
             .map(|d| {
-                let (ax, v) = d.iter().enumerate().fold((0, 0.0f64), |acc, (i, &v)| {
-                    if v.abs() > acc.1.abs() { (i, v) } else { acc }
-                });
+                let (ax, v) = d.iter().enumerate().fold((0, 0.0f64), |acc, (i, &v)| if v.abs() > acc.1.abs() { (i, v) } else { acc });
                 match (ax, v > 0.0) {
                     (0, true) => 'L',
                     (0, false) => 'R',
@@ -261,12 +242,7 @@ impl Geometry {
             }
         }
         let _ = qa;
-        Qform {
-            quatern: [b, c, d],
-            offset: [a[0][3], a[1][3], a[2][3]],
-            qfac,
-            spacing: self.spacing,
-        }
+        Qform { quatern: [b, c, d], offset: [a[0][3], a[1][3], a[2][3]], qfac, spacing: self.spacing }
     }
 
     /// Geometry from NIfTI qform parameters (port of `nifti_quatern_to_mat44`).
@@ -282,21 +258,9 @@ impl Geometry {
             (b, c, d)
         };
         let r = [
-            [
-                a * a + b * b - c * c - d * d,
-                2.0 * (b * c - a * d),
-                2.0 * (b * d + a * c),
-            ],
-            [
-                2.0 * (b * c + a * d),
-                a * a + c * c - b * b - d * d,
-                2.0 * (c * d - a * b),
-            ],
-            [
-                2.0 * (b * d - a * c),
-                2.0 * (c * d + a * b),
-                a * a + d * d - c * c - b * b,
-            ],
+            [a * a + b * b - c * c - d * d, 2.0 * (b * c - a * d), 2.0 * (b * d + a * c)],
+            [2.0 * (b * c + a * d), a * a + c * c - b * b - d * d, 2.0 * (c * d - a * b)],
+            [2.0 * (b * d - a * c), 2.0 * (c * d + a * b), a * a + d * d - c * c - b * b],
         ];
         let qfac = if q.qfac < 0.0 { -1.0 } else { 1.0 };
         let mut m = [[0.0; 4]; 4];
@@ -312,18 +276,10 @@ impl Geometry {
 
     /// The LPS centres of the eight corner voxels of a grid of `shape_zyx`.
     pub fn corners(&self, shape_zyx: [usize; 3]) -> [Vec3; 8] {
-        let n = [
-            shape_zyx[2] as f64 - 1.0,
-            shape_zyx[1] as f64 - 1.0,
-            shape_zyx[0] as f64 - 1.0,
-        ];
+        let n = [shape_zyx[2] as f64 - 1.0, shape_zyx[1] as f64 - 1.0, shape_zyx[0] as f64 - 1.0];
         let mut out = [[0.0; 3]; 8];
         for (c, o) in out.iter_mut().enumerate() {
-            let ijk = [
-                if c & 1 != 0 { n[0] } else { 0.0 },
-                if c & 2 != 0 { n[1] } else { 0.0 },
-                if c & 4 != 0 { n[2] } else { 0.0 },
-            ];
+            let ijk = [if c & 1 != 0 { n[0] } else { 0.0 }, if c & 2 != 0 { n[1] } else { 0.0 }, if c & 4 != 0 { n[2] } else { 0.0 }];
             *o = self.index_to_world(ijk);
         }
         out
@@ -378,11 +334,7 @@ mod tests {
         let s = 0.5f64.sqrt();
         let t = 18.5f64.to_radians();
         vec![
-            Geometry {
-                spacing: [0.7, 0.7, 1.25],
-                origin: [-172.0, -202.8, -20.5],
-                ..Geometry::default()
-            },
+            Geometry { spacing: [0.7, 0.7, 1.25], origin: [-172.0, -202.8, -20.5], ..Geometry::default() },
             // x flipped (enhanced CT sample): IOP [-1,0,0,0,1,0].
             Geometry {
                 spacing: [0.5, 0.5, 2.0],
@@ -390,17 +342,9 @@ mod tests {
                 direction: [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]],
             },
             // feet-first: slices run towards the feet.
-            Geometry {
-                spacing: [0.7, 0.7, 2.5],
-                origin: [1.0, 2.0, 3.0],
-                direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]],
-            },
+            Geometry { spacing: [0.7, 0.7, 2.5], origin: [1.0, 2.0, 3.0], direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]] },
             // oblique 45 degrees about z.
-            Geometry {
-                spacing: [1.0, 2.0, 3.0],
-                origin: [5.0, -5.0, 0.0],
-                direction: [[s, s, 0.0], [-s, s, 0.0], [0.0, 0.0, 1.0]],
-            },
+            Geometry { spacing: [1.0, 2.0, 3.0], origin: [5.0, -5.0, 0.0], direction: [[s, s, 0.0], [-s, s, 0.0], [0.0, 0.0, 1.0]] },
             // tilted rows (GE head, 18.5 deg), slices along z: sheared.
             Geometry {
                 spacing: [0.5, 0.5, 5.0],
@@ -442,16 +386,8 @@ mod tests {
         for g in geometries().into_iter().filter(|g| g.is_orthogonal(1e-9)) {
             let q = g.qform();
             let back = Geometry::from_qform(&q);
-            for ijk in [
-                [0.0, 0.0, 0.0],
-                [10.0, 0.0, 0.0],
-                [0.0, 10.0, 0.0],
-                [0.0, 0.0, 10.0],
-            ] {
-                assert!(
-                    close(back.index_to_world(ijk), g.index_to_world(ijk), 1e-6),
-                    "{g:?} -> {q:?}"
-                );
+            for ijk in [[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]] {
+                assert!(close(back.index_to_world(ijk), g.index_to_world(ijk), 1e-6), "{g:?} -> {q:?}");
             }
         }
     }
@@ -476,10 +412,6 @@ mod tests {
         let g = &geometries()[4];
         assert!(!g.is_orthogonal(1e-6));
         let back = Geometry::from_affine_ras(&g.affine_ras());
-        assert!(close(
-            back.index_to_world([3.0, 4.0, 5.0]),
-            g.index_to_world([3.0, 4.0, 5.0]),
-            1e-9
-        ));
+        assert!(close(back.index_to_world([3.0, 4.0, 5.0]), g.index_to_world([3.0, 4.0, 5.0]), 1e-9));
     }
 }

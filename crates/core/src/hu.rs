@@ -22,11 +22,7 @@ pub struct HuOptions {
 
 impl Default for HuOptions {
     fn default() -> Self {
-        HuOptions {
-            air: -1024.0,
-            dtype: None,
-            clamp: None,
-        }
+        HuOptions { air: -1024.0, dtype: None, clamp: None }
     }
 }
 
@@ -46,72 +42,29 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
     let mut warnings = Vec::new();
     match vol.meta.kind {
         Kind::Mask | Kind::Labels | Kind::Normalized => {
-            return Err(Error::bad_input(
-                format!(
-                    "this volume is a {:?} volume, not CT intensities",
-                    vol.meta.kind
-                )
-                .to_lowercase(),
-            )
-            .with_hint(
-                "hu-convert takes the output of dcm-stack (stored values) or a DICOM folder",
-            ));
+            return Err(Error::bad_input(format!("this volume is a {:?} volume, not CT intensities", vol.meta.kind).to_lowercase())
+                .with_hint("hu-convert takes the output of dcm-stack (stored values) or a DICOM folder"));
         }
-        Kind::Hu => {
-            warnings.push("input is already in HU: only padding and clamping are applied".into())
+        Kind::Hu => warnings.push("input is already in HU: only padding and clamping are applied".into()),
+        Kind::Unknown if vol.meta.rescale.is_none() && vol.data.dtype().is_integer() => {
+            warnings.push("input has no rescale (scl_slope/scl_inter): assuming the values are already HU".into())
         }
-        Kind::Unknown if vol.meta.rescale.is_none() && vol.data.dtype().is_integer() => warnings
-            .push(
-                "input has no rescale (scl_slope/scl_inter): assuming the values are already HU"
-                    .into(),
-            ),
         _ => {}
     }
-    let rescale = if vol.meta.kind == Kind::Hu {
-        Rescale::IDENTITY
-    } else {
-        vol.meta.rescale.unwrap_or(Rescale::IDENTITY)
-    };
-    let nan_padding = vol
-        .meta
-        .extra
-        .get("padding_as_nan")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let rescale = if vol.meta.kind == Kind::Hu { Rescale::IDENTITY } else { vol.meta.rescale.unwrap_or(Rescale::IDENTITY) };
+    let nan_padding = vol.meta.extra.get("padding_as_nan").and_then(|v| v.as_bool()).unwrap_or(false);
     let (padding, rule) = match (&vol.meta.padding, vol.meta.kind) {
-        (_, Kind::Hu) => (
-            None,
-            if nan_padding {
-                "NaN voxels (per-slice rescale)".to_string()
-            } else {
-                "none".to_string()
-            },
-        ),
-        (Some(p), _) => (
-            Some(p.clone()),
-            format!(
-                "PixelPaddingValue {}{}",
-                p.value,
-                p.range_limit.map(|l| format!("..{l}")).unwrap_or_default()
-            ),
-        ),
+        (_, Kind::Hu) => (None, if nan_padding { "NaN voxels (per-slice rescale)".to_string() } else { "none".to_string() }),
+        (Some(p), _) => {
+            (Some(p.clone()), format!("PixelPaddingValue {}{}", p.value, p.range_limit.map(|l| format!("..{l}")).unwrap_or_default()))
+        }
         (None, _) => (
-            Some(Padding {
-                value: TUTORIAL_PADDING,
-                range_limit: None,
-                raw: None,
-            }),
+            Some(Padding { value: TUTORIAL_PADDING, range_limit: None, raw: None }),
             "no PixelPaddingValue: the tutorial's rule (stored -2000)".to_string(),
         ),
     };
     let integer_rescale = rescale.slope.fract() == 0.0 && rescale.intercept.fract() == 0.0;
-    let dtype = opts
-        .dtype
-        .unwrap_or(if integer_rescale && vol.data.dtype().is_integer() {
-            DType::I16
-        } else {
-            DType::F32
-        });
+    let dtype = opts.dtype.unwrap_or(if integer_rescale && vol.data.dtype().is_integer() { DType::I16 } else { DType::F32 });
     let (lo, hi) = opts.clamp.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     let air = opts.air;
     let convert = move |v: f64| -> (f64, bool) {
@@ -135,7 +88,12 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
             let (a, b) = (rescale.apply(mn), rescale.apply(mx));
             let (r0, r1) = dtype.range();
             if a.min(b) < r0 || a.max(b) > r1 {
-                warnings.push(format!("HU range {:.0}..{:.0} does not fit {}: values were saturated (use --dtype f32)", a.min(b), a.max(b), dtype.name()));
+                warnings.push(format!(
+                    "HU range {:.0}..{:.0} does not fit {}: values were saturated (use --dtype f32)",
+                    a.min(b),
+                    a.max(b),
+                    dtype.name()
+                ));
             }
         }
     }
@@ -146,35 +104,18 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
     meta.padding = None;
     meta.extra.remove("padding_as_nan");
     meta.extra.insert("hu".into(), serde_json::json!({ "air": air, "padded_voxels": padded, "padding_rule": rule, "rescale": rescale }));
-    let volume = Volume {
-        data,
-        geometry: vol.geometry.clone(),
-        meta,
-    };
+    let volume = Volume { data, geometry: vol.geometry.clone(), meta };
     warnings.extend(plausibility(&volume));
-    Ok(HuResult {
-        volume,
-        fov_mask: fov,
-        padded_voxels: padded,
-        padding_rule: rule,
-        warnings,
-    })
+    Ok(HuResult { volume, fov_mask: fov, padded_voxels: padded, padding_rule: rule, warnings })
 }
 
-fn map_hu<S: Voxel, T: Voxel>(
-    a: &Array3<S>,
-    fov: &mut Array3<u8>,
-    convert: &(impl Fn(f64) -> (f64, bool) + Sync),
-) -> Array3<T> {
+fn map_hu<S: Voxel, T: Voxel>(a: &Array3<S>, fov: &mut Array3<u8>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> Array3<T> {
     let mut out = Array3::<T>::default(a.raw_dim());
-    Zip::from(&mut out)
-        .and(fov)
-        .and(a)
-        .par_for_each(|o, m, &v| {
-            let (h, pad) = convert(v.to_f64());
-            *o = T::from_f64(h);
-            *m = u8::from(!pad);
-        });
+    Zip::from(&mut out).and(fov).and(a).par_for_each(|o, m, &v| {
+        let (h, pad) = convert(v.to_f64());
+        *o = T::from_f64(h);
+        *m = u8::from(!pad);
+    });
     out
 }
 
@@ -189,12 +130,9 @@ pub fn plausibility(vol: &Volume) -> Vec<String> {
         return w;
     }
     let n = vol.data.len().max(1) as f64;
-    let air = with_data!(&vol.data, a => a.iter().filter(|v| { let v = v.to_f64(); (-1100.0..=-900.0).contains(&v) }).count())
-        as f64;
+    let air = with_data!(&vol.data, a => a.iter().filter(|v| { let v = v.to_f64(); (-1100.0..=-900.0).contains(&v) }).count()) as f64;
     if air / n < 0.01 && mn > -900.0 {
-        w.push(format!(
-            "almost no voxels near air (-1000 HU; min {mn}): this may not be HU"
-        ));
+        w.push(format!("almost no voxels near air (-1000 HU; min {mn}): this may not be HU"));
     }
     w
 }
@@ -210,34 +148,17 @@ mod tests {
         let meta = Meta {
             kind: Kind::Stored,
             rescale: Some(rescale),
-            padding: padding.map(|v| Padding {
-                value: v,
-                range_limit: None,
-                raw: None,
-            }),
+            padding: padding.map(|v| Padding { value: v, range_limit: None, raw: None }),
             ..Meta::default()
         };
-        Volume {
-            data: VolumeData::I16(a),
-            geometry: Geometry::default(),
-            meta,
-        }
+        Volume { data: VolumeData::I16(a), geometry: Geometry::default(), meta }
     }
 
     #[test]
     fn padding_becomes_air_and_the_rest_is_rescaled() {
-        let v = stored(
-            &[-2000, 0, 1024, 2000, -1024],
-            Some(-2000.0),
-            Rescale {
-                slope: 1.0,
-                intercept: -1024.0,
-            },
-        );
+        let v = stored(&[-2000, 0, 1024, 2000, -1024], Some(-2000.0), Rescale { slope: 1.0, intercept: -1024.0 });
         let r = to_hu(&v, &HuOptions::default()).unwrap();
-        let VolumeData::I16(a) = &r.volume.data else {
-            panic!()
-        };
+        let VolumeData::I16(a) = &r.volume.data else { panic!() };
         assert_eq!(a.as_slice().unwrap(), &[-1024, -1024, 0, 976, -2048]);
         assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 1, 1, 1, 1]);
         assert_eq!(r.padded_voxels, 1);
@@ -246,35 +167,15 @@ mod tests {
 
     #[test]
     fn tutorial_rule_applies_without_a_padding_tag() {
-        let v = stored(
-            &[-2000, 24],
-            None,
-            Rescale {
-                slope: 1.0,
-                intercept: -1024.0,
-            },
-        );
-        let r = to_hu(
-            &v,
-            &HuOptions {
-                air: -1000.0,
-                ..HuOptions::default()
-            },
-        )
-        .unwrap();
-        let VolumeData::I16(a) = &r.volume.data else {
-            panic!()
-        };
+        let v = stored(&[-2000, 24], None, Rescale { slope: 1.0, intercept: -1024.0 });
+        let r = to_hu(&v, &HuOptions { air: -1000.0, ..HuOptions::default() }).unwrap();
+        let VolumeData::I16(a) = &r.volume.data else { panic!() };
         assert_eq!(a.as_slice().unwrap(), &[-1000, -1000]);
     }
 
     #[test]
     fn padding_range_limit_covers_a_range() {
-        let mut v = stored(
-            &[-3000, -2500, -2000, -1999],
-            Some(-3000.0),
-            Rescale::IDENTITY,
-        );
+        let mut v = stored(&[-3000, -2500, -2000, -1999], Some(-3000.0), Rescale::IDENTITY);
         v.meta.padding.as_mut().unwrap().range_limit = Some(-2000.0);
         let r = to_hu(&v, &HuOptions::default()).unwrap();
         assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 0, 0, 1]);
@@ -282,25 +183,9 @@ mod tests {
 
     #[test]
     fn fractional_rescale_gives_float_and_clamp_applies() {
-        let v = stored(
-            &[0, 100, 3000],
-            Some(-2000.0),
-            Rescale {
-                slope: 0.5,
-                intercept: -1000.5,
-            },
-        );
-        let r = to_hu(
-            &v,
-            &HuOptions {
-                clamp: Some((-1000.0, 400.0)),
-                ..HuOptions::default()
-            },
-        )
-        .unwrap();
-        let VolumeData::F32(a) = &r.volume.data else {
-            panic!("{:?}", r.volume.data.dtype())
-        };
+        let v = stored(&[0, 100, 3000], Some(-2000.0), Rescale { slope: 0.5, intercept: -1000.5 });
+        let r = to_hu(&v, &HuOptions { clamp: Some((-1000.0, 400.0)), ..HuOptions::default() }).unwrap();
+        let VolumeData::F32(a) = &r.volume.data else { panic!("{:?}", r.volume.data.dtype()) };
         assert_eq!(a.as_slice().unwrap(), &[-1000.0, -950.5, 400.0]);
     }
 
@@ -311,10 +196,6 @@ mod tests {
         assert!(to_hu(&v, &HuOptions::default()).is_err());
         let v = stored(&[0, 100, 200], None, Rescale::IDENTITY);
         let r = to_hu(&v, &HuOptions::default()).unwrap();
-        assert!(
-            r.warnings.iter().any(|w| w.contains(">= 0")),
-            "{:?}",
-            r.warnings
-        );
+        assert!(r.warnings.iter().any(|w| w.contains(">= 0")), "{:?}", r.warnings);
     }
 }

@@ -15,6 +15,7 @@ pub mod geometry;
 pub mod hu;
 pub mod io;
 pub mod meta;
+pub mod normalize;
 pub mod resample;
 pub mod volume;
 

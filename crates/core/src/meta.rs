@@ -31,10 +31,7 @@ pub struct Rescale {
 }
 
 impl Rescale {
-    pub const IDENTITY: Rescale = Rescale {
-        slope: 1.0,
-        intercept: 0.0,
-    };
+    pub const IDENTITY: Rescale = Rescale { slope: 1.0, intercept: 0.0 };
     pub fn is_identity(&self) -> bool {
         self.slope == 1.0 && self.intercept == 0.0
     }
@@ -153,10 +150,6 @@ pub struct Meta {
 
 impl Meta {
     pub fn push_step(&mut self, tool: &str, version: &str, args: Vec<String>) {
-        self.provenance.push(Step {
-            tool: tool.into(),
-            version: version.into(),
-            args,
-        });
+        self.provenance.push(Step { tool: tool.into(), version: version.into(), args });
     }
 }

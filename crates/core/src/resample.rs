@@ -50,15 +50,9 @@ pub enum Target {
     /// New spacing (x, y, z) mm; `exact` keeps it and trims/extends the extent (centred).
     Spacing { spacing: [f64; 3], exact: bool },
     /// Another volume's grid.
-    Like {
-        geometry: Geometry,
-        shape: [usize; 3],
-    },
+    Like { geometry: Geometry, shape: [usize; 3] },
     /// An axis-aligned grid in LPS (`ras = false`) or RAS covering the input, at this spacing.
-    Orient {
-        ras: bool,
-        spacing: Option<[f64; 3]>,
-    },
+    Orient { ras: bool, spacing: Option<[f64; 3]> },
 }
 
 #[derive(Debug, Clone)]
@@ -78,10 +72,7 @@ pub struct ResampleOptions {
 impl Default for ResampleOptions {
     fn default() -> Self {
         ResampleOptions {
-            target: Target::Spacing {
-                spacing: [1.0; 3],
-                exact: false,
-            },
+            target: Target::Spacing { spacing: [1.0; 3], exact: false },
             interp: None,
             mask_mode: MaskMode::Nearest,
             grid: GridMode::Physical,
@@ -101,13 +92,7 @@ pub struct Resampled {
 
 /// The output grid for a target spacing: shape = round(extent / spacing) per axis (as the
 /// tutorial), spacing adjusted so the output covers exactly the input's box, unless `exact`.
-pub fn spacing_grid(
-    g: &Geometry,
-    shape_zyx: [usize; 3],
-    spacing: [f64; 3],
-    exact: bool,
-    grid: GridMode,
-) -> (Geometry, [usize; 3]) {
+pub fn spacing_grid(g: &Geometry, shape_zyx: [usize; 3], spacing: [f64; 3], exact: bool, grid: GridMode) -> (Geometry, [usize; 3]) {
     let n = [shape_zyx[2], shape_zyx[1], shape_zyx[0]];
     let mut out = g.clone();
     let mut m = [0usize; 3];
@@ -129,10 +114,7 @@ pub fn spacing_grid(
         // Centre the new grid on the input's box: shift of voxel 0's centre along this axis.
         let shift = match grid {
             GridMode::Corners if !exact => 0.0,
-            _ => {
-                (n[a] as f64 * g.spacing[a] - m[a] as f64 * s_new) / 2.0 - g.spacing[a] / 2.0
-                    + s_new / 2.0
-            }
+            _ => (n[a] as f64 * g.spacing[a] - m[a] as f64 * s_new) / 2.0 - g.spacing[a] / 2.0 + s_new / 2.0,
         };
         for r in 0..3 {
             out.origin[r] += g.direction[a][r] * shift;
@@ -141,45 +123,23 @@ pub fn spacing_grid(
     (out, [m[2], m[1], m[0]])
 }
 
-fn orient_grid(
-    g: &Geometry,
-    shape_zyx: [usize; 3],
-    ras: bool,
-    spacing: Option<[f64; 3]>,
-) -> (Geometry, [usize; 3]) {
-    let dir = if ras {
-        [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]]
-    } else {
-        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-    };
+fn orient_grid(g: &Geometry, shape_zyx: [usize; 3], ras: bool, spacing: Option<[f64; 3]>) -> (Geometry, [usize; 3]) {
+    let dir = if ras { [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]] } else { [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] };
     // Spacing: the input's spacing of the axis most aligned with each new axis, unless given.
     let sp = spacing.unwrap_or_else(|| {
         let mut s = [0.0; 3];
         for (b, sb) in s.iter_mut().enumerate() {
-            let a = (0..3)
-                .max_by(|&x, &y| g.direction[x][b].abs().total_cmp(&g.direction[y][b].abs()))
-                .unwrap_or(b);
+            let a = (0..3).max_by(|&x, &y| g.direction[x][b].abs().total_cmp(&g.direction[y][b].abs())).unwrap_or(b);
             *sb = g.spacing[a];
         }
         s
     });
     let corners = g.corners(shape_zyx);
-    let mut out = Geometry {
-        spacing: sp,
-        origin: [0.0; 3],
-        direction: dir,
-    };
+    let mut out = Geometry { spacing: sp, origin: [0.0; 3], direction: dir };
     let mut n = [0usize; 3];
     for b in 0..3 {
-        let proj: Vec<f64> = corners
-            .iter()
-            .map(|c| crate::geometry::dot(*c, dir[b]))
-            .collect();
-        let (lo, hi) = proj
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
-                (l.min(v), h.max(v))
-            });
+        let proj: Vec<f64> = corners.iter().map(|c| crate::geometry::dot(*c, dir[b])).collect();
+        let (lo, hi) = proj.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
         n[b] = ((hi - lo) / sp[b]).round() as usize + 1;
         for r in 0..3 {
             out.origin[r] += dir[b][r] * lo;
@@ -204,16 +164,13 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
     let threshold = is_mask && opts.interp.is_none() && opts.mask_mode == MaskMode::LinearThreshold;
     if threshold && vol.meta.kind == Kind::Labels {
         return Err(
-            Error::usage("linear-threshold works on binary masks, not label maps")
-                .with_hint("use --mask-mode nearest for label maps"),
+            Error::usage("linear-threshold works on binary masks, not label maps").with_hint("use --mask-mode nearest for label maps")
         );
     }
     let (out_geo, out_shape) = match &opts.target {
         Target::Spacing { spacing, exact } => {
             if spacing.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-                return Err(Error::usage(format!(
-                    "spacing {spacing:?} must be positive millimetres"
-                )));
+                return Err(Error::usage(format!("spacing {spacing:?} must be positive millimetres")));
             }
             spacing_grid(&vol.geometry, shape, *spacing, *exact, opts.grid)
         }
@@ -221,26 +178,16 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         Target::Orient { ras, spacing } => orient_grid(&vol.geometry, shape, *ras, *spacing),
     };
     let voxels: u64 = out_shape.iter().map(|&v| v as u64).product();
-    crate::io::check_claim(
-        std::path::Path::new("<resample>"),
-        "the output grid",
-        voxels * 4,
-        None,
-    )?;
+    crate::io::check_claim(std::path::Path::new("<resample>"), "the output grid", voxels * 4, None)?;
     let fill = opts.fill.unwrap_or(match vol.meta.kind {
         Kind::Hu => -1024.0,
-        Kind::Stored => vol
-            .meta
-            .rescale
-            .map(|r| (-1024.0 - r.intercept) / r.slope)
-            .unwrap_or(-1024.0),
+        Kind::Stored => vol.meta.rescale.map(|r| (-1024.0 - r.intercept) / r.slope).unwrap_or(-1024.0),
         Kind::Unknown if vol.data.dtype() != DType::U8 => -1024.0,
         _ => 0.0,
     });
     let mut notes = Vec::new();
     // index_in = A * index_out + b
-    let m_in = inv3(&vol.geometry.index_matrix())
-        .ok_or_else(|| Error::bad_input("the input grid is degenerate (zero spacing)"))?;
+    let m_in = inv3(&vol.geometry.index_matrix()).ok_or_else(|| Error::bad_input("the input grid is degenerate (zero spacing)"))?;
     let m_out = out_geo.index_matrix();
     let mut a = [[0.0; 3]; 3];
     for i in 0..3 {
@@ -248,23 +195,14 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
             a[i][j] = (0..3).map(|k| m_in[i][k] * m_out[k][j]).sum();
         }
     }
-    let b = vol
-        .geometry
-        .world_to_index(out_geo.origin)
-        .unwrap_or([0.0; 3]);
-    let (a, b) = if opts.grid == GridMode::Corners
-        && matches!(opts.target, Target::Spacing { exact: false, .. })
-    {
+    let b = vol.geometry.world_to_index(out_geo.origin).unwrap_or([0.0; 3]);
+    let (a, b) = if opts.grid == GridMode::Corners && matches!(opts.target, Target::Spacing { exact: false, .. }) {
         // Exactly scipy's mapping, free of rounding in the geometry.
         let n = [shape[2], shape[1], shape[0]];
         let m = [out_shape[2], out_shape[1], out_shape[0]];
         let mut a = [[0.0; 3]; 3];
         for k in 0..3 {
-            a[k][k] = if m[k] > 1 {
-                (n[k] as f64 - 1.0) / (m[k] as f64 - 1.0)
-            } else {
-                0.0
-            };
+            a[k][k] = if m[k] > 1 { (n[k] as f64 - 1.0) / (m[k] as f64 - 1.0) } else { 0.0 };
         }
         (a, [0.0; 3])
     } else {
@@ -273,13 +211,7 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
     let separable = (0..3).all(|i| (0..3).all(|j| i == j || a[i][j].abs() < 1e-9));
 
     // Anti-aliasing: Gaussian with sigma = (factor - 1) / 2 input voxels along downsampled axes (skimage's rule).
-    let sigmas: [f64; 3] = std::array::from_fn(|k| {
-        if separable {
-            ((a[k][k].abs() - 1.0) / 2.0).max(0.0)
-        } else {
-            0.0
-        }
-    });
+    let sigmas: [f64; 3] = std::array::from_fn(|k| if separable { ((a[k][k].abs() - 1.0) / 2.0).max(0.0) } else { 0.0 });
     let smooth = opts.antialias && !is_mask && sigmas.iter().any(|&s| s > 0.01);
     let dtype = opts.dtype.unwrap_or(vol.data.dtype());
     let out = if interp == Interp::Cubic || smooth {
@@ -287,49 +219,23 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         let mut f = vol.data.to_f32(None);
         if smooth {
             gaussian_smooth(&mut f, sigmas);
-            notes.push(format!(
-                "anti-aliasing: Gaussian sigma (x,y,z) = {:.3?} input voxels",
-                sigmas
-            ));
+            notes.push(format!("anti-aliasing: Gaussian sigma (x,y,z) = {:.3?} input voxels", sigmas));
         }
-        let (src, pad) = if interp == Interp::Cubic {
-            (spline_coefficients(&f, CUBIC_PAD), CUBIC_PAD)
-        } else {
-            (f, 0)
-        };
-        run(
-            &src.view(),
-            pad,
-            interp,
-            &a,
-            b,
-            separable,
-            out_shape,
-            shape,
-            fill,
-        )
+        let (src, pad) = if interp == Interp::Cubic { (spline_coefficients(&f, CUBIC_PAD), CUBIC_PAD) } else { (f, 0) };
+        run(&src.view(), pad, interp, &a, b, separable, out_shape, shape, fill)
     } else {
         with_data!(&vol.data, d => run(&d.view(), 0, interp, &a, b, separable, out_shape, shape, fill))
     };
-    let data = if threshold {
-        VolumeData::U8(out.mapv(|v| u8::from(v >= 0.5)))
-    } else {
-        crate::volume::cast_array(out.view(), dtype)
-    };
+    let data = if threshold { VolumeData::U8(out.mapv(|v| u8::from(v >= 0.5))) } else { crate::volume::cast_array(out.view(), dtype) };
     if !separable {
         notes.push("output grid is rotated relative to the input: general (per-voxel) path".into());
     }
     let mut meta = vol.meta.clone();
-    meta.extra.insert("resample".into(), serde_json::json!({ "interp": format!("{interp:?}").to_lowercase(), "fill": fill, "spacing_xyz_mm": out_geo.spacing }));
-    Ok(Resampled {
-        volume: Volume {
-            data,
-            geometry: out_geo,
-            meta,
-        },
-        interp,
-        notes,
-    })
+    meta.extra.insert(
+        "resample".into(),
+        serde_json::json!({ "interp": format!("{interp:?}").to_lowercase(), "fill": fill, "spacing_xyz_mm": out_geo.spacing }),
+    );
+    Ok(Resampled { volume: Volume { data, geometry: out_geo, meta }, interp, notes })
 }
 
 /// Taps for one output coordinate along one axis: (first index, weights) or None = outside.
@@ -341,33 +247,21 @@ struct Taps {
 }
 
 fn axis_taps(c: f64, n: usize, pad: usize, interp: Interp) -> Taps {
-    let outside = Taps {
-        idx: vec![],
-        w: vec![],
-        outside: true,
-    };
+    let outside = Taps { idx: vec![], w: vec![], outside: true };
     if c < -0.5 - 1e-9 || c > n as f64 - 0.5 + 1e-9 {
         return outside;
     }
     match interp {
         Interp::Nearest => {
             let i = (c.round().max(0.0) as usize).min(n - 1);
-            Taps {
-                idx: vec![i],
-                w: vec![1.0],
-                outside: false,
-            }
+            Taps { idx: vec![i], w: vec![1.0], outside: false }
         }
         Interp::Linear => {
             let c = c.clamp(0.0, (n - 1) as f64);
             let i0 = c.floor() as usize;
             let i1 = (i0 + 1).min(n - 1);
             let t = (c - i0 as f64) as f32;
-            Taps {
-                idx: vec![i0, i1],
-                w: vec![1.0 - t, t],
-                outside: false,
-            }
+            Taps { idx: vec![i0, i1], w: vec![1.0 - t, t], outside: false }
         }
         Interp::Cubic => {
             // Coefficients are padded by `pad` (edge-replicated before filtering, as scipy's mode='nearest').
@@ -382,11 +276,7 @@ fn axis_taps(c: f64, n: usize, pad: usize, interp: Interp) -> Taps {
                 t * t * t / 6.0,
             ];
             let idx = (0..4).map(|k| mirror(f as i64 - 1 + k, np)).collect();
-            Taps {
-                idx,
-                w: w.iter().map(|&v| v as f32).collect(),
-                outside: false,
-            }
+            Taps { idx, w: w.iter().map(|&v| v as f32).collect(), outside: false }
         }
     }
 }
@@ -436,67 +326,48 @@ fn separable_run<T: Voxel>(
 ) -> Array3<f32> {
     let [mz, my, mx] = out_shape;
     let [nz, ny, nx] = in_shape;
-    let tz: Vec<Taps> = (0..mz)
-        .map(|o| axis_taps(a[2][2] * o as f64 + b[2], nz, pad, interp))
-        .collect();
-    let ty: Vec<Taps> = (0..my)
-        .map(|o| axis_taps(a[1][1] * o as f64 + b[1], ny, pad, interp))
-        .collect();
-    let tx: Vec<Taps> = (0..mx)
-        .map(|o| axis_taps(a[0][0] * o as f64 + b[0], nx, pad, interp))
-        .collect();
+    let tz: Vec<Taps> = (0..mz).map(|o| axis_taps(a[2][2] * o as f64 + b[2], nz, pad, interp)).collect();
+    let ty: Vec<Taps> = (0..my).map(|o| axis_taps(a[1][1] * o as f64 + b[1], ny, pad, interp)).collect();
+    let tx: Vec<Taps> = (0..mx).map(|o| axis_taps(a[0][0] * o as f64 + b[0], nx, pad, interp)).collect();
     let (sy, sx) = (src.shape()[1], src.shape()[2]);
     let fill = fill as f32;
     let mut out = Array3::<f32>::zeros((mz, my, mx));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(oz, mut oslab)| {
-            let t = &tz[oz];
-            if t.outside {
-                oslab.fill(fill);
-                return;
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, mut oslab)| {
+        let t = &tz[oz];
+        if t.outside {
+            oslab.fill(fill);
+            return;
+        }
+        // Combine the input slices this output slice needs.
+        let mut slab = Array2::<f32>::zeros((sy, sx));
+        for (&iz, &w) in t.idx.iter().zip(&t.w) {
+            if w == 0.0 {
+                continue;
             }
-            // Combine the input slices this output slice needs.
-            let mut slab = Array2::<f32>::zeros((sy, sx));
-            for (&iz, &w) in t.idx.iter().zip(&t.w) {
-                if w == 0.0 {
-                    continue;
-                }
-                let s = src.index_axis(Axis(0), iz);
-                ndarray::Zip::from(&mut slab)
-                    .and(&s)
-                    .for_each(|d, &v| *d += w * v.to_f32());
+            let s = src.index_axis(Axis(0), iz);
+            ndarray::Zip::from(&mut slab).and(&s).for_each(|d, &v| *d += w * v.to_f32());
+        }
+        let slab = slab.as_standard_layout();
+        let slab = slab.as_slice().unwrap_or(&[]);
+        let mut row = vec![0f32; sx];
+        for (oy, tyy) in ty.iter().enumerate() {
+            let mut orow = oslab.index_axis_mut(Axis(0), oy);
+            if tyy.outside {
+                orow.fill(fill);
+                continue;
             }
-            let slab = slab.as_standard_layout();
-            let slab = slab.as_slice().unwrap_or(&[]);
-            let mut row = vec![0f32; sx];
-            for (oy, tyy) in ty.iter().enumerate() {
-                let mut orow = oslab.index_axis_mut(Axis(0), oy);
-                if tyy.outside {
-                    orow.fill(fill);
-                    continue;
-                }
-                row.iter_mut().for_each(|r| *r = 0.0);
-                for (&iy, &w) in tyy.idx.iter().zip(&tyy.w) {
-                    let line = &slab[iy * sx..(iy + 1) * sx];
-                    for (r, &v) in row.iter_mut().zip(line) {
-                        *r += w * v;
-                    }
-                }
-                for (o, txx) in orow.iter_mut().zip(&tx) {
-                    *o = if txx.outside {
-                        fill
-                    } else {
-                        txx.idx
-                            .iter()
-                            .zip(&txx.w)
-                            .map(|(&ix, &w)| w * row[ix])
-                            .sum()
-                    };
+            row.iter_mut().for_each(|r| *r = 0.0);
+            for (&iy, &w) in tyy.idx.iter().zip(&tyy.w) {
+                let line = &slab[iy * sx..(iy + 1) * sx];
+                for (r, &v) in row.iter_mut().zip(line) {
+                    *r += w * v;
                 }
             }
-        });
+            for (o, txx) in orow.iter_mut().zip(&tx) {
+                *o = if txx.outside { fill } else { txx.idx.iter().zip(&txx.w).map(|(&ix, &w)| w * row[ix]).sum() };
+            }
+        }
+    });
     out
 }
 
@@ -514,37 +385,28 @@ fn general_run<T: Voxel>(
     let [mz, my, mx] = out_shape;
     let [nz, ny, nx] = in_shape;
     let mut out = Array3::<f32>::zeros((mz, my, mx));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(oz, mut oslab)| {
-            for oy in 0..my {
-                for ox in 0..mx {
-                    let o = [ox as f64, oy as f64, oz as f64];
-                    let c: [f64; 3] = std::array::from_fn(|k| {
-                        a[k][0] * o[0] + a[k][1] * o[1] + a[k][2] * o[2] + b[k]
-                    });
-                    let (tx, ty, tz) = (
-                        axis_taps(c[0], nx, pad, interp),
-                        axis_taps(c[1], ny, pad, interp),
-                        axis_taps(c[2], nz, pad, interp),
-                    );
-                    oslab[[oy, ox]] = if tx.outside || ty.outside || tz.outside {
-                        fill as f32
-                    } else {
-                        let mut s = 0f32;
-                        for (&iz, &wz) in tz.idx.iter().zip(&tz.w) {
-                            for (&iy, &wy) in ty.idx.iter().zip(&ty.w) {
-                                for (&ix, &wx) in tx.idx.iter().zip(&tx.w) {
-                                    s += wz * wy * wx * src[[iz, iy, ix]].to_f32();
-                                }
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, mut oslab)| {
+        for oy in 0..my {
+            for ox in 0..mx {
+                let o = [ox as f64, oy as f64, oz as f64];
+                let c: [f64; 3] = std::array::from_fn(|k| a[k][0] * o[0] + a[k][1] * o[1] + a[k][2] * o[2] + b[k]);
+                let (tx, ty, tz) = (axis_taps(c[0], nx, pad, interp), axis_taps(c[1], ny, pad, interp), axis_taps(c[2], nz, pad, interp));
+                oslab[[oy, ox]] = if tx.outside || ty.outside || tz.outside {
+                    fill as f32
+                } else {
+                    let mut s = 0f32;
+                    for (&iz, &wz) in tz.idx.iter().zip(&tz.w) {
+                        for (&iy, &wy) in ty.idx.iter().zip(&ty.w) {
+                            for (&ix, &wx) in tx.idx.iter().zip(&tx.w) {
+                                s += wz * wy * wx * src[[iz, iy, ix]].to_f32();
                             }
                         }
-                        s
-                    };
-                }
+                    }
+                    s
+                };
             }
-        });
+        }
+    });
     out
 }
 
@@ -557,16 +419,13 @@ fn spline_coefficients(f: &Array3<f32>, pad: usize) -> Array3<f32> {
     let (nz, ny, nx) = f.dim();
     let mut c = Array3::<f32>::zeros((nz + 2 * pad, ny + 2 * pad, nx + 2 * pad));
     let cl = |i: usize, n: usize| i.saturating_sub(pad).min(n - 1);
-    c.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(z, mut s)| {
-            for y in 0..ny + 2 * pad {
-                for x in 0..nx + 2 * pad {
-                    s[[y, x]] = f[[cl(z, nz), cl(y, ny), cl(x, nx)]];
-                }
+    c.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut s)| {
+        for y in 0..ny + 2 * pad {
+            for x in 0..nx + 2 * pad {
+                s[[y, x]] = f[[cl(z, nz), cl(y, ny), cl(x, nx)]];
             }
-        });
+        }
+    });
     for axis in [2, 1, 0] {
         filter_axis(&mut c, axis);
     }
@@ -623,9 +482,7 @@ pub fn gaussian_smooth(f: &mut Array3<f32>, sigma_xyz: [f64; 3]) {
         }
         let axis = 2 - k;
         let r = (4.0 * s).ceil() as i64;
-        let mut kern: Vec<f64> = (-r..=r)
-            .map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp())
-            .collect();
+        let mut kern: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp()).collect();
         let sum: f64 = kern.iter().sum();
         kern.iter_mut().for_each(|v| *v /= sum);
         let n = f.shape()[axis] as i64;
@@ -650,46 +507,24 @@ mod tests {
     use crate::meta::Meta;
 
     fn vol_f32(a: Array3<f32>, g: Geometry, kind: Kind) -> Volume {
-        Volume {
-            data: VolumeData::F32(a),
-            geometry: g,
-            meta: Meta {
-                kind,
-                ..Meta::default()
-            },
-        }
+        Volume { data: VolumeData::F32(a), geometry: g, meta: Meta { kind, ..Meta::default() } }
     }
 
     fn ramp() -> Array3<f32> {
-        Array3::from_shape_fn((4, 5, 6), |(z, y, x)| {
-            ((z * 7 + y * 3 + x * x) % 11) as f32 * 10.0
-        })
+        Array3::from_shape_fn((4, 5, 6), |(z, y, x)| ((z * 7 + y * 3 + x * x) % 11) as f32 * 10.0)
     }
 
     // Oracle: scipy 1.17.1, ndimage.zoom(a, (1.5, 1.4, 1.5), order=k, mode='nearest') with
     // a[z,y,x] = ((7z + 3y + x^2) % 11) * 10, shape (4,5,6) -> (6,7,9); scripts/oracle/resample.py.
-    const SCIPY_LINEAR: [(usize, usize, usize, f32); 5] = [
-        (0, 0, 0, 0.0),
-        (1, 2, 3, 52.25),
-        (3, 3, 4, 42.0),
-        (5, 6, 8, 30.0),
-        (2, 5, 7, 65.166_67),
-    ];
-    const SCIPY_CUBIC: [(usize, usize, usize, f32); 5] = [
-        (0, 0, 0, 0.0),
-        (1, 2, 3, 49.403_636),
-        (3, 3, 4, 34.131_073),
-        (5, 6, 8, 30.0),
-        (2, 5, 7, 79.866_68),
-    ];
+    const SCIPY_LINEAR: [(usize, usize, usize, f32); 5] =
+        [(0, 0, 0, 0.0), (1, 2, 3, 52.25), (3, 3, 4, 42.0), (5, 6, 8, 30.0), (2, 5, 7, 65.166_67)];
+    const SCIPY_CUBIC: [(usize, usize, usize, f32); 5] =
+        [(0, 0, 0, 0.0), (1, 2, 3, 49.403_636), (3, 3, 4, 34.131_073), (5, 6, 8, 30.0), (2, 5, 7, 79.866_68)];
 
     fn zoom(interp: Interp) -> Array3<f32> {
         let v = vol_f32(ramp(), Geometry::default(), Kind::Hu);
         let opts = ResampleOptions {
-            target: Target::Spacing {
-                spacing: [6.0 / 9.0, 5.0 / 7.0, 4.0 / 6.0],
-                exact: false,
-            },
+            target: Target::Spacing { spacing: [6.0 / 9.0, 5.0 / 7.0, 4.0 / 6.0], exact: false },
             interp: Some(interp),
             grid: GridMode::Corners,
             antialias: false,
@@ -697,9 +532,7 @@ mod tests {
         };
         let r = resample(&v, &opts).unwrap();
         assert_eq!(r.volume.shape(), [6, 7, 9]);
-        let VolumeData::F32(a) = r.volume.data else {
-            panic!()
-        };
+        let VolumeData::F32(a) = r.volume.data else { panic!() };
         a
     }
 
@@ -707,38 +540,24 @@ mod tests {
     fn linear_and_cubic_match_scipy_zoom_corners() {
         let lin = zoom(Interp::Linear);
         for (z, y, x, v) in SCIPY_LINEAR {
-            assert!(
-                (lin[[z, y, x]] - v).abs() < 1e-4,
-                "linear {z},{y},{x}: {} vs {v}",
-                lin[[z, y, x]]
-            );
+            assert!((lin[[z, y, x]] - v).abs() < 1e-4, "linear {z},{y},{x}: {} vs {v}", lin[[z, y, x]]);
         }
         let cub = zoom(Interp::Cubic);
         for (z, y, x, v) in SCIPY_CUBIC {
-            assert!(
-                (cub[[z, y, x]] - v).abs() < 1e-4,
-                "cubic {z},{y},{x}: {} vs {v}",
-                cub[[z, y, x]]
-            );
+            assert!((cub[[z, y, x]] - v).abs() < 1e-4, "cubic {z},{y},{x}: {} vs {v}", cub[[z, y, x]]);
         }
     }
 
     #[test]
     fn tutorial_shape_and_spacing() {
         // 248 x 512 x 512 at 0.703125 x 0.703125 x 1.25 -> 310 x 360 x 360 at exactly 1 mm.
-        let g = Geometry {
-            spacing: [0.703125, 0.703125, 1.25],
-            ..Geometry::default()
-        };
+        let g = Geometry { spacing: [0.703125, 0.703125, 1.25], ..Geometry::default() };
         let (og, shape) = spacing_grid(&g, [248, 512, 512], [1.0; 3], false, GridMode::Physical);
         assert_eq!(shape, [310, 360, 360]);
         assert_eq!(og.spacing, [1.0, 1.0, 1.0]);
         // Same physical box: first voxel edge stays put.
         for a in 0..3 {
-            assert!(
-                (og.origin[a] - og.spacing[a] / 2.0 - (g.origin[a] - g.spacing[a] / 2.0)).abs()
-                    < 1e-9
-            );
+            assert!((og.origin[a] - og.spacing[a] / 2.0 - (g.origin[a] - g.spacing[a] / 2.0)).abs() < 1e-9);
         }
     }
 
@@ -746,93 +565,39 @@ mod tests {
     fn landmarks_keep_their_world_position() {
         // A bright voxel in an oblique, feet-first volume lands at the same LPS point after resampling.
         let s = 0.5f64.sqrt();
-        let g = Geometry {
-            spacing: [0.8, 0.9, 2.5],
-            origin: [10.0, -20.0, 30.0],
-            direction: [[s, s, 0.0], [-s, s, 0.0], [0.0, 0.0, -1.0]],
-        };
+        let g =
+            Geometry { spacing: [0.8, 0.9, 2.5], origin: [10.0, -20.0, 30.0], direction: [[s, s, 0.0], [-s, s, 0.0], [0.0, 0.0, -1.0]] };
         let mut a = Array3::<f32>::from_elem((12, 20, 20), -1000.0);
         a[[6, 10, 8]] = 1000.0;
         let world = g.index_to_world([8.0, 10.0, 6.0]);
         let v = vol_f32(a, g, Kind::Hu);
         let r = resample(
             &v,
-            &ResampleOptions {
-                target: Target::Spacing {
-                    spacing: [0.5; 3],
-                    exact: false,
-                },
-                antialias: false,
-                ..Default::default()
-            },
+            &ResampleOptions { target: Target::Spacing { spacing: [0.5; 3], exact: false }, antialias: false, ..Default::default() },
         )
         .unwrap();
-        let VolumeData::F32(b) = &r.volume.data else {
-            panic!()
-        };
-        let (idx, _) =
-            b.indexed_iter().fold(
-                ((0, 0, 0), f32::MIN),
-                |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
-            );
-        let w2 = r
-            .volume
-            .geometry
-            .index_to_world([idx.2 as f64, idx.1 as f64, idx.0 as f64]);
-        let d =
-            ((w2[0] - world[0]).powi(2) + (w2[1] - world[1]).powi(2) + (w2[2] - world[2]).powi(2))
-                .sqrt();
+        let VolumeData::F32(b) = &r.volume.data else { panic!() };
+        let (idx, _) = b.indexed_iter().fold(((0, 0, 0), f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+        let w2 = r.volume.geometry.index_to_world([idx.2 as f64, idx.1 as f64, idx.0 as f64]);
+        let d = ((w2[0] - world[0]).powi(2) + (w2[1] - world[1]).powi(2) + (w2[2] - world[2]).powi(2)).sqrt();
         assert!(d < 0.5, "moved {d} mm");
     }
 
     #[test]
     fn outside_is_air_for_hu_and_zero_for_masks() {
-        let v = vol_f32(
-            Array3::from_elem((4, 4, 4), 40.0),
-            Geometry::default(),
-            Kind::Hu,
-        );
-        let like = Geometry {
-            origin: [-2.0, 0.0, 0.0],
-            ..Geometry::default()
-        };
-        let r = resample(
-            &v,
-            &ResampleOptions {
-                target: Target::Like {
-                    geometry: like.clone(),
-                    shape: [4, 4, 4],
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let VolumeData::F32(b) = &r.volume.data else {
-            panic!()
-        };
+        let v = vol_f32(Array3::from_elem((4, 4, 4), 40.0), Geometry::default(), Kind::Hu);
+        let like = Geometry { origin: [-2.0, 0.0, 0.0], ..Geometry::default() };
+        let r = resample(&v, &ResampleOptions { target: Target::Like { geometry: like.clone(), shape: [4, 4, 4] }, ..Default::default() })
+            .unwrap();
+        let VolumeData::F32(b) = &r.volume.data else { panic!() };
         assert_eq!(b[[0, 0, 0]], -1024.0);
         let m = Volume {
             data: VolumeData::U8(Array3::from_elem((4, 4, 4), 1)),
             geometry: Geometry::default(),
-            meta: Meta {
-                kind: Kind::Mask,
-                ..Meta::default()
-            },
+            meta: Meta { kind: Kind::Mask, ..Meta::default() },
         };
-        let r = resample(
-            &m,
-            &ResampleOptions {
-                target: Target::Like {
-                    geometry: like,
-                    shape: [4, 4, 4],
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let VolumeData::U8(b) = &r.volume.data else {
-            panic!()
-        };
+        let r = resample(&m, &ResampleOptions { target: Target::Like { geometry: like, shape: [4, 4, 4] }, ..Default::default() }).unwrap();
+        let VolumeData::U8(b) = &r.volume.data else { panic!() };
         assert_eq!(b[[0, 0, 0]], 0);
         assert_eq!(b[[0, 0, 3]], 1);
     }

@@ -208,10 +208,7 @@ pub fn cast_array<T: Voxel>(a: ArrayView3<T>, to: DType) -> VolumeData {
 }
 
 /// Element-wise map into a new C-order array, in parallel.
-pub fn map_par<T: Copy + Sync, U: Copy + Send + Default>(
-    a: ArrayView3<T>,
-    f: impl Fn(T) -> U + Sync + Send,
-) -> Array3<U> {
+pub fn map_par<T: Copy + Sync, U: Copy + Send + Default>(a: ArrayView3<T>, f: impl Fn(T) -> U + Sync + Send) -> Array3<U> {
     let mut out = Array3::<U>::default(a.raw_dim());
     Zip::from(&mut out).and(&a).par_for_each(|o, &v| *o = f(v));
     out
@@ -227,11 +224,7 @@ pub struct Volume {
 
 impl Volume {
     pub fn new(data: VolumeData, geometry: Geometry, meta: Meta) -> Self {
-        Volume {
-            data,
-            geometry,
-            meta,
-        }
+        Volume { data, geometry, meta }
     }
     /// Shape `[z, y, x]`.
     pub fn shape(&self) -> [usize; 3] {

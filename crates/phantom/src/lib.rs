@@ -130,9 +130,7 @@ pub struct Anatomy {
 fn dist_to_segment(p: Vec3, a: Vec3, b: Vec3) -> f64 {
     let ab = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
     let ap = [p[0] - a[0], p[1] - a[1], p[2] - a[2]];
-    let t = ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2])
-        / (ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2]))
-        .clamp(0.0, 1.0);
+    let t = ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / (ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2])).clamp(0.0, 1.0);
     let d = [ap[0] - t * ab[0], ap[1] - t * ab[1], ap[2] - t * ab[2]];
     (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
 }
@@ -141,41 +139,23 @@ impl Anatomy {
     /// Anatomy for a field of view of radius `r` mm spanning z0..z1 mm (LPS z).
     pub fn new(r: f64, z0: f64, z1: f64, seed: u64, table_splits_air: bool) -> Self {
         let mut rng = Rng(seed ^ 0x9E37_79B9_7F4A_7C15);
-        let mut a = Anatomy {
-            r,
-            z0,
-            z1,
-            nodules: Vec::new(),
-            vessels: Vec::new(),
-            table_splits_air,
-        };
+        let mut a = Anatomy { r, z0, z1, nodules: Vec::new(), vessels: Vec::new(), table_splits_air };
         let h = z1 - z0;
         for side in [-1.0, 1.0] {
             let (cx, cy, cz) = a.lung_centre(side);
             // Vessels: segments from the hilum outwards.
             for _ in 0..5 {
-                let dir = normalize([
-                    side * (0.3 + rng.f64()),
-                    rng.f64() * 1.2 - 0.6,
-                    rng.f64() * 1.6 - 0.8,
-                ]);
+                let dir = normalize([side * (0.3 + rng.f64()), rng.f64() * 1.2 - 0.6, rng.f64() * 1.6 - 0.8]);
                 let len = 0.22 * r;
                 let start = [cx - side * 0.12 * r, cy, cz];
                 a.vessels.push((
                     start,
-                    [
-                        start[0] + dir[0] * len,
-                        start[1] + dir[1] * len,
-                        start[2] + dir[2] * len * h / r / 2.0,
-                    ],
+                    [start[0] + dir[0] * len, start[1] + dir[1] * len, start[2] + dir[2] * len * h / r / 2.0],
                     0.018 * r,
                 ));
             }
             // An interior nodule.
-            a.nodules.push((
-                [cx + side * 0.05 * r, cy - 0.1 * r, cz + 0.1 * h],
-                0.045 * r,
-            ));
+            a.nodules.push(([cx + side * 0.05 * r, cy - 0.1 * r, cz + 0.1 * h], 0.045 * r));
         }
         // A nodule touching the chest wall (pleura) of the left lung, lateral side.
         let (cx, cy, cz) = a.lung_centre(1.0);
@@ -227,11 +207,7 @@ impl Anatomy {
         let table_top = 0.02 * r + 0.56 * r + if self.table_splits_air { 0.0 } else { 0.04 * r };
         if body > 1.0 {
             // Table: a slab under the patient, wide enough to split the FOV's air when asked.
-            let half_width = if self.table_splits_air {
-                1.2 * r
-            } else {
-                0.7 * r
-            };
+            let half_width = if self.table_splits_air { 1.2 * r } else { 0.7 * r };
             if y > table_top && y < table_top + 0.07 * r && x.abs() < half_width {
                 return 250.0;
             }
@@ -261,11 +237,7 @@ impl Anatomy {
             }
         }
         if self.is_lung(p) {
-            if self
-                .vessels
-                .iter()
-                .any(|&(a, b, rad)| dist_to_segment(p, a, b) < rad)
-            {
+            if self.vessels.iter().any(|&(a, b, rad)| dist_to_segment(p, a, b) < rad) {
                 return 40.0;
             }
             return -850.0;
@@ -273,11 +245,7 @@ impl Anatomy {
         // Stomach gas just below the left lung base, separated by a thin diaphragm.
         let (cx, cy, cz) = self.lung_centre(1.0);
         let (ax, ay, az) = self.lung_axes();
-        let g = [
-            (p[0] - cx) / (0.55 * ax),
-            (p[1] - cy + 0.2 * ay) / (0.45 * ay),
-            (p[2] - (cz - 0.8 * az - 0.14 * az)) / (0.1 * az),
-        ];
+        let g = [(p[0] - cx) / (0.55 * ax), (p[1] - cy + 0.2 * ay) / (0.45 * ay), (p[2] - (cz - 0.8 * az - 0.14 * az)) / (0.1 * az)];
         if g[0] * g[0] + g[1] * g[1] + g[2] * g[2] < 1.0 {
             return -1000.0;
         }
@@ -306,9 +274,7 @@ impl Rng {
         (0..4).map(|_| self.f64()).sum::<f64>() * 3f64.sqrt() - 2.0 * 3f64.sqrt()
     }
     pub fn hex(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| format!("{:x}", self.next_u64() % 16))
-            .collect()
+        (0..n).map(|_| format!("{:x}", self.next_u64() % 16)).collect()
     }
 }
 
@@ -328,11 +294,7 @@ pub fn plan(o: &PhantomOptions) -> Plan {
     let r = dx * o.size as f64 / 2.0;
     let t = o.tilt_deg.to_radians();
     // Row direction: +x (head first) or -x (feet first, as the enhanced-CT sample); columns tilt about x.
-    let row = if o.feet_first {
-        [-1.0, 0.0, 0.0]
-    } else {
-        [1.0, 0.0, 0.0]
-    };
+    let row = if o.feet_first { [-1.0, 0.0, 0.0] } else { [1.0, 0.0, 0.0] };
     let col = [0.0, t.cos(), -t.sin()];
     let half = (o.size as f64 - 1.0) / 2.0 * dx;
     let z0 = -(o.slices as f64 - 1.0) / 2.0 * o.slice_spacing;
@@ -343,15 +305,7 @@ pub fn plan(o: &PhantomOptions) -> Plan {
             [-row[0] * half, -col[1] * half, z - col[2] * half]
         })
         .collect();
-    Plan {
-        row,
-        col,
-        positions,
-        dx,
-        r,
-        z0: z0 - o.slice_spacing / 2.0,
-        z1: z0 + (o.slices as f64 - 0.5) * o.slice_spacing,
-    }
+    Plan { row, col, positions, dx, r, z0: z0 - o.slice_spacing / 2.0, z1: z0 + (o.slices as f64 - 0.5) * o.slice_spacing }
 }
 
 fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, v: impl Into<PrimitiveValue>) {
@@ -359,15 +313,7 @@ fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, v: impl Into<PrimitiveValue
 }
 
 fn ds(v: &[f64]) -> String {
-    v.iter()
-        .map(|x| {
-            format!("{:.6}", x)
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\\")
+    v.iter().map(|x| format!("{:.6}", x).trim_end_matches('0').trim_end_matches('.').to_string()).collect::<Vec<_>>().join("\\")
 }
 
 /// One slice's HU image (noise included) at a plane.
@@ -489,126 +435,41 @@ fn write_slice(
     let intercept = -1024.0;
     put(&mut obj, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
     put(&mut obj, tags::IMAGE_TYPE, VR::CS, s.image_type);
-    put(
-        &mut obj,
-        tags::SOP_CLASS_UID,
-        VR::UI,
-        "1.2.840.10008.5.1.4.1.1.2",
-    );
+    put(&mut obj, tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.2");
     put(&mut obj, tags::SOP_INSTANCE_UID, VR::UI, sop_uid);
     put(&mut obj, tags::MODALITY, VR::CS, "CT");
     put(&mut obj, tags::MANUFACTURER, VR::LO, "ctprep phantom");
     put(&mut obj, tags::SERIES_DESCRIPTION, VR::LO, s.description);
     put(&mut obj, tags::PATIENT_NAME, VR::PN, "PHANTOM^CHEST");
-    put(
-        &mut obj,
-        tags::PATIENT_ID,
-        VR::LO,
-        format!("PHANTOM-{:04}", o.seed),
-    );
+    put(&mut obj, tags::PATIENT_ID, VR::LO, format!("PHANTOM-{:04}", o.seed));
     put(&mut obj, tags::CONVOLUTION_KERNEL, VR::SH, "STANDARD");
     put(&mut obj, tags::KVP, VR::DS, "120");
     if o.slice_thickness_tag {
-        put(
-            &mut obj,
-            tags::SLICE_THICKNESS,
-            VR::DS,
-            ds(&[o.slice_spacing]),
-        );
+        put(&mut obj, tags::SLICE_THICKNESS, VR::DS, ds(&[o.slice_spacing]));
     }
     if o.tilt_deg != 0.0 {
-        put(
-            &mut obj,
-            tags::GANTRY_DETECTOR_TILT,
-            VR::DS,
-            ds(&[o.tilt_deg]),
-        );
+        put(&mut obj, tags::GANTRY_DETECTOR_TILT, VR::DS, ds(&[o.tilt_deg]));
     }
-    put(
-        &mut obj,
-        tags::PATIENT_POSITION,
-        VR::CS,
-        if o.feet_first { "FFS" } else { "HFS" },
-    );
+    put(&mut obj, tags::PATIENT_POSITION, VR::CS, if o.feet_first { "FFS" } else { "HFS" });
     put(&mut obj, tags::STUDY_INSTANCE_UID, VR::UI, s.study_uid);
     put(&mut obj, tags::SERIES_INSTANCE_UID, VR::UI, s.series_uid);
     put(&mut obj, tags::SERIES_NUMBER, VR::IS, s.number.to_string());
-    put(
-        &mut obj,
-        tags::INSTANCE_NUMBER,
-        VR::IS,
-        instance.to_string(),
-    );
+    put(&mut obj, tags::INSTANCE_NUMBER, VR::IS, instance.to_string());
     put(&mut obj, tags::IMAGE_POSITION_PATIENT, VR::DS, ds(&pos));
-    put(
-        &mut obj,
-        tags::IMAGE_ORIENTATION_PATIENT,
-        VR::DS,
-        ds(&[row[0], row[1], row[2], col[0], col[1], col[2]]),
-    );
-    put(
-        &mut obj,
-        tags::FRAME_OF_REFERENCE_UID,
-        VR::UI,
-        format!("{}.1", s.study_uid),
-    );
+    put(&mut obj, tags::IMAGE_ORIENTATION_PATIENT, VR::DS, ds(&[row[0], row[1], row[2], col[0], col[1], col[2]]));
+    put(&mut obj, tags::FRAME_OF_REFERENCE_UID, VR::UI, format!("{}.1", s.study_uid));
     put(&mut obj, tags::SLICE_LOCATION, VR::DS, ds(&[pos[2]]));
-    put(
-        &mut obj,
-        tags::SAMPLES_PER_PIXEL,
-        VR::US,
-        PrimitiveValue::from(1u16),
-    );
-    put(
-        &mut obj,
-        tags::PHOTOMETRIC_INTERPRETATION,
-        VR::CS,
-        "MONOCHROME2",
-    );
-    put(
-        &mut obj,
-        tags::ROWS,
-        VR::US,
-        PrimitiveValue::from(rows as u16),
-    );
-    put(
-        &mut obj,
-        tags::COLUMNS,
-        VR::US,
-        PrimitiveValue::from(cols as u16),
-    );
+    put(&mut obj, tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
+    put(&mut obj, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    put(&mut obj, tags::ROWS, VR::US, PrimitiveValue::from(rows as u16));
+    put(&mut obj, tags::COLUMNS, VR::US, PrimitiveValue::from(cols as u16));
     put(&mut obj, tags::PIXEL_SPACING, VR::DS, ds(&[dx, dx]));
-    put(
-        &mut obj,
-        tags::BITS_ALLOCATED,
-        VR::US,
-        PrimitiveValue::from(16u16),
-    );
-    put(
-        &mut obj,
-        tags::BITS_STORED,
-        VR::US,
-        PrimitiveValue::from(16u16),
-    );
-    put(
-        &mut obj,
-        tags::HIGH_BIT,
-        VR::US,
-        PrimitiveValue::from(15u16),
-    );
-    put(
-        &mut obj,
-        tags::PIXEL_REPRESENTATION,
-        VR::US,
-        PrimitiveValue::from(if o.unsigned { 0u16 } else { 1u16 }),
-    );
+    put(&mut obj, tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
+    put(&mut obj, tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
+    put(&mut obj, tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
+    put(&mut obj, tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(if o.unsigned { 0u16 } else { 1u16 }));
     if !o.unsigned {
-        put(
-            &mut obj,
-            tags::PIXEL_PADDING_VALUE,
-            VR::SS,
-            PrimitiveValue::from(-2000i16),
-        );
+        put(&mut obj, tags::PIXEL_PADDING_VALUE, VR::SS, PrimitiveValue::from(-2000i16));
     }
     put(&mut obj, tags::WINDOW_CENTER, VR::DS, "40");
     put(&mut obj, tags::WINDOW_WIDTH, VR::DS, "400");
@@ -620,11 +481,7 @@ fn write_slice(
         .zip(fov.iter())
         .map(|(&h, &inside)| {
             if o.unsigned {
-                if inside {
-                    ((h - intercept) / slope).round().clamp(0.0, 65535.0) as u16
-                } else {
-                    0
-                }
+                if inside { ((h - intercept) / slope).round().clamp(0.0, 65535.0) as u16 } else { 0 }
             } else if inside {
                 (((h - intercept) / slope).round().clamp(-1999.0, 32767.0) as i16) as u16
             } else {
@@ -634,18 +491,9 @@ fn write_slice(
         .collect();
     if o.syntax == Syntax::Rle {
         let frag = rle_encode(&words);
-        obj.put(DataElement::new(
-            tags::PIXEL_DATA,
-            VR::OB,
-            dicom_core::value::Value::from(PixelFragmentSequence::new(vec![], vec![frag])),
-        ));
+        obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, dicom_core::value::Value::from(PixelFragmentSequence::new(vec![], vec![frag]))));
     } else {
-        put(
-            &mut obj,
-            tags::PIXEL_DATA,
-            VR::OW,
-            PrimitiveValue::U16(words.into()),
-        );
+        put(&mut obj, tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.into()));
     }
     let file = obj
         .with_meta(
@@ -675,20 +523,12 @@ pub fn write_series(dir: &Path, o: &PhantomOptions) -> std::io::Result<Written> 
         description: "PHANTOM CHEST",
         image_type: "ORIGINAL\\PRIMARY\\AXIAL",
     };
-    let skip = if o.missing_slice {
-        Some(o.slices / 2)
-    } else {
-        None
-    };
+    let skip = if o.missing_slice { Some(o.slices / 2) } else { None };
     // Instance numbers run head to feet for feet-first scans, as scanners do.
     let jobs: Vec<(usize, String, String, i64)> = (0..o.slices)
         .filter(|k| Some(*k) != skip)
         .map(|k| {
-            let inst = if o.feet_first {
-                (o.slices - k) as i64
-            } else {
-                k as i64 + 1
-            };
+            let inst = if o.feet_first { (o.slices - k) as i64 } else { k as i64 + 1 };
             (k, format!("{}.dcm", rng.hex(16)), uid("3", &mut rng), inst)
         })
         .collect();
@@ -706,22 +546,7 @@ pub fn write_series(dir: &Path, o: &PhantomOptions) -> std::io::Result<Written> 
                 o.noise_hu,
                 o.seed.wrapping_mul(1000).wrapping_add(*k as u64),
             );
-            write_slice(
-                dir,
-                name,
-                o,
-                &spec,
-                sop,
-                *inst,
-                p.positions[*k],
-                p.row,
-                p.col,
-                p.dx,
-                o.size,
-                o.size,
-                &hu,
-                &fov,
-            )
+            write_slice(dir, name, o, &spec, sop, *inst, p.positions[*k], p.row, p.col, p.dx, o.size, o.size, &hu, &fov)
         })
         .collect::<std::io::Result<_>>()?;
     if o.second_series {
@@ -736,44 +561,15 @@ pub fn write_series(dir: &Path, o: &PhantomOptions) -> std::io::Result<Written> 
         let n2 = (o.slices / 2).max(2);
         for k in 0..n2 {
             let pos = p.positions[(2 * k).min(o.slices - 1)];
-            let (hu, fov) = render(
-                &anat,
-                pos,
-                p.row,
-                p.col,
-                p.dx,
-                o.size,
-                o.size,
-                o.noise_hu,
-                77 + k as u64,
-            );
+            let (hu, fov) = render(&anat, pos, p.row, p.col, p.dx, o.size, o.size, o.noise_hu, 77 + k as u64);
             let name = format!("{}.dcm", rng.hex(16));
             let sop = uid("5", &mut rng);
-            files.push(write_slice(
-                dir,
-                &name,
-                o,
-                &spec2,
-                &sop,
-                k as i64 + 1,
-                pos,
-                p.row,
-                p.col,
-                p.dx,
-                o.size,
-                o.size,
-                &hu,
-                &fov,
-            )?);
+            files.push(write_slice(dir, &name, o, &spec2, &sop, k as i64 + 1, pos, p.row, p.col, p.dx, o.size, o.size, &hu, &fov)?);
         }
     }
     if o.localizer {
         // Coronal scout through the table axis, same series UID as the axial images.
-        let spec_l = SeriesSpec {
-            image_type: "ORIGINAL\\PRIMARY\\LOCALIZER",
-            description: "PHANTOM CHEST",
-            ..spec
-        };
+        let spec_l = SeriesSpec { image_type: "ORIGINAL\\PRIMARY\\LOCALIZER", description: "PHANTOM CHEST", ..spec };
         let rows = o.slices.max(8);
         let (row, col) = ([1.0, 0.0, 0.0], [0.0, 0.0, -1.0]);
         let dxl = (p.z1 - p.z0) / rows as f64;
@@ -781,33 +577,12 @@ pub fn write_series(dir: &Path, o: &PhantomOptions) -> std::io::Result<Written> 
         let (hu, fov) = render(&anat, pos, row, col, dxl.min(p.dx), rows, o.size, 0.0, 5);
         let name = format!("{}.dcm", rng.hex(16));
         let sop = uid("6", &mut rng);
-        files.push(write_slice(
-            dir,
-            &name,
-            o,
-            &spec_l,
-            &sop,
-            1,
-            pos,
-            row,
-            col,
-            dxl.min(p.dx),
-            rows,
-            o.size,
-            &hu,
-            &fov,
-        )?);
+        files.push(write_slice(dir, &name, o, &spec_l, &sop, 1, pos, row, col, dxl.min(p.dx), rows, o.size, &hu, &fov)?);
     }
     if o.junk {
         let junk = dir.join("DIRFILE");
-        std::fs::write(
-            &junk,
-            (0..4096).map(|i| (i * 31 % 256) as u8).collect::<Vec<_>>(),
-        )?;
-        std::fs::write(
-            dir.join("notes.txt"),
-            "exported by the phantom; not DICOM\n",
-        )?;
+        std::fs::write(&junk, (0..4096).map(|i| (i * 31 % 256) as u8).collect::<Vec<_>>())?;
+        std::fs::write(dir.join("notes.txt"), "exported by the phantom; not DICOM\n")?;
     }
     // Ground truth on the grid dcm-stack makes: sorted along the normal, orthogonal.
     let normal = normalize(cross(p.row, p.col));
@@ -816,36 +591,18 @@ pub fn write_series(dir: &Path, o: &PhantomOptions) -> std::io::Result<Written> 
     order.sort_by(|&a, &b| proj(a).total_cmp(&proj(b)));
     let first = p.positions[order[0]];
     let dz = (proj(order[1]) - proj(order[0])).abs();
-    let geometry = Geometry {
-        spacing: [p.dx, p.dx, dz],
-        origin: first,
-        direction: [p.row, p.col, normal],
-    };
+    let geometry = Geometry { spacing: [p.dx, p.dx, dz], origin: first, direction: [p.row, p.col, normal] };
     let mut mask = Array3::<u8>::zeros((o.slices, o.size, o.size));
-    mask.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(k, mut slab)| {
-            for j in 0..o.size {
-                for i in 0..o.size {
-                    let w = geometry.index_to_world([i as f64, j as f64, k as f64]);
-                    slab[[j, i]] = u8::from(anat.is_lung(w));
-                }
+    mask.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut slab)| {
+        for j in 0..o.size {
+            for i in 0..o.size {
+                let w = geometry.index_to_world([i as f64, j as f64, k as f64]);
+                slab[[j, i]] = u8::from(anat.is_lung(w));
             }
-        });
-    let lung_mask = Volume {
-        data: VolumeData::U8(mask),
-        geometry,
-        meta: Meta {
-            kind: Kind::Mask,
-            ..Meta::default()
-        },
-    };
-    Ok(Written {
-        files,
-        series_uid,
-        lung_mask,
-    })
+        }
+    });
+    let lung_mask = Volume { data: VolumeData::U8(mask), geometry, meta: Meta { kind: Kind::Mask, ..Meta::default() } };
+    Ok(Written { files, series_uid, lung_mask })
 }
 
 #[cfg(test)]
@@ -854,15 +611,7 @@ mod tests {
 
     #[test]
     fn packbits_round_trip() {
-        let data: Vec<u8> = (0..1000)
-            .map(|i| {
-                if i % 100 < 50 {
-                    7
-                } else {
-                    (i * 13 % 256) as u8
-                }
-            })
-            .collect();
+        let data: Vec<u8> = (0..1000).map(|i| if i % 100 < 50 { 7 } else { (i * 13 % 256) as u8 }).collect();
         let enc = packbits(&data);
         let mut dec = Vec::new();
         let mut i = 0;

@@ -45,12 +45,7 @@ pub struct Args {
     #[arg(long)]
     pub feet_first: bool,
     /// Gantry tilt in degrees
-    #[arg(
-        long,
-        value_name = "DEG",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "DEG", default_value_t = 0.0, allow_negative_numbers = true)]
     pub tilt: f64,
     /// Leave out the middle slice
     #[arg(long)]
@@ -94,10 +89,7 @@ impl ToolArgs for Args {
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if args.size < 8 || args.slices < 2 || args.size > 2048 {
-        return Err(crate::usage_error(
-            "--size must be 8..2048 and --slices at least 2",
-            "e.g. --size 128 --slices 60",
-        ));
+        return Err(crate::usage_error("--size must be 8..2048 and --slices at least 2", "e.g. --size 128 --slices 60"));
     }
     let o = PhantomOptions {
         size: args.size,
@@ -118,30 +110,12 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         noise_hu: args.noise,
         table_splits_air: args.table_splits_air,
     };
-    let mut w = write_series(&args.dir, &o).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot write the phantom into '{}': {e}",
-            args.dir.display()
-        )
-    })?;
-    cx.info(format!(
-        "wrote {} files into {} (series {})",
-        w.files.len(),
-        args.dir.display(),
-        w.series_uid
-    ));
+    let mut w = write_series(&args.dir, &o).map_err(|e| anyhow::anyhow!("cannot write the phantom into '{}': {e}", args.dir.display()))?;
+    cx.info(format!("wrote {} files into {} (series {})", w.files.len(), args.dir.display(), w.series_uid));
     if let Some(t) = &args.truth {
         cx.stamp(&mut w.lung_mask.meta);
-        ctprep_core::io::write_volume(
-            &w.lung_mask,
-            &ctprep_core::io::Sink::Path(t.clone()),
-            &Default::default(),
-        )
-        .map_err(crate::core)?;
-        cx.verbose(format!(
-            "wrote the ground-truth lung mask to {}",
-            t.display()
-        ));
+        ctprep_core::io::write_volume(&w.lung_mask, &ctprep_core::io::Sink::Path(t.clone()), &Default::default()).map_err(crate::core)?;
+        cx.verbose(format!("wrote the ground-truth lung mask to {}", t.display()));
     }
     Ok(Exit::Ok)
 }

@@ -90,25 +90,15 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
 }
 
 /// Signed meaning of a PixelPaddingValue written as US with signed pixels.
-fn padding_note(
-    obj: &dicom_object::InMemDicomObject,
-    e: &dicom_object::mem::InMemElement,
-) -> Option<String> {
+fn padding_note(obj: &dicom_object::InMemDicomObject, e: &dicom_object::mem::InMemElement) -> Option<String> {
     use dicom_core::header::Header;
     if e.tag() != dicom_core::Tag(0x0028, 0x0120) && e.tag() != dicom_core::Tag(0x0028, 0x0121) {
         return None;
     }
-    let pr = obj
-        .get(dicom_core::Tag(0x0028, 0x0103))?
-        .to_int::<u16>()
-        .ok()?;
+    let pr = obj.get(dicom_core::Tag(0x0028, 0x0103))?.to_int::<u16>().ok()?;
     let v = e.to_float64().ok()?;
-    (pr == 1 && (32768.0..65536.0).contains(&v)).then(|| {
-        format!(
-            "= {} as signed (PixelRepresentation 1): the stored padding code",
-            v - 65536.0
-        )
-    })
+    (pr == 1 && (32768.0..65536.0).contains(&v))
+        .then(|| format!("= {} as signed (PixelRepresentation 1): the stored padding code", v - 65536.0))
 }
 
 fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit> {
@@ -130,11 +120,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
                 writeln!(out, "{k}")?;
             }
         }
-        return Ok(if kws.is_empty() {
-            Exit::Empty
-        } else {
-            Exit::Ok
-        });
+        return Ok(if kws.is_empty() { Exit::Empty } else { Exit::Ok });
     }
     if args.pixels {
         let stats = ctprep_core::dicom::stack::pixel_stats(path).map_err(crate::core)?;
@@ -191,17 +177,11 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
 
 fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit> {
     let files = collect_files(&args.paths).map_err(crate::core)?;
-    let rows: Vec<(
-        PathBuf,
-        std::result::Result<Vec<Option<serde_json::Value>>, ctprep_core::Error>,
-    )> = files
+    let rows: Vec<(PathBuf, std::result::Result<Vec<Option<serde_json::Value>>, ctprep_core::Error>)> = files
         .par_iter()
         .map(|p| {
-            let r = open_until_pixels(p).map(|obj| {
-                tags.iter()
-                    .map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args)))
-                    .collect()
-            });
+            let r = open_until_pixels(p)
+                .map(|obj| tags.iter().map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args))).collect());
             (p.clone(), r)
         })
         .collect();
@@ -210,10 +190,7 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
     let names: Vec<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
     let sep = if args.format == "csv" { "," } else { "\t" };
     if matches!(args.format.as_str(), "tsv" | "csv") {
-        let header: Vec<String> = std::iter::once("file")
-            .chain(names.iter().copied())
-            .map(|s| cell(s, &args.format))
-            .collect();
+        let header: Vec<String> = std::iter::once("file").chain(names.iter().copied()).map(|s| cell(s, &args.format)).collect();
         writeln!(out, "{}", header.join(sep))?;
     }
     let (mut skipped, mut failed, mut any_found) = (0usize, 0usize, false);
@@ -228,23 +205,14 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
                 }
                 match args.format.as_str() {
                     "tsv" | "csv" => {
-                        let cells: Vec<String> =
-                            std::iter::once(cell(&p.display().to_string(), &args.format))
-                                .chain(values.iter().map(|v| {
-                                    cell(
-                                        &v.as_ref().map(json_text).unwrap_or_default(),
-                                        &args.format,
-                                    )
-                                }))
-                                .collect();
+                        let cells: Vec<String> = std::iter::once(cell(&p.display().to_string(), &args.format))
+                            .chain(values.iter().map(|v| cell(&v.as_ref().map(json_text).unwrap_or_default(), &args.format)))
+                            .collect();
                         writeln!(out, "{}", cells.join(sep))?;
                     }
                     _ => {
                         let mut m = serde_json::Map::new();
-                        m.insert(
-                            "file".into(),
-                            serde_json::Value::String(p.display().to_string()),
-                        );
+                        m.insert("file".into(), serde_json::Value::String(p.display().to_string()));
                         for (n, v) in names.iter().zip(values) {
                             m.insert(n.to_string(), v.unwrap_or(serde_json::Value::Null));
                         }
@@ -271,9 +239,7 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
         writeln!(out, "{}", serde_json::to_string_pretty(&json_rows)?)?;
     }
     if skipped > 0 {
-        cx.info(format!(
-            "skipped {skipped} non-DICOM file(s) (-v lists them)"
-        ));
+        cx.info(format!("skipped {skipped} non-DICOM file(s) (-v lists them)"));
     }
     Ok(if failed > 0 {
         Exit::PartialFailure
@@ -285,11 +251,7 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
 }
 
 fn tag_cell(e: &dicom_object::mem::InMemElement, args: &Args) -> serde_json::Value {
-    if matches!(args.format.as_str(), "tsv" | "csv") {
-        serde_json::Value::String(inspect::value_string(e))
-    } else {
-        inspect::value_json(e)
-    }
+    if matches!(args.format.as_str(), "tsv" | "csv") { serde_json::Value::String(inspect::value_string(e)) } else { inspect::value_json(e) }
 }
 
 fn json_text(v: &serde_json::Value) -> String {
@@ -316,18 +278,12 @@ fn series(args: &Args, cx: &Cx) -> Result<Exit> {
         cx.verbose(format!("{}: {}, skipped", s.path.display(), s.reason));
     }
     if !scanned.skipped.is_empty() {
-        cx.info(format!(
-            "skipped {} non-DICOM file(s) (-v lists them)",
-            scanned.skipped.len()
-        ));
+        cx.info(format!("skipped {} non-DICOM file(s) (-v lists them)", scanned.skipped.len()));
     }
     for e in &scanned.failed {
         eprintln!("{}: error: {}", cx.tool, e);
     }
-    let reports: Vec<_> = group_series(scanned.headers)
-        .iter()
-        .map(|s| s.report())
-        .collect();
+    let reports: Vec<_> = group_series(scanned.headers).iter().map(|s| s.report()).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
     if args.json || args.format == "json" {
@@ -356,15 +312,11 @@ fn series(args: &Args, cx: &Cx) -> Result<Exit> {
 
 fn write_report(out: &mut dyn Write, r: &ctprep_core::dicom::SeriesReport) -> std::io::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let flags: Vec<&str> = [
-        (r.localizer, "LOCALIZER"),
-        (r.derived, "DERIVED/SECONDARY"),
-        (r.secondary_capture, "SECONDARY-CAPTURE"),
-    ]
-    .iter()
-    .filter(|(b, _)| *b)
-    .map(|(_, s)| *s)
-    .collect();
+    let flags: Vec<&str> = [(r.localizer, "LOCALIZER"), (r.derived, "DERIVED/SECONDARY"), (r.secondary_capture, "SECONDARY-CAPTURE")]
+        .iter()
+        .filter(|(b, _)| *b)
+        .map(|(_, s)| *s)
+        .collect();
     writeln!(
         out,
         "series {}  #{}  '{}'",
@@ -377,17 +329,9 @@ fn write_report(out: &mut dyn Write, r: &ctprep_core::dicom::SeriesReport) -> st
         "  modality        {}   image type {}{}",
         opt(&r.modality),
         r.image_type,
-        if flags.is_empty() {
-            String::new()
-        } else {
-            format!("   [{}]", flags.join(", "))
-        }
+        if flags.is_empty() { String::new() } else { format!("   [{}]", flags.join(", ")) }
     )?;
-    writeln!(
-        out,
-        "  files/slices    {} / {}   {}x{} (rows x cols)",
-        r.files, r.slices, r.rows, r.columns
-    )?;
+    writeln!(out, "  files/slices    {} / {}   {}x{} (rows x cols)", r.files, r.slices, r.rows, r.columns)?;
     if let Some(ps) = r.pixel_spacing {
         writeln!(out, "  pixel spacing   {} x {} mm (row, col)", ps[0], ps[1])?;
     }
@@ -399,9 +343,7 @@ fn write_report(out: &mut dyn Write, r: &ctprep_core::dicom::SeriesReport) -> st
             s.median,
             s.max,
             if s.regular { "regular" } else { "IRREGULAR" },
-            r.slice_thickness_tag
-                .map(|t| format!("{t} mm"))
-                .unwrap_or_else(|| "absent".into())
+            r.slice_thickness_tag.map(|t| format!("{t} mm")).unwrap_or_else(|| "absent".into())
         )?,
         None => writeln!(out, "  slice spacing   -")?,
     }
@@ -415,20 +357,12 @@ fn write_report(out: &mut dyn Write, r: &ctprep_core::dicom::SeriesReport) -> st
     if r.duplicates > 0 {
         writeln!(out, "  duplicates      {}", r.duplicates)?;
     }
-    writeln!(
-        out,
-        "  gantry tilt     {}",
-        r.gantry_tilt_deg
-            .map(|t| format!("{t:.2} deg"))
-            .unwrap_or_else(|| "-".into())
-    )?;
+    writeln!(out, "  gantry tilt     {}", r.gantry_tilt_deg.map(|t| format!("{t:.2} deg")).unwrap_or_else(|| "-".into()))?;
     writeln!(
         out,
         "  orientation     {}   {}",
         opt(&r.patient_position),
-        r.orientation
-            .map(|o| format!("{o:?}"))
-            .unwrap_or_else(|| "-".into())
+        r.orientation.map(|o| format!("{o:?}")).unwrap_or_else(|| "-".into())
     )?;
     writeln!(out, "  transfer syntax {}", r.transfer_syntaxes.join("; "))?;
     writeln!(
@@ -436,18 +370,13 @@ fn write_report(out: &mut dyn Write, r: &ctprep_core::dicom::SeriesReport) -> st
         "  rescale         slope {} intercept {}{}",
         r.rescale_slope,
         r.rescale_intercept,
-        if r.rescale_varies {
-            " (VARIES per slice)"
-        } else {
-            ""
-        }
+        if r.rescale_varies { " (VARIES per slice)" } else { "" }
     )?;
     writeln!(
         out,
         "  padding         {}",
         match (r.padding_value, &r.padding_raw) {
-            (Some(v), Some(raw)) if !raw.ends_with(&format!(" {v}")) =>
-                format!("{v} (stored as {raw})"),
+            (Some(v), Some(raw)) if !raw.ends_with(&format!(" {v}")) => format!("{v} (stored as {raw})"),
             (Some(v), _) => format!("{v}"),
             _ => "absent".into(),
         }

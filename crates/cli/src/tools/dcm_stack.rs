@@ -78,10 +78,7 @@ pub fn stack_inputs(inputs: &[String], stack: &StackArgs, cx: &Cx) -> Result<Sta
         cx.verbose(format!("skipped {}: {}", s.path.display(), s.reason));
     }
     if !scanned.skipped.is_empty() {
-        cx.info(format!(
-            "skipped {} non-DICOM file(s) (-v lists them)",
-            scanned.skipped.len()
-        ));
+        cx.info(format!("skipped {} non-DICOM file(s) (-v lists them)", scanned.skipped.len()));
     }
     for e in &scanned.failed {
         cx.warn(format!("{e} (file left out)"));
@@ -89,12 +86,7 @@ pub fn stack_inputs(inputs: &[String], stack: &StackArgs, cx: &Cx) -> Result<Sta
     let series = group_series(scanned.headers);
     for s in &series {
         if let Some(why) = s.rejection() {
-            cx.verbose(format!(
-                "not a candidate: series {} #{}: {}",
-                s.uid(),
-                s.first().series_number.unwrap_or(-1),
-                why
-            ));
+            cx.verbose(format!("not a candidate: series {} #{}: {}", s.uid(), s.first().series_number.unwrap_or(-1), why));
         }
     }
     let (i, why) = select_series(&series, &stack.options().select).map_err(crate::core)?;
@@ -115,10 +107,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     }
     args.out.check(None)?;
     if args.json && args.out.output == "-" {
-        return Err(crate::usage_error(
-            "--json needs the volume in a file",
-            "add -o out.nii.gz; stdout then carries the JSON summary",
-        ));
+        return Err(crate::usage_error("--json needs the volume in a file", "add -o out.nii.gz; stdout then carries the JSON summary"));
     }
     let mut stacked = stack_inputs(&args.inputs, &args.stack, cx)?;
     cx.stamp(&mut stacked.volume.meta);
@@ -136,11 +125,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             "notes": stacked.notes,
             "warnings": stacked.warnings,
         });
-        writeln!(
-            std::io::stdout(),
-            "{}",
-            serde_json::to_string_pretty(&summary)?
-        )?;
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&summary)?)?;
     }
     Ok(Exit::Ok)
 }
@@ -160,9 +145,7 @@ fn list(args: &Args, cx: &Cx) -> Result<Exit> {
         writeln!(
             out,
             "{}\t{}\t{}x{}\t{}\t{}\t{}",
-            f.series_number
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "-".into()),
+            f.series_number.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
             s.slices.len(),
             f.rows,
             f.columns,
@@ -171,9 +154,5 @@ fn list(args: &Args, cx: &Cx) -> Result<Exit> {
             s.uid()
         )?;
     }
-    Ok(if series.is_empty() {
-        Exit::Empty
-    } else {
-        Exit::Ok
-    })
+    Ok(if series.is_empty() { Exit::Empty } else { Exit::Ok })
 }

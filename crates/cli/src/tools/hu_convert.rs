@@ -65,50 +65,27 @@ fn is_dicom_input(s: &str) -> bool {
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.check(args.input.path_str())?;
     if args.json && args.out.output == "-" {
-        return Err(crate::usage_error(
-            "--json needs the volume in a file",
-            "add -o hu.nii.gz; stdout then carries the JSON summary",
-        ));
+        return Err(crate::usage_error("--json needs the volume in a file", "add -o hu.nii.gz; stdout then carries the JSON summary"));
     }
     let vol = if is_dicom_input(&args.input.input) {
         cx.verbose("input is DICOM: stacking it first");
-        super::dcm_stack::stack_inputs(std::slice::from_ref(&args.input.input), &args.stack, cx)?
-            .volume
+        super::dcm_stack::stack_inputs(std::slice::from_ref(&args.input.input), &args.stack, cx)?.volume
     } else {
         args.input.read(cx)?
     };
-    let opts = HuOptions {
-        air: args.air,
-        dtype: args.dtype.as_deref().and_then(DType::parse),
-        clamp: args.clamp,
-    };
+    let opts = HuOptions { air: args.air, dtype: args.dtype.as_deref().and_then(DType::parse), clamp: args.clamp };
     let mut r = to_hu(&vol, &opts).map_err(crate::core)?;
-    cx.verbose(format!(
-        "padding rule: {}; {} voxel(s) set to {} HU",
-        r.padding_rule, r.padded_voxels, args.air
-    ));
+    cx.verbose(format!("padding rule: {}; {} voxel(s) set to {} HU", r.padding_rule, r.padded_voxels, args.air));
     for w in &r.warnings {
         cx.warn(w);
     }
     cx.stamp(&mut r.volume.meta);
     args.out.write(cx, &r.volume)?;
     if let Some(path) = &args.fov_mask {
-        let mut meta = Meta {
-            kind: Kind::Mask,
-            series: r.volume.meta.series.clone(),
-            ..Meta::default()
-        };
+        let mut meta = Meta { kind: Kind::Mask, series: r.volume.meta.series.clone(), ..Meta::default() };
         cx.stamp(&mut meta);
-        let mask = Volume {
-            data: VolumeData::U8(r.fov_mask.clone()),
-            geometry: r.volume.geometry.clone(),
-            meta,
-        };
-        let o = crate::args::OutputArgs {
-            output: path.clone(),
-            format: None,
-            ..args.out.clone()
-        };
+        let mask = Volume { data: VolumeData::U8(r.fov_mask.clone()), geometry: r.volume.geometry.clone(), meta };
+        let o = crate::args::OutputArgs { output: path.clone(), format: None, ..args.out.clone() };
         o.write(cx, &mask)?;
     }
     if args.json {

@@ -4,4 +4,5 @@ pub mod ct_phantom;
 pub mod dcm_inspect;
 pub mod dcm_stack;
 pub mod hu_convert;
+pub mod vol_normalize;
 pub mod vol_resample;

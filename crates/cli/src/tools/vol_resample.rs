@@ -77,30 +77,16 @@ impl ToolArgs for Args {
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.check(args.input.path_str())?;
     if args.json && args.out.output == "-" {
-        return Err(usage_error(
-            "--json needs the volume in a file",
-            "add -o out.nii.gz; stdout then carries the JSON summary",
-        ));
+        return Err(usage_error("--json needs the volume in a file", "add -o out.nii.gz; stdout then carries the JSON summary"));
     }
     let vol = args.input.read(cx)?;
     let target = if let Some(r) = &args.like {
-        let refv = read_volume(&Source::parse(r), &ReadOptions::default())
-            .map_err(crate::core)?
-            .volume;
-        Target::Like {
-            shape: refv.shape(),
-            geometry: refv.geometry,
-        }
+        let refv = read_volume(&Source::parse(r), &ReadOptions::default()).map_err(crate::core)?.volume;
+        Target::Like { shape: refv.shape(), geometry: refv.geometry }
     } else if let Some(o) = &args.orient {
-        Target::Orient {
-            ras: o.eq_ignore_ascii_case("ras"),
-            spacing: args.spacing,
-        }
+        Target::Orient { ras: o.eq_ignore_ascii_case("ras"), spacing: args.spacing }
     } else {
-        Target::Spacing {
-            spacing: args.spacing.unwrap_or([1.0; 3]),
-            exact: args.exact,
-        }
+        Target::Spacing { spacing: args.spacing.unwrap_or([1.0; 3]), exact: args.exact }
     };
     let opts = ResampleOptions {
         target,
@@ -109,16 +95,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             "cubic" => Interp::Cubic,
             _ => Interp::Linear,
         }),
-        mask_mode: if args.mask_mode == "linear" {
-            MaskMode::LinearThreshold
-        } else {
-            MaskMode::Nearest
-        },
-        grid: if args.grid == "corners" {
-            GridMode::Corners
-        } else {
-            GridMode::Physical
-        },
+        mask_mode: if args.mask_mode == "linear" { MaskMode::LinearThreshold } else { MaskMode::Nearest },
+        grid: if args.grid == "corners" { GridMode::Corners } else { GridMode::Physical },
         fill: args.fill,
         antialias: args.antialias == "on",
         dtype: args.dtype.as_deref().and_then(DType::parse),
@@ -128,12 +106,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         cx.verbose(n);
     }
     let g = &r.volume.geometry;
-    cx.verbose(format!(
-        "{:?} interpolation; output {:?} (z,y,x) at actual spacing x,y,z {:.6?} mm",
-        r.interp,
-        r.volume.shape(),
-        g.spacing
-    ));
+    cx.verbose(format!("{:?} interpolation; output {:?} (z,y,x) at actual spacing x,y,z {:.6?} mm", r.interp, r.volume.shape(), g.spacing));
     cx.stamp(&mut r.volume.meta);
     args.out.write(cx, &r.volume)?;
     if args.json {

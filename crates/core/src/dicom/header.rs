@@ -52,9 +52,7 @@ pub struct SliceHeader {
 impl SliceHeader {
     /// Localizer / scout (ImageType contains LOCALIZER).
     pub fn is_localizer(&self) -> bool {
-        self.image_type
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("LOCALIZER"))
+        self.image_type.iter().any(|t| t.eq_ignore_ascii_case("LOCALIZER"))
     }
     /// Secondary capture or other non-CT image storage.
     pub fn is_secondary_capture(&self) -> bool {
@@ -62,21 +60,13 @@ impl SliceHeader {
     }
     /// Derived or secondary images (ImageType value 1 DERIVED, or value 2 SECONDARY).
     pub fn is_derived(&self) -> bool {
-        self.image_type
-            .first()
-            .is_some_and(|t| t.eq_ignore_ascii_case("DERIVED"))
-            || self
-                .image_type
-                .get(1)
-                .is_some_and(|t| t.eq_ignore_ascii_case("SECONDARY"))
+        self.image_type.first().is_some_and(|t| t.eq_ignore_ascii_case("DERIVED"))
+            || self.image_type.get(1).is_some_and(|t| t.eq_ignore_ascii_case("SECONDARY"))
     }
     /// Slice normal (row x column direction), when the orientation is known.
     pub fn normal(&self) -> Option<[f64; 3]> {
         let o = self.orientation?;
-        Some(crate::geometry::normalize(crate::geometry::cross(
-            [o[0], o[1], o[2]],
-            [o[3], o[4], o[5]],
-        )))
+        Some(crate::geometry::normalize(crate::geometry::cross([o[0], o[1], o[2]], [o[3], o[4], o[5]])))
     }
 }
 
@@ -95,10 +85,7 @@ pub(crate) fn get_str(obj: &InMemDicomObject, t: Tag) -> Option<String> {
 }
 
 pub(crate) fn get_strs(obj: &InMemDicomObject, t: Tag) -> Vec<String> {
-    elem(obj, t)
-        .and_then(|e| e.value().primitive())
-        .map(super::inspect::strings)
-        .unwrap_or_default()
+    elem(obj, t).and_then(|e| e.value().primitive()).map(super::inspect::strings).unwrap_or_default()
 }
 
 pub(crate) fn get_f64(obj: &InMemDicomObject, t: Tag) -> Option<f64> {
@@ -112,12 +99,7 @@ pub(crate) fn get_f64s(obj: &InMemDicomObject, t: Tag) -> Option<Vec<f64>> {
 
 pub(crate) fn get_i64(obj: &InMemDicomObject, t: Tag) -> Option<i64> {
     let e = elem(obj, t)?;
-    e.to_int::<i64>().ok().or_else(|| {
-        e.to_float64()
-            .ok()
-            .filter(|v| v.is_finite())
-            .map(|v| v.round() as i64)
-    })
+    e.to_int::<i64>().ok().or_else(|| e.to_float64().ok().filter(|v| v.is_finite()).map(|v| v.round() as i64))
 }
 
 fn arr<const N: usize>(v: Option<Vec<f64>>) -> Option<[f64; N]> {
@@ -143,20 +125,12 @@ pub fn padding_of(obj: &InMemDicomObject, pixel_representation: u16) -> Option<P
         let vr = e.vr().to_string().to_string();
         let raw = format!("{} {}", vr, v);
         // Pixel codes are 16-bit here: a US value >= 32768 with signed pixels is the same bits read signed.
-        let v = if pixel_representation == 1 && (32768.0..65536.0).contains(&v) {
-            v - 65536.0
-        } else {
-            v
-        };
+        let v = if pixel_representation == 1 && (32768.0..65536.0).contains(&v) { v - 65536.0 } else { v };
         Some((v, raw))
     };
     let (value, raw) = resolve(tag(0x0028, 0x0120))?;
     let range_limit = resolve(tag(0x0028, 0x0121)).map(|(v, _)| v);
-    Some(Padding {
-        value,
-        range_limit,
-        raw: Some(raw),
-    })
+    Some(Padding { value, range_limit, raw: Some(raw) })
 }
 
 /// Human-readable name of a transfer syntax UID.
@@ -178,26 +152,15 @@ pub fn open_header(path: &Path) -> crate::Result<Vec<SliceHeader>> {
 
 /// Slice headers from an opened object.
 pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
-    let ts = obj
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .to_string();
-    let sop_class = get_str(obj, tag(0x0008, 0x0016)).unwrap_or_else(|| {
-        obj.meta()
-            .media_storage_sop_class_uid()
-            .trim_end_matches('\0')
-            .to_string()
-    });
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    let sop_class =
+        get_str(obj, tag(0x0008, 0x0016)).unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string());
     let pixel_representation = get_i64(obj, tag(0x0028, 0x0103)).unwrap_or(0) as u16;
     let bits_stored = get_i64(obj, tag(0x0028, 0x0101)).unwrap_or(0) as u16;
     let frames = get_i64(obj, tag(0x0028, 0x0008)).unwrap_or(1).max(1) as u32;
     let rescale_slope = get_f64(obj, tag(0x0028, 0x1053));
     let rescale_inter = get_f64(obj, tag(0x0028, 0x1052));
-    let window = match (
-        get_f64s(obj, tag(0x0028, 0x1050)),
-        get_f64s(obj, tag(0x0028, 0x1051)),
-    ) {
+    let window = match (get_f64s(obj, tag(0x0028, 0x1050)), get_f64s(obj, tag(0x0028, 0x1051))) {
         (Some(c), Some(w)) if !c.is_empty() && !w.is_empty() => Some([c[0], w[0]]),
         _ => None,
     };
@@ -231,10 +194,7 @@ pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
         instance_number: get_i64(obj, tag(0x0020, 0x0013)),
         slice_thickness: get_f64(obj, tag(0x0018, 0x0050)),
         gantry_tilt_tag: get_f64(obj, tag(0x0018, 0x1120)),
-        rescale: Rescale {
-            slope: rescale_slope.unwrap_or(1.0),
-            intercept: rescale_inter.unwrap_or(0.0),
-        },
+        rescale: Rescale { slope: rescale_slope.unwrap_or(1.0), intercept: rescale_inter.unwrap_or(0.0) },
         rescale_present: rescale_slope.is_some() || rescale_inter.is_some(),
         padding: padding_of(obj, pixel_representation),
         window,
@@ -249,10 +209,7 @@ pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
     (0..frames)
         .map(|f| {
             let pf = per_frame.and_then(|items| items.get(f as usize));
-            let pick = |seq: Tag| {
-                pf.and_then(|g| item(g, seq, 0))
-                    .or_else(|| shared.and_then(|g| item(g, seq, 0)))
-            };
+            let pick = |seq: Tag| pf.and_then(|g| item(g, seq, 0)).or_else(|| shared.and_then(|g| item(g, seq, 0)));
             let mut h = base.clone();
             h.frame = f;
             if let Some(m) = pick(tag(0x0028, 0x9110)) {
@@ -269,10 +226,7 @@ pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
                 let s = get_f64(t, tag(0x0028, 0x1053));
                 let i = get_f64(t, tag(0x0028, 0x1052));
                 if s.is_some() || i.is_some() {
-                    h.rescale = Rescale {
-                        slope: s.unwrap_or(1.0),
-                        intercept: i.unwrap_or(0.0),
-                    };
+                    h.rescale = Rescale { slope: s.unwrap_or(1.0), intercept: i.unwrap_or(0.0) };
                     h.rescale_present = true;
                 }
             }

@@ -20,11 +20,7 @@ pub struct PathStep {
 
 /// Parse `PatientID`, `0010,0020`, `(0010,0020)`, `00100020`, or a dotted path with `[i]` items.
 pub fn parse_tag_path(s: &str) -> Result<Vec<PathStep>> {
-    let bad = |why: String| {
-        Error::usage(why).with_hint(
-            "name a tag by keyword (PatientID), as (0010,0020), or as a path Seq[0].Keyword",
-        )
-    };
+    let bad = |why: String| Error::usage(why).with_hint("name a tag by keyword (PatientID), as (0010,0020), or as a path Seq[0].Keyword");
     let mut steps = Vec::new();
     // Split on '.' outside parentheses.
     let mut parts = Vec::new();
@@ -47,9 +43,7 @@ pub fn parse_tag_path(s: &str) -> Result<Vec<PathStep>> {
     for p in parts {
         let (name, item) = match p.find('[') {
             Some(i) if p.ends_with(']') => {
-                let idx = p[i + 1..p.len() - 1]
-                    .parse::<usize>()
-                    .map_err(|_| bad(format!("bad item index in '{p}'")))?;
+                let idx = p[i + 1..p.len() - 1].parse::<usize>().map_err(|_| bad(format!("bad item index in '{p}'")))?;
                 (&p[..i], Some(idx))
             }
             _ => (p.as_str(), None),
@@ -66,10 +60,7 @@ pub fn parse_tag_path(s: &str) -> Result<Vec<PathStep>> {
 /// A single tag from a keyword or hex form.
 pub fn parse_tag(s: &str) -> Option<Tag> {
     let t = s.trim();
-    let hex = t
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .replace([',', ' '], "");
+    let hex = t.trim_start_matches('(').trim_end_matches(')').replace([',', ' '], "");
     if hex.len() == 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         let g = u16::from_str_radix(&hex[..4], 16).ok()?;
         let e = u16::from_str_radix(&hex[4..], 16).ok()?;
@@ -81,16 +72,9 @@ pub fn parse_tag(s: &str) -> Option<Tag> {
 /// The keyword of a tag ("Unknown" for private or unlisted tags).
 pub fn keyword(tag: Tag) -> String {
     if tag.group() % 2 == 1 {
-        return if tag.element() < 0x0100 {
-            "PrivateCreator".into()
-        } else {
-            "Private".into()
-        };
+        return if tag.element() < 0x0100 { "PrivateCreator".into() } else { "Private".into() };
     }
-    StandardDataDictionary
-        .by_tag(tag)
-        .map(|e| e.alias().to_string())
-        .unwrap_or_else(|| "Unknown".into())
+    StandardDataDictionary.by_tag(tag).map(|e| e.alias().to_string()).unwrap_or_else(|| "Unknown".into())
 }
 
 pub fn tag_str(tag: Tag) -> String {
@@ -110,10 +94,7 @@ pub fn resolve<'a>(obj: &'a InMemDicomObject, path: &[PathStep]) -> Option<&'a I
 }
 
 fn is_binary(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN
-    )
+    matches!(vr, VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN)
 }
 
 fn is_numeric_string(vr: VR) -> bool {
@@ -121,16 +102,12 @@ fn is_numeric_string(vr: VR) -> bool {
 }
 
 fn clean(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\0')
-        .to_string()
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string()
 }
 
 /// String values, split on the DICOM multi-value separator and trimmed.
 pub fn strings(p: &PrimitiveValue) -> Vec<String> {
-    p.to_multi_str()
-        .iter()
-        .flat_map(|s| s.split('\\').map(clean).collect::<Vec<_>>())
-        .collect()
+    p.to_multi_str().iter().flat_map(|s| s.split('\\').map(clean).collect::<Vec<_>>()).collect()
 }
 
 fn fmt_num(p: &PrimitiveValue) -> Vec<String> {
@@ -144,11 +121,7 @@ fn fmt_num(p: &PrimitiveValue) -> Vec<String> {
 
 /// Floats as Python prints them (`1.0`, `0.5`, `1e-05`).
 fn format_float(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e16 {
-        format!("{x:.1}")
-    } else {
-        format!("{x}")
-    }
+    if x.fract() == 0.0 && x.abs() < 1e16 { format!("{x:.1}") } else { format!("{x}") }
 }
 
 /// The value as `ds.Keyword` prints it in pydicom: strings bare, multi-values as `[a, b]`.
@@ -165,18 +138,11 @@ fn render(e: &InMemElement, quoted: bool) -> String {
     let vr = e.vr();
     match e.value() {
         Value::Sequence(seq) => format!("<Sequence, length {}>", seq.items().len()),
-        Value::PixelSequence(ps) => format!(
-            "<encapsulated pixel data: {} fragment(s)>",
-            ps.fragments().len()
-        ),
+        Value::PixelSequence(ps) => format!("<encapsulated pixel data: {} fragment(s)>", ps.fragments().len()),
         Value::Primitive(p) => {
             if is_binary(vr) {
                 let n = p.calculate_byte_len();
-                return if n <= 16 {
-                    format!("{:?}", p.to_bytes())
-                } else {
-                    format!("Array of {n} bytes")
-                };
+                return if n <= 16 { format!("{:?}", p.to_bytes()) } else { format!("Array of {n} bytes") };
             }
             let numeric = !matches!(
                 p,
@@ -189,11 +155,7 @@ fn render(e: &InMemElement, quoted: bool) -> String {
             let items: Vec<String> = if numeric { fmt_num(p) } else { strings(p) };
             let stringy = !numeric && !is_numeric_string(vr);
             let q = |s: &String| {
-                if stringy || (quoted && is_numeric_string(vr) && items.len() == 1) {
-                    format!("'{s}'")
-                } else {
-                    s.clone()
-                }
+                if stringy || (quoted && is_numeric_string(vr) && items.len() == 1) { format!("'{s}'") } else { s.clone() }
             };
             match items.len() {
                 0 => String::new(),
@@ -208,15 +170,7 @@ fn render(e: &InMemElement, quoted: bool) -> String {
                 _ => {
                     let shown: Vec<String> = items.iter().map(q).collect();
                     let s = format!("[{}]", shown.join(", "));
-                    if s.len() > 200 {
-                        format!(
-                            "[{}, ...] ({} values)",
-                            shown[..4.min(shown.len())].join(", "),
-                            shown.len()
-                        )
-                    } else {
-                        s
-                    }
+                    if s.len() > 200 { format!("[{}, ...] ({} values)", shown[..4.min(shown.len())].join(", "), shown.len()) } else { s }
                 }
             }
         }
@@ -227,78 +181,31 @@ fn render(e: &InMemElement, quoted: bool) -> String {
 pub fn element_line(e: &InMemElement, indent: usize) -> String {
     let kw = keyword(e.tag());
     let pad = " ".repeat(indent * 2);
-    let mut line = format!(
-        "{pad}{} {:<36} {}: {}",
-        tag_str(e.tag()),
-        kw,
-        e.vr(),
-        element_value(e)
-    );
+    let mut line = format!("{pad}{} {:<36} {}: {}", tag_str(e.tag()), kw, e.vr(), element_value(e));
     if e.tag() == Tag(0x7FE0, 0x0010) {
-        line = format!(
-            "{pad}{} {:<36} {}: {}",
-            tag_str(e.tag()),
-            kw,
-            e.vr(),
-            render_pixel_summary(e)
-        );
+        line = format!("{pad}{} {:<36} {}: {}", tag_str(e.tag()), kw, e.vr(), render_pixel_summary(e));
     }
     line
 }
 
 fn render_pixel_summary(e: &InMemElement) -> String {
     match e.value() {
-        Value::PixelSequence(ps) => format!(
-            "<encapsulated pixel data: {} fragment(s)>",
-            ps.fragments().len()
-        ),
+        Value::PixelSequence(ps) => format!("<encapsulated pixel data: {} fragment(s)>", ps.fragments().len()),
         Value::Primitive(p) => format!("Array of {} bytes", p.calculate_byte_len()),
         _ => String::new(),
     }
 }
 
 /// Every element (file meta first, sequences indented), like pydicom's `print(ds)`.
-pub fn dump_lines(
-    obj: &dicom_object::DefaultDicomObject,
-    notes: &dyn Fn(&InMemElement) -> Option<String>,
-) -> Vec<String> {
+pub fn dump_lines(obj: &dicom_object::DefaultDicomObject, notes: &dyn Fn(&InMemElement) -> Option<String>) -> Vec<String> {
     let mut out = Vec::new();
     let meta = obj.meta();
     let ts = meta.transfer_syntax().trim_end_matches('\0');
     let meta_rows = [
-        (
-            Tag(0x0002, 0x0002),
-            "UI",
-            meta.media_storage_sop_class_uid()
-                .trim_end_matches('\0')
-                .to_string(),
-        ),
-        (
-            Tag(0x0002, 0x0003),
-            "UI",
-            meta.media_storage_sop_instance_uid
-                .trim_end_matches('\0')
-                .to_string(),
-        ),
-        (
-            Tag(0x0002, 0x0010),
-            "UI",
-            format!(
-                "{} ({})",
-                ts,
-                super::header::transfer_syntax_name(ts)
-                    .split(" (")
-                    .next()
-                    .unwrap_or("")
-            ),
-        ),
-        (
-            Tag(0x0002, 0x0012),
-            "UI",
-            meta.implementation_class_uid
-                .trim_end_matches('\0')
-                .to_string(),
-        ),
+        (Tag(0x0002, 0x0002), "UI", meta.media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
+        (Tag(0x0002, 0x0003), "UI", meta.media_storage_sop_instance_uid.trim_end_matches('\0').to_string()),
+        (Tag(0x0002, 0x0010), "UI", format!("{} ({})", ts, super::header::transfer_syntax_name(ts).split(" (").next().unwrap_or(""))),
+        (Tag(0x0002, 0x0012), "UI", meta.implementation_class_uid.trim_end_matches('\0').to_string()),
     ];
     for (t, vr, v) in meta_rows {
         out.push(format!("{} {:<36} {}: {}", tag_str(t), keyword(t), vr, v));
@@ -307,12 +214,7 @@ pub fn dump_lines(
     out
 }
 
-fn dump_dataset(
-    obj: &InMemDicomObject,
-    indent: usize,
-    out: &mut Vec<String>,
-    notes: &dyn Fn(&InMemElement) -> Option<String>,
-) {
+fn dump_dataset(obj: &InMemDicomObject, indent: usize, out: &mut Vec<String>, notes: &dyn Fn(&InMemElement) -> Option<String>) {
     for e in obj.iter() {
         let mut line = element_line(e, indent);
         if let Some(n) = notes(e) {
@@ -322,12 +224,7 @@ fn dump_dataset(
         out.push(line);
         if let Some(items) = e.items() {
             for (i, item) in items.iter().enumerate() {
-                out.push(format!(
-                    "{}  item {} of {}",
-                    " ".repeat(indent * 2),
-                    i,
-                    keyword(e.tag())
-                ));
+                out.push(format!("{}  item {} of {}", " ".repeat(indent * 2), i, keyword(e.tag())));
                 dump_dataset(item, indent + 2, out, notes);
             }
         }
@@ -342,15 +239,8 @@ pub fn keywords(obj: &InMemDicomObject, filter: Option<&str>) -> Vec<String> {
         .iter()
         .map(|e| e.tag())
         .filter(|t| t.group() % 2 == 0)
-        .filter_map(|t| {
-            StandardDataDictionary
-                .by_tag(t)
-                .map(|e| e.alias().to_string())
-        })
-        .filter(|k| {
-            f.as_ref()
-                .is_none_or(|f| k.to_ascii_lowercase().contains(f))
-        })
+        .filter_map(|t| StandardDataDictionary.by_tag(t).map(|e| e.alias().to_string()))
+        .filter(|k| f.as_ref().is_none_or(|f| k.to_ascii_lowercase().contains(f)))
         .collect();
     v.sort();
     v.dedup();
@@ -367,12 +257,7 @@ pub fn value_json(e: &InMemElement) -> serde_json::Value {
             if is_binary(e.vr()) {
                 return J::String(format!("<{} bytes>", p.calculate_byte_len()));
             }
-            let as_num = |s: &str| {
-                s.parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(J::Number)
-            };
+            let as_num = |s: &str| s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(J::Number);
             let strs: Vec<String> = match p {
                 PrimitiveValue::Str(_)
                 | PrimitiveValue::Strs(_)
@@ -392,11 +277,7 @@ pub fn value_json(e: &InMemElement) -> serde_json::Value {
                         | PrimitiveValue::Tags(_)
                 );
             let conv = |s: &String| {
-                if numeric {
-                    as_num(s).unwrap_or(J::String(s.clone()))
-                } else {
-                    J::String(s.clone())
-                }
+                if numeric { as_num(s).unwrap_or(J::String(s.clone())) } else { J::String(s.clone()) }
             };
             match strs.len() {
                 0 => J::Null,
@@ -414,85 +295,30 @@ mod tests {
 
     fn obj() -> InMemDicomObject {
         let mut o = InMemDicomObject::new_empty();
-        o.put(DataElement::new(
-            Tag(0x0010, 0x0020),
-            VR::LO,
-            PrimitiveValue::from("fe5c37"),
-        ));
-        o.put(DataElement::new(
-            Tag(0x0020, 0x0032),
-            VR::DS,
-            PrimitiveValue::from("-118.900002\\-145.000000\\-75.980003"),
-        ));
-        o.put(DataElement::new(
-            Tag(0x0028, 0x1053),
-            VR::DS,
-            PrimitiveValue::from("1"),
-        ));
-        o.put(DataElement::new(
-            Tag(0x0008, 0x0008),
-            VR::CS,
-            PrimitiveValue::from("ORIGINAL\\PRIMARY\\AXIAL"),
-        ));
-        o.put(DataElement::new(
-            Tag(0x0028, 0x0010),
-            VR::US,
-            PrimitiveValue::from(512u16),
-        ));
-        o.put(DataElement::new(
-            Tag(0x0028, 0x0120),
-            VR::US,
-            PrimitiveValue::from(63536u16),
-        ));
+        o.put(DataElement::new(Tag(0x0010, 0x0020), VR::LO, PrimitiveValue::from("fe5c37")));
+        o.put(DataElement::new(Tag(0x0020, 0x0032), VR::DS, PrimitiveValue::from("-118.900002\\-145.000000\\-75.980003")));
+        o.put(DataElement::new(Tag(0x0028, 0x1053), VR::DS, PrimitiveValue::from("1")));
+        o.put(DataElement::new(Tag(0x0008, 0x0008), VR::CS, PrimitiveValue::from("ORIGINAL\\PRIMARY\\AXIAL")));
+        o.put(DataElement::new(Tag(0x0028, 0x0010), VR::US, PrimitiveValue::from(512u16)));
+        o.put(DataElement::new(Tag(0x0028, 0x0120), VR::US, PrimitiveValue::from(63536u16)));
         let mut item = InMemDicomObject::new_empty();
-        item.put(DataElement::new(
-            Tag(0x0028, 0x0030),
-            VR::DS,
-            PrimitiveValue::from("0.5\\0.5"),
-        ));
+        item.put(DataElement::new(Tag(0x0028, 0x0030), VR::DS, PrimitiveValue::from("0.5\\0.5")));
         let mut outer = InMemDicomObject::new_empty();
-        outer.put(DataElement::new(
-            Tag(0x0028, 0x9110),
-            VR::SQ,
-            dicom_core::value::DataSetSequence::from(vec![item]),
-        ));
-        o.put(DataElement::new(
-            Tag(0x5200, 0x9229),
-            VR::SQ,
-            dicom_core::value::DataSetSequence::from(vec![outer]),
-        ));
+        outer.put(DataElement::new(Tag(0x0028, 0x9110), VR::SQ, dicom_core::value::DataSetSequence::from(vec![item])));
+        o.put(DataElement::new(Tag(0x5200, 0x9229), VR::SQ, dicom_core::value::DataSetSequence::from(vec![outer])));
         o
     }
 
     #[test]
     fn tags_parse_in_every_spelling() {
         let t = Tag(0x0010, 0x0020);
-        for s in [
-            "PatientID",
-            "0010,0020",
-            "(0010,0020)",
-            "00100020",
-            "(0010, 0020)",
-        ] {
-            assert_eq!(
-                parse_tag_path(s).unwrap(),
-                vec![PathStep { tag: t, item: None }],
-                "{s}"
-            );
+        for s in ["PatientID", "0010,0020", "(0010,0020)", "00100020", "(0010, 0020)"] {
+            assert_eq!(parse_tag_path(s).unwrap(), vec![PathStep { tag: t, item: None }], "{s}");
         }
         assert!(parse_tag_path("NoSuchKeyword").is_err());
-        let p = parse_tag_path(
-            "SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing",
-        )
-        .unwrap();
+        let p = parse_tag_path("SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing").unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!(
-            p[1],
-            PathStep {
-                tag: Tag(0x0028, 0x9110),
-                item: Some(0)
-            }
-        );
+        assert_eq!(p[1], PathStep { tag: Tag(0x0028, 0x9110), item: Some(0) });
     }
 
     #[test]
@@ -500,23 +326,14 @@ mod tests {
         let o = obj();
         let get = |s: &str| value_string(resolve(&o, &parse_tag_path(s).unwrap()).unwrap());
         assert_eq!(get("PatientID"), "fe5c37");
-        assert_eq!(
-            get("ImagePositionPatient"),
-            "[-118.900002, -145.000000, -75.980003]"
-        );
+        assert_eq!(get("ImagePositionPatient"), "[-118.900002, -145.000000, -75.980003]");
         assert_eq!(get("RescaleSlope"), "1");
         assert_eq!(get("ImageType"), "['ORIGINAL', 'PRIMARY', 'AXIAL']");
         assert_eq!(get("Rows"), "512");
         assert_eq!(get("PixelPaddingValue"), "63536");
-        assert_eq!(
-            get("SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing"),
-            "[0.5, 0.5]"
-        );
+        assert_eq!(get("SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing"), "[0.5, 0.5]");
         let e = resolve(&o, &parse_tag_path("PatientID").unwrap()).unwrap();
-        assert_eq!(
-            element_line(e, 0),
-            format!("(0010,0020) {:<36} LO: 'fe5c37'", "PatientID")
-        );
+        assert_eq!(element_line(e, 0), format!("(0010,0020) {:<36} LO: 'fe5c37'", "PatientID"));
         let e = resolve(&o, &parse_tag_path("RescaleSlope").unwrap()).unwrap();
         assert!(element_line(e, 0).ends_with("DS: '1'"));
     }
@@ -524,10 +341,7 @@ mod tests {
     #[test]
     fn keyword_filter_is_case_insensitive_and_sorted() {
         let o = obj();
-        assert_eq!(
-            keywords(&o, Some("patient")),
-            vec!["ImagePositionPatient", "PatientID"]
-        );
+        assert_eq!(keywords(&o, Some("patient")), vec!["ImagePositionPatient", "PatientID"]);
         assert_eq!(keywords(&o, None).len(), 7);
     }
 
@@ -536,10 +350,7 @@ mod tests {
         let o = obj();
         let j = |s: &str| value_json(resolve(&o, &parse_tag_path(s).unwrap()).unwrap());
         assert_eq!(j("Rows"), serde_json::json!(512.0));
-        assert_eq!(
-            j("ImagePositionPatient"),
-            serde_json::json!([-118.900002, -145.0, -75.980003])
-        );
+        assert_eq!(j("ImagePositionPatient"), serde_json::json!([-118.900002, -145.0, -75.980003]));
         assert_eq!(j("PatientID"), serde_json::json!("fe5c37"));
     }
 }

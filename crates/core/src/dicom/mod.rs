@@ -27,32 +27,22 @@ pub fn looks_like_dicom(path: &Path) -> bool {
 
 /// Open a DICOM file, stopping before the pixel data (fast header scan).
 pub fn open_until_pixels(path: &Path) -> crate::Result<DefaultDicomObject> {
-    OpenFileOptions::new()
-        .read_until(PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| read_error(path, e))
+    OpenFileOptions::new().read_until(PIXEL_DATA).open_file(path).map_err(|e| read_error(path, e))
 }
 
 /// Open a whole DICOM file, pixel data included.
 pub fn open_full(path: &Path) -> crate::Result<DefaultDicomObject> {
-    OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| read_error(path, e))
+    OpenFileOptions::new().open_file(path).map_err(|e| read_error(path, e))
 }
 
-pub(crate) fn read_error(
-    path: &Path,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> crate::Error {
+pub(crate) fn read_error(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> crate::Error {
     let msg = error_chain(&e);
     let hint = if msg.contains("preamble") || msg.contains("magic") || msg.contains("DICM") {
         "this is not a DICOM Part 10 file (no DICM prefix); skip it or re-export from the PACS"
     } else {
         "the file is damaged or truncated: re-copy or re-export it"
     };
-    crate::Error::bad_input(format!("not readable as DICOM: {msg}"))
-        .with_path(path)
-        .with_hint(hint)
+    crate::Error::bad_input(format!("not readable as DICOM: {msg}")).with_path(path).with_hint(hint)
 }
 
 /// An error and its causes on one line.

@@ -18,27 +18,11 @@ pub struct Series {
 pub fn group_series(headers: Vec<SliceHeader>) -> Vec<Series> {
     let mut groups: BTreeMap<(String, String, u32, u32), Vec<SliceHeader>> = BTreeMap::new();
     for h in headers {
-        let orient = h
-            .orientation
-            .map(|o| {
-                o.iter()
-                    .map(|v| format!("{:.2}", v + 0.0))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
-        let key = (
-            h.series_instance_uid.clone().unwrap_or_default(),
-            orient,
-            h.rows,
-            h.columns,
-        );
+        let orient = h.orientation.map(|o| o.iter().map(|v| format!("{:.2}", v + 0.0)).collect::<Vec<_>>().join(",")).unwrap_or_default();
+        let key = (h.series_instance_uid.clone().unwrap_or_default(), orient, h.rows, h.columns);
         groups.entry(key).or_default().push(h);
     }
-    let mut out: Vec<Series> = groups
-        .into_values()
-        .map(|slices| Series { slices })
-        .collect();
+    let mut out: Vec<Series> = groups.into_values().map(|slices| Series { slices }).collect();
     // Stable, readable order: by series number, then UID.
     out.sort_by_key(|s| (s.first().series_number, s.uid()));
     out
@@ -114,17 +98,11 @@ impl Series {
         self.first().rows > 0 && self.first().columns > 0
     }
     pub fn is_ct(&self) -> bool {
-        self.first().modality.as_deref() == Some("CT")
-            || self
-                .first()
-                .sop_class_uid
-                .starts_with("1.2.840.10008.5.1.4.1.1.2")
+        self.first().modality.as_deref() == Some("CT") || self.first().sop_class_uid.starts_with("1.2.840.10008.5.1.4.1.1.2")
     }
     /// Slice normal within 45 degrees of the patient's head-feet axis.
     pub fn is_axial(&self) -> bool {
-        self.first()
-            .normal()
-            .is_some_and(|n| n[2].abs() > std::f64::consts::FRAC_1_SQRT_2)
+        self.first().normal().is_some_and(|n| n[2].abs() > std::f64::consts::FRAC_1_SQRT_2)
     }
     /// Why this series cannot be a CT volume, if it cannot.
     pub fn rejection(&self) -> Option<String> {
@@ -139,10 +117,7 @@ impl Series {
             return Some("secondary capture".into());
         }
         if f.samples_per_pixel != 1 {
-            return Some(format!(
-                "colour image ({} samples per pixel)",
-                f.samples_per_pixel
-            ));
+            return Some(format!("colour image ({} samples per pixel)", f.samples_per_pixel));
         }
         if self.slices.len() < 2 {
             return Some("a single slice is not a volume".into());
@@ -153,38 +128,19 @@ impl Series {
     /// Order the slices in space and measure spacing, gaps, duplicates and tilt.
     pub fn order(&self) -> Result<Ordered> {
         let mut warnings = Vec::new();
-        let have_pos = self
-            .slices
-            .iter()
-            .all(|s| s.position.is_some() && s.orientation.is_some());
+        let have_pos = self.slices.iter().all(|s| s.position.is_some() && s.orientation.is_some());
         let normal = self.first().normal().unwrap_or([0.0, 0.0, 1.0]);
         let (method, keyed): (OrderMethod, Vec<(f64, &SliceHeader)>) = if have_pos {
-            (
-                OrderMethod::Position,
-                self.slices
-                    .iter()
-                    .map(|s| (dot(s.position.unwrap_or_default(), normal), s))
-                    .collect(),
-            )
+            (OrderMethod::Position, self.slices.iter().map(|s| (dot(s.position.unwrap_or_default(), normal), s)).collect())
         } else if self.slices.iter().all(|s| s.slice_location.is_some()) {
             warnings.push("ImagePositionPatient missing: ordering by SliceLocation".to_string());
-            (
-                OrderMethod::SliceLocation,
-                self.slices
-                    .iter()
-                    .map(|s| (s.slice_location.unwrap_or_default(), s))
-                    .collect(),
-            )
+            (OrderMethod::SliceLocation, self.slices.iter().map(|s| (s.slice_location.unwrap_or_default(), s)).collect())
         } else if self.slices.iter().all(|s| s.instance_number.is_some()) {
-            warnings.push("ImagePositionPatient and SliceLocation missing: ordering by InstanceNumber; spacing taken from SliceThickness".to_string());
+            warnings.push(
+                "ImagePositionPatient and SliceLocation missing: ordering by InstanceNumber; spacing taken from SliceThickness".to_string(),
+            );
             let th = self.first().slice_thickness.unwrap_or(1.0);
-            (
-                OrderMethod::InstanceNumber,
-                self.slices
-                    .iter()
-                    .map(|s| (s.instance_number.unwrap_or_default() as f64 * th, s))
-                    .collect(),
-            )
+            (OrderMethod::InstanceNumber, self.slices.iter().map(|s| (s.instance_number.unwrap_or_default() as f64 * th, s)).collect())
         } else {
             return Err(Error::bad_input(format!(
                 "series {} has slices without ImagePositionPatient, SliceLocation or InstanceNumber: nothing orders them",
@@ -194,11 +150,7 @@ impl Series {
             .with_hint("re-export the series with its geometry tags; ctprep will not guess slice order"));
         };
         let mut keyed = keyed;
-        keyed.sort_by(|a, b| {
-            a.0.total_cmp(&b.0)
-                .then(a.1.instance_number.cmp(&b.1.instance_number))
-                .then(a.1.path.cmp(&b.1.path))
-        });
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.instance_number.cmp(&b.1.instance_number)).then(a.1.path.cmp(&b.1.path)));
         let mut slices = Vec::with_capacity(keyed.len());
         let mut positions: Vec<f64> = Vec::with_capacity(keyed.len());
         let mut duplicates = Vec::new();
@@ -220,14 +172,9 @@ impl Series {
             ));
         }
         if slices.len() < 2 {
-            return Err(Error::bad_input(format!(
-                "series {} has fewer than 2 distinct slice positions",
-                self.uid()
-            ))
-            .with_path(&self.first().path)
-            .with_hint(
-                "a volume needs at least two slices; check that the whole series was exported",
-            ));
+            return Err(Error::bad_input(format!("series {} has fewer than 2 distinct slice positions", self.uid()))
+                .with_path(&self.first().path)
+                .with_hint("a volume needs at least two slices; check that the whole series was exported"));
         }
         let steps: Vec<f64> = positions.windows(2).map(|w| w[1] - w[0]).collect();
         let mut sorted = steps.clone();
@@ -248,21 +195,10 @@ impl Series {
             })
             .collect();
         // Tilt: angle between the normal and the first->last position vector.
-        let tilt_deg = match (
-            method,
-            slices.first().and_then(|s| s.position),
-            slices.last().and_then(|s| s.position),
-        ) {
+        let tilt_deg = match (method, slices.first().and_then(|s| s.position), slices.last().and_then(|s| s.position)) {
             (OrderMethod::Position, Some(a), Some(b)) => {
                 let step = sub(b, a);
-                if norm(step) > 0.0 {
-                    dot(normalize(step), normal)
-                        .clamp(-1.0, 1.0)
-                        .acos()
-                        .to_degrees()
-                } else {
-                    0.0
-                }
+                if norm(step) > 0.0 { dot(normalize(step), normal).clamp(-1.0, 1.0).acos().to_degrees() } else { 0.0 }
             }
             _ => 0.0,
         };
@@ -272,12 +208,7 @@ impl Series {
             normal,
             method,
             duplicates,
-            spacing: SpacingStats {
-                min,
-                median,
-                max,
-                regular,
-            },
+            spacing: SpacingStats { min, median, max, regular },
             gaps,
             tilt_deg,
             warnings,
@@ -290,11 +221,7 @@ impl Series {
         let ordered = self.order();
         let mut files: Vec<&PathBuf> = self.slices.iter().map(|s| &s.path).collect();
         files.dedup();
-        let mut ts: Vec<String> = self
-            .slices
-            .iter()
-            .map(|s| super::header::transfer_syntax_name(&s.transfer_syntax))
-            .collect();
+        let mut ts: Vec<String> = self.slices.iter().map(|s| super::header::transfer_syntax_name(&s.transfer_syntax)).collect();
         ts.sort();
         ts.dedup();
         let rescale_varies = self.slices.iter().any(|s| s.rescale != f.rescale);
@@ -315,18 +242,9 @@ impl Series {
                     ));
                 }
                 if o.tilt_deg > 0.01 {
-                    warnings.push(format!(
-                        "gantry tilt {:.2} deg: slices are sheared",
-                        o.tilt_deg
-                    ));
+                    warnings.push(format!("gantry tilt {:.2} deg: slices are sheared", o.tilt_deg));
                 }
-                (
-                    Some(o.spacing),
-                    o.gaps.clone(),
-                    o.duplicates.len(),
-                    Some(o.tilt_deg),
-                    Some(o.method),
-                )
+                (Some(o.spacing), o.gaps.clone(), o.duplicates.len(), Some(o.tilt_deg), Some(o.method))
             }
             Err(e) => {
                 if self.rejection().is_none() {

@@ -119,10 +119,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Scan headers of many files in parallel (pixel data is not read).
 pub fn scan(files: &[PathBuf]) -> Scan {
-    let results: Vec<(PathBuf, Result<Vec<SliceHeader>>)> = files
-        .par_iter()
-        .map(|p| (p.clone(), open_header(p)))
-        .collect();
+    let results: Vec<(PathBuf, Result<Vec<SliceHeader>>)> = files.par_iter().map(|p| (p.clone(), open_header(p))).collect();
     let mut scan = Scan::default();
     for (p, r) in results {
         match r {
@@ -131,10 +128,7 @@ pub fn scan(files: &[PathBuf]) -> Scan {
                 if super::looks_like_dicom(&p) {
                     scan.failed.push(e);
                 } else {
-                    scan.skipped.push(Skipped {
-                        path: p,
-                        reason: "not a DICOM file".into(),
-                    });
+                    scan.skipped.push(Skipped { path: p, reason: "not a DICOM file".into() });
                 }
             }
         }
@@ -153,17 +147,12 @@ pub struct Stacked {
 
 /// Pick the series to stack, explaining the choice.
 pub fn select_series(series: &[Series], select: &SeriesSelect) -> Result<(usize, String)> {
-    let usable: Vec<usize> = (0..series.len())
-        .filter(|&i| series[i].rejection().is_none())
-        .collect();
+    let usable: Vec<usize> = (0..series.len()).filter(|&i| series[i].rejection().is_none()).collect();
     let describe = |s: &Series| {
         format!(
             "series {} #{} '{}' ({} slices)",
             s.uid(),
-            s.first()
-                .series_number
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "?".into()),
+            s.first().series_number.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
             s.first().series_description.clone().unwrap_or_default(),
             s.slices.len()
         )
@@ -171,12 +160,7 @@ pub fn select_series(series: &[Series], select: &SeriesSelect) -> Result<(usize,
     match select {
         SeriesSelect::Largest => {
             let best = usable.iter().copied().max_by_key(|&i| {
-                (
-                    series[i].is_ct(),
-                    series[i].is_axial(),
-                    series[i].slices.len(),
-                    std::cmp::Reverse(series[i].first().series_number),
-                )
+                (series[i].is_ct(), series[i].is_axial(), series[i].slices.len(), std::cmp::Reverse(series[i].first().series_number))
             });
             match best {
                 Some(i) => {
@@ -188,10 +172,8 @@ pub fn select_series(series: &[Series], select: &SeriesSelect) -> Result<(usize,
                     Ok((i, format!("using {}: {}", describe(&series[i]), why)))
                 }
                 None => {
-                    let reasons: Vec<String> = series
-                        .iter()
-                        .map(|s| format!("{}: {}", describe(s), s.rejection().unwrap_or_default()))
-                        .collect();
+                    let reasons: Vec<String> =
+                        series.iter().map(|s| format!("{}: {}", describe(s), s.rejection().unwrap_or_default())).collect();
                     Err(Error::empty(if series.is_empty() {
                         "no DICOM images found".to_string()
                     } else {
@@ -204,34 +186,15 @@ pub fn select_series(series: &[Series], select: &SeriesSelect) -> Result<(usize,
         SeriesSelect::Uid(uid) => series
             .iter()
             .position(|s| &s.uid() == uid)
-            .map(|i| {
-                (
-                    i,
-                    format!("using {}: asked for by UID", describe(&series[i])),
-                )
-            })
+            .map(|i| (i, format!("using {}: asked for by UID", describe(&series[i]))))
             .ok_or_else(|| {
-                Error::empty(format!("no series with SeriesInstanceUID {uid}"))
-                    .with_hint("list the series with `dcm-stack --list DIR`")
+                Error::empty(format!("no series with SeriesInstanceUID {uid}")).with_hint("list the series with `dcm-stack --list DIR`")
             }),
         SeriesSelect::Number(n) => {
-            let matching: Vec<usize> = (0..series.len())
-                .filter(|&i| series[i].first().series_number == Some(*n))
-                .collect();
-            let i = matching
-                .iter()
-                .copied()
-                .find(|&i| series[i].rejection().is_none())
-                .or(matching.first().copied());
-            i.map(|i| {
-                (
-                    i,
-                    format!("using {}: asked for by number", describe(&series[i])),
-                )
-            })
-            .ok_or_else(|| {
-                Error::empty(format!("no series with SeriesNumber {n}"))
-                    .with_hint("list the series with `dcm-stack --list DIR`")
+            let matching: Vec<usize> = (0..series.len()).filter(|&i| series[i].first().series_number == Some(*n)).collect();
+            let i = matching.iter().copied().find(|&i| series[i].rejection().is_none()).or(matching.first().copied());
+            i.map(|i| (i, format!("using {}: asked for by number", describe(&series[i])))).ok_or_else(|| {
+                Error::empty(format!("no series with SeriesNumber {n}")).with_hint("list the series with `dcm-stack --list DIR`")
             })
         }
     }
@@ -240,13 +203,9 @@ pub fn select_series(series: &[Series], select: &SeriesSelect) -> Result<(usize,
 /// Stack one series into a volume of stored values (or float real values when the rescale varies).
 pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
     if let Some(why) = series.rejection() {
-        return Err(
-            Error::bad_input(format!("series {} cannot be stacked: {why}", series.uid()))
-                .with_path(&series.first().path)
-                .with_hint(
-                    "choose another series with --series; `dcm-stack --list DIR` shows them",
-                ),
-        );
+        return Err(Error::bad_input(format!("series {} cannot be stacked: {why}", series.uid()))
+            .with_path(&series.first().path)
+            .with_hint("choose another series with --series; `dcm-stack --list DIR` shows them"));
     }
     let ordered = series.order()?;
     let mut notes = Vec::new();
@@ -270,9 +229,9 @@ pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
             ordered.gaps.first().map(|g| g.to_mm).unwrap_or(0.0)
         );
         if opts.on_gap == GapPolicy::Error {
-            return Err(Error::bad_input(msg).with_path(&first.path).with_hint(
-                "use --on-gap resample to interpolate onto an equidistant grid, or --on-gap keep",
-            ));
+            return Err(Error::bad_input(msg)
+                .with_path(&first.path)
+                .with_hint("use --on-gap resample to interpolate onto an equidistant grid, or --on-gap keep"));
         }
         warnings.push(msg);
     }
@@ -288,20 +247,14 @@ pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
         (false, 16) => VolumeData::U16(decode_all::<u16>(&ordered)?),
         _ => VolumeData::I32(decode_all::<i32>(&ordered)?),
     };
-    let mut meta = Meta {
-        kind: Kind::Stored,
-        padding: padding.clone(),
-        window: first.window,
-        ..Meta::default()
-    };
+    let mut meta = Meta { kind: Kind::Stored, padding: padding.clone(), window: first.window, ..Meta::default() };
     let mut data = if rescale_uniform {
         meta.rescale = Some(first.rescale);
         data
     } else {
         notes.push("RescaleSlope/Intercept vary per slice: writing float32 real values; padding voxels become NaN".into());
         meta.kind = Kind::Hu;
-        meta.extra
-            .insert("padding_as_nan".into(), serde_json::Value::Bool(true));
+        meta.extra.insert("padding_as_nan".into(), serde_json::Value::Bool(true));
         VolumeData::F32(per_slice_real(&data, &ordered, padding.as_ref()))
     };
 
@@ -323,19 +276,12 @@ pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
                 notes.push(format!("gantry tilt {:.2} deg corrected: slices shifted in-plane onto an orthogonal grid", ordered.tilt_deg));
             }
             TiltPolicy::Keep => {
-                let last = ordered
-                    .slices
-                    .last()
-                    .and_then(|s| s.position)
-                    .unwrap_or(origin);
+                let last = ordered.slices.last().and_then(|s| s.position).unwrap_or(origin);
                 slice_dir = normalize(sub(last, origin));
                 // Positions along the sheared axis: scale so that index k lands on slice k.
                 let c = dot(slice_dir, normal);
                 positions = positions.iter().map(|p| p / c).collect();
-                notes.push(format!(
-                    "gantry tilt {:.2} deg kept: the geometry is sheared",
-                    ordered.tilt_deg
-                ));
+                notes.push(format!("gantry tilt {:.2} deg kept: the geometry is sheared", ordered.tilt_deg));
             }
         }
     }
@@ -345,19 +291,10 @@ pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
     }
     if !ordered.spacing.regular && opts.on_gap == GapPolicy::Resample {
         let (resampled, n) = resample_slices(&data, &positions, dz, padding.as_ref(), &meta);
-        notes.push(format!(
-            "resampled {} slices onto {} equidistant slices at {:.4} mm",
-            positions.len(),
-            n,
-            dz
-        ));
+        notes.push(format!("resampled {} slices onto {} equidistant slices at {:.4} mm", positions.len(), n, dz));
         data = resampled;
     }
-    let geometry = Geometry {
-        spacing: [dx, dy, dz],
-        origin,
-        direction: [row, col, slice_dir],
-    };
+    let geometry = Geometry { spacing: [dx, dy, dz], origin, direction: [row, col, slice_dir] };
 
     meta.series = Some(SeriesInfo {
         patient_id: first.patient_id.clone(),
@@ -378,12 +315,7 @@ pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
         .slices
         .iter()
         .map(|s| SliceSource {
-            file: s.path.display().to_string()
-                + &if s.frames_in_file > 1 {
-                    format!("#frame{}", s.frame)
-                } else {
-                    String::new()
-                },
+            file: s.path.display().to_string() + &if s.frames_in_file > 1 { format!("#frame{}", s.frame) } else { String::new() },
             sop_instance_uid: s.sop_instance_uid.clone(),
             instance_number: s.instance_number,
             position: s.position.unwrap_or_default(),
@@ -391,25 +323,14 @@ pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
         })
         .collect();
     if !ordered.gaps.is_empty() {
-        meta.extra.insert(
-            "gaps".into(),
-            serde_json::to_value(&ordered.gaps).unwrap_or_default(),
-        );
+        meta.extra.insert("gaps".into(), serde_json::to_value(&ordered.gaps).unwrap_or_default());
     }
     if let (Some(th), sp) = (first.slice_thickness, ordered.spacing.median) {
         if (th - sp).abs() > 0.01 * sp.max(th) {
             notes.push(format!("SliceThickness tag {th} mm differs from the measured slice spacing {sp:.4} mm: using the spacing"));
         }
     }
-    Ok(Stacked {
-        volume: Volume {
-            data,
-            geometry,
-            meta,
-        },
-        notes,
-        warnings,
-    })
+    Ok(Stacked { volume: Volume { data, geometry, meta }, notes, warnings })
 }
 
 /// Slices of one volume must share size and orientation.
@@ -422,9 +343,7 @@ fn check_consistent(o: &Ordered) -> Result<()> {
                 s.rows, s.columns, f.rows, f.columns
             ))
             .with_path(&s.path)
-            .with_hint(
-                "the folder mixes images of different sizes in one series; remove the odd file",
-            ));
+            .with_hint("the folder mixes images of different sizes in one series; remove the odd file"));
         }
         if s.pixel_spacing != f.pixel_spacing {
             return Err(Error::bad_input(format!(
@@ -435,11 +354,9 @@ fn check_consistent(o: &Ordered) -> Result<()> {
             .with_hint("slices of one volume must share the pixel spacing; remove the odd file"));
         }
         if (s.pixel_representation, s.bits_stored) != (f.pixel_representation, f.bits_stored) {
-            return Err(Error::bad_input(
-                "pixel format (PixelRepresentation/BitsStored) differs from the first slice's",
-            )
-            .with_path(&s.path)
-            .with_hint("remove the odd file from the folder"));
+            return Err(Error::bad_input("pixel format (PixelRepresentation/BitsStored) differs from the first slice's")
+                .with_path(&s.path)
+                .with_hint("remove the odd file from the folder"));
         }
     }
     Ok(())
@@ -449,33 +366,20 @@ fn check_consistent(o: &Ordered) -> Result<()> {
 fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
     let f = &o.slices[0];
     let (nz, ny, nx) = (o.slices.len(), f.rows as usize, f.columns as usize);
-    crate::io::check_claim(
-        &f.path,
-        "the series",
-        (nz * ny * nx * std::mem::size_of::<T>()) as u64,
-        None,
-    )?;
+    crate::io::check_claim(&f.path, "the series", (nz * ny * nx * std::mem::size_of::<T>()) as u64, None)?;
     let mut vol = Array3::<T>::default((nz, ny, nx));
-    vol.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(o.slices.par_iter())
-        .try_for_each(|(mut slab, h)| -> Result<()> {
-            let values = decode_stored(h)?;
-            if values.len() != ny * nx {
-                return Err(Error::bad_input(format!(
-                    "decoded {} pixels, expected {}x{}",
-                    values.len(),
-                    ny,
-                    nx
-                ))
+    vol.axis_iter_mut(Axis(0)).into_par_iter().zip(o.slices.par_iter()).try_for_each(|(mut slab, h)| -> Result<()> {
+        let values = decode_stored(h)?;
+        if values.len() != ny * nx {
+            return Err(Error::bad_input(format!("decoded {} pixels, expected {}x{}", values.len(), ny, nx))
                 .with_path(&h.path)
                 .with_hint("the pixel data does not match Rows/Columns: the file is damaged"));
-            }
-            for (d, v) in slab.iter_mut().zip(values) {
-                *d = T::from_f64(v as f64);
-            }
-            Ok(())
-        })?;
+        }
+        for (d, v) in slab.iter_mut().zip(values) {
+            *d = T::from_f64(v as f64);
+        }
+        Ok(())
+    })?;
     Ok(vol)
 }
 
@@ -492,47 +396,27 @@ pub fn decode_stored(h: &SliceHeader) -> Result<Vec<i32>> {
                 .with_path(&h.path)
                 .with_hint("transcode the file to explicit VR little endian (e.g. `gdcmconv --raw` or `dcmdjpeg`) and try again")
         } else {
-            Error::bad_input(format!("corrupt pixel data ({ts_name}): {msg}")).with_path(&h.path).with_hint("the file is damaged: re-copy or re-export it")
+            Error::bad_input(format!("corrupt pixel data ({ts_name}): {msg}"))
+                .with_path(&h.path)
+                .with_hint("the file is damaged: re-copy or re-export it")
         }
     })?;
-    let opts = ConvertOptions::new().with_modality_lut(ModalityLutOption::Override(
-        dicom_pixeldata::Rescale {
-            slope: 1.0,
-            intercept: 0.0,
-        },
-    ));
-    decoded
-        .to_vec_frame_with_options::<i32>(0, &opts)
-        .map_err(|e| {
-            Error::bad_input(format!(
-                "cannot convert pixel data: {}",
-                super::error_chain(&e)
-            ))
+    let opts =
+        ConvertOptions::new().with_modality_lut(ModalityLutOption::Override(dicom_pixeldata::Rescale { slope: 1.0, intercept: 0.0 }));
+    decoded.to_vec_frame_with_options::<i32>(0, &opts).map_err(|e| {
+        Error::bad_input(format!("cannot convert pixel data: {}", super::error_chain(&e)))
             .with_path(&h.path)
             .with_hint("the file is damaged or uses an unusual pixel format")
-        })
+    })
 }
 
 /// Per-slice rescale to real values (float), padding -> NaN.
-fn per_slice_real(
-    data: &VolumeData,
-    o: &Ordered,
-    padding: Option<&crate::meta::Padding>,
-) -> Array3<f32> {
+fn per_slice_real(data: &VolumeData, o: &Ordered, padding: Option<&crate::meta::Padding>) -> Array3<f32> {
     let stored = data.to_f32(None);
     let mut out = stored;
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(o.slices.par_iter())
-        .for_each(|(mut slab, h)| {
-            slab.mapv_inplace(|v| {
-                if padding.is_some_and(|p| p.contains(v as f64)) {
-                    f32::NAN
-                } else {
-                    h.rescale.apply(v as f64) as f32
-                }
-            });
-        });
+    out.axis_iter_mut(Axis(0)).into_par_iter().zip(o.slices.par_iter()).for_each(|(mut slab, h)| {
+        slab.mapv_inplace(|v| if padding.is_some_and(|p| p.contains(v as f64)) { f32::NAN } else { h.rescale.apply(v as f64) as f32 });
+    });
     out
 }
 
@@ -605,18 +489,10 @@ fn bilinear<T: Voxel>(
     let (x0, y0) = (x.floor() as usize, y.floor() as usize);
     let (x1, y1) = ((x0 + 1).min(nx - 1), (y0 + 1).min(ny - 1));
     let (fx, fy) = (x - x0 as f64, y - y0 as f64);
-    let v = [
-        src[[y0, x0]].to_f64(),
-        src[[y0, x1]].to_f64(),
-        src[[y1, x0]].to_f64(),
-        src[[y1, x1]].to_f64(),
-    ];
+    let v = [src[[y0, x0]].to_f64(), src[[y0, x1]].to_f64(), src[[y1, x0]].to_f64(), src[[y1, x1]].to_f64()];
     if v.iter().any(|&q| is_pad(q, padding)) {
         // Never blend padding into tissue: take the nearest sample.
-        let (xi, yi) = (
-            if fx < 0.5 { x0 } else { x1 },
-            if fy < 0.5 { y0 } else { y1 },
-        );
+        let (xi, yi) = (if fx < 0.5 { x0 } else { x1 }, if fy < 0.5 { y0 } else { y1 });
         return src[[yi, xi]].to_f64();
     }
     let top = v[0] * (1.0 - fx) + v[1] * fx;
@@ -636,46 +512,28 @@ fn resample_slices(
     let extent = positions[positions.len() - 1] - p0;
     let n = (extent / dz).round() as usize + 1;
     let targets: Vec<f64> = (0..n).map(|k| p0 + k as f64 * dz).collect();
-    let out =
-        crate::with_data!(data, a => Voxel::wrap(resample_typed(a, positions, &targets, padding)));
+    let out = crate::with_data!(data, a => Voxel::wrap(resample_typed(a, positions, &targets, padding)));
     (out, n)
 }
 
-fn resample_typed<T: Voxel>(
-    a: &Array3<T>,
-    positions: &[f64],
-    targets: &[f64],
-    padding: Option<&crate::meta::Padding>,
-) -> Array3<T> {
+fn resample_typed<T: Voxel>(a: &Array3<T>, positions: &[f64], targets: &[f64], padding: Option<&crate::meta::Padding>) -> Array3<T> {
     let (ny, nx) = (a.shape()[1], a.shape()[2]);
     let mut out = Array3::<T>::default((targets.len(), ny, nx));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(targets.par_iter())
-        .for_each(|(mut slab, &t)| {
-            let hi = positions
-                .partition_point(|&p| p < t - 1e-6)
-                .min(positions.len() - 1);
-            let lo = hi.saturating_sub(1);
-            let w = if hi == lo || positions[hi] <= positions[lo] {
-                0.0
-            } else {
-                ((t - positions[lo]) / (positions[hi] - positions[lo])).clamp(0.0, 1.0)
-            };
-            let (sa, sb) = (a.index_axis(Axis(0), lo), a.index_axis(Axis(0), hi));
-            ndarray::Zip::from(&mut slab)
-                .and(&sa)
-                .and(&sb)
-                .for_each(|d, &va, &vb| {
-                    let (fa, fb) = (va.to_f64(), vb.to_f64());
-                    let v = if is_pad(fa, padding) || is_pad(fb, padding) {
-                        if w < 0.5 { fa } else { fb }
-                    } else {
-                        fa * (1.0 - w) + fb * w
-                    };
-                    *d = T::from_f64(v);
-                });
+    out.axis_iter_mut(Axis(0)).into_par_iter().zip(targets.par_iter()).for_each(|(mut slab, &t)| {
+        let hi = positions.partition_point(|&p| p < t - 1e-6).min(positions.len() - 1);
+        let lo = hi.saturating_sub(1);
+        let w = if hi == lo || positions[hi] <= positions[lo] {
+            0.0
+        } else {
+            ((t - positions[lo]) / (positions[hi] - positions[lo])).clamp(0.0, 1.0)
+        };
+        let (sa, sb) = (a.index_axis(Axis(0), lo), a.index_axis(Axis(0), hi));
+        ndarray::Zip::from(&mut slab).and(&sa).and(&sb).for_each(|d, &va, &vb| {
+            let (fa, fb) = (va.to_f64(), vb.to_f64());
+            let v = if is_pad(fa, padding) || is_pad(fb, padding) { if w < 0.5 { fa } else { fb } } else { fa * (1.0 - w) + fb * w };
+            *d = T::from_f64(v);
         });
+    });
     out
 }
 
@@ -717,10 +575,7 @@ impl PixelStats {
             ),
             format!("samples/pixel    {}", self.samples_per_pixel),
             format!("transfer syntax  {}", self.transfer_syntax),
-            format!(
-                "stored           min {} max {} mean {:.3}",
-                self.stored_min, self.stored_max, self.stored_mean
-            ),
+            format!("stored           min {} max {} mean {:.3}", self.stored_min, self.stored_max, self.stored_mean),
             format!(
                 "padding          {}",
                 match self.padding_value {
@@ -728,14 +583,8 @@ impl PixelStats {
                     None => "no PixelPaddingValue".into(),
                 }
             ),
-            format!(
-                "rescale          slope {} intercept {}",
-                self.rescale_slope, self.rescale_intercept
-            ),
-            format!(
-                "HU (no padding)  min {} max {} mean {:.3}",
-                self.hu_min, self.hu_max, self.hu_mean
-            ),
+            format!("rescale          slope {} intercept {}", self.rescale_slope, self.rescale_intercept),
+            format!("HU (no padding)  min {} max {} mean {:.3}", self.hu_min, self.hu_max, self.hu_mean),
         ]
     }
 }
@@ -743,20 +592,14 @@ impl PixelStats {
 /// Decode every frame of one file and summarise it.
 pub fn pixel_stats(path: &Path) -> Result<PixelStats> {
     let headers = open_header(path)?;
-    let h0 = headers
-        .first()
-        .ok_or_else(|| Error::bad_input("no image in this file").with_path(path))?
-        .clone();
+    let h0 = headers.first().ok_or_else(|| Error::bad_input("no image in this file").with_path(path))?.clone();
     if h0.rows == 0 || h0.columns == 0 {
-        return Err(
-            Error::bad_input("this DICOM object has no image (Rows/Columns missing)")
-                .with_path(path)
-                .with_hint("--pixels needs an image file"),
-        );
+        return Err(Error::bad_input("this DICOM object has no image (Rows/Columns missing)")
+            .with_path(path)
+            .with_hint("--pixels needs an image file"));
     }
     let (mut smin, mut smax, mut ssum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
-    let (mut hmin, mut hmax, mut hsum, mut hn, mut pad) =
-        (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize, 0usize);
+    let (mut hmin, mut hmax, mut hsum, mut hn, mut pad) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize, 0usize);
     for h in &headers {
         for v in decode_stored(h)? {
             let v = v as f64;

@@ -24,11 +24,7 @@ pub enum Source {
 
 impl Source {
     pub fn parse(s: &str) -> Source {
-        if s == "-" {
-            Source::Stdin
-        } else {
-            Source::Path(PathBuf::from(s))
-        }
+        if s == "-" { Source::Stdin } else { Source::Path(PathBuf::from(s)) }
     }
     /// The name used in messages.
     pub fn name(&self) -> PathBuf {
@@ -48,11 +44,7 @@ pub enum Sink {
 
 impl Sink {
     pub fn parse(s: &str) -> Sink {
-        if s == "-" {
-            Sink::Stdout
-        } else {
-            Sink::Path(PathBuf::from(s))
-        }
+        if s == "-" { Sink::Stdout } else { Sink::Path(PathBuf::from(s)) }
     }
     pub fn name(&self) -> PathBuf {
         match self {
@@ -115,29 +107,17 @@ pub struct Loaded {
 /// Largest voxel payload we agree to allocate: the smaller of `CTPREP_MAX_BYTES` (default 16 GiB)
 /// and the memory the OS says is available. Headers claiming more are refused before allocating.
 pub fn max_bytes() -> u64 {
-    let configured = std::env::var("CTPREP_MAX_BYTES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(16 << 30);
+    let configured = std::env::var("CTPREP_MAX_BYTES").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(16 << 30);
     let available = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
         .map(|kb| kb * 1024)
         .unwrap_or(u64::MAX);
     configured.min(available)
 }
 
 /// Check a claimed payload against the limit and, for a plain file, its real size.
-pub(crate) fn check_claim(
-    name: &Path,
-    what: &str,
-    claimed: u64,
-    available_in_file: Option<u64>,
-) -> Result<()> {
+pub(crate) fn check_claim(name: &Path, what: &str, claimed: u64, available_in_file: Option<u64>) -> Result<()> {
     let limit = max_bytes();
     if claimed > limit {
         return Err(Error::too_large(format!("{what} claims {claimed} bytes of voxels, more than the {limit} bytes allowed"))
@@ -146,11 +126,9 @@ pub(crate) fn check_claim(
     }
     if let Some(have) = available_in_file {
         if claimed > have {
-            return Err(Error::bad_input(format!(
-                "truncated: {what} needs {claimed} bytes of voxels, the file has {have}"
-            ))
-            .with_path(name)
-            .with_hint("the file was cut short: re-copy or re-export it"));
+            return Err(Error::bad_input(format!("truncated: {what} needs {claimed} bytes of voxels, the file has {have}"))
+                .with_path(name)
+                .with_hint("the file was cut short: re-copy or re-export it"));
         }
     }
     Ok(())
@@ -162,12 +140,7 @@ pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
     match src {
         Source::Stdin => {
             let stdin = io::stdin();
-            read_from(
-                BufReader::with_capacity(1 << 20, stdin.lock()),
-                &name,
-                None,
-                opts,
-            )
+            read_from(BufReader::with_capacity(1 << 20, stdin.lock()), &name, None, opts)
         }
         Source::Path(p) => {
             let f = File::open(p).map_err(|e| Error::io("cannot open", p, e))?;
@@ -186,22 +159,12 @@ pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
     }
 }
 
-fn read_from<R: BufRead>(
-    mut r: R,
-    name: &Path,
-    file_len: Option<u64>,
-    opts: &ReadOptions,
-) -> Result<Loaded> {
-    let head = r
-        .fill_buf()
-        .map_err(|e| Error::io("cannot read", name, e))?
-        .to_vec();
+fn read_from<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &ReadOptions) -> Result<Loaded> {
+    let head = r.fill_buf().map_err(|e| Error::io("cannot read", name, e))?.to_vec();
     if head.is_empty() {
         return Err(Error::bad_input("empty input: no volume to read")
             .with_path(name)
-            .with_hint(
-                "the previous command in the pipe produced nothing; check its error message",
-            ));
+            .with_hint("the previous command in the pipe produced nothing; check its error message"));
     }
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
         let gz = BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(r));
@@ -214,13 +177,7 @@ fn read_from<R: BufRead>(
     read_plain(r, name, file_len, opts, false)
 }
 
-fn read_plain<R: BufRead>(
-    mut r: R,
-    name: &Path,
-    file_len: Option<u64>,
-    opts: &ReadOptions,
-    gz: bool,
-) -> Result<Loaded> {
+fn read_plain<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &ReadOptions, gz: bool) -> Result<Loaded> {
     let head = r.fill_buf().map_err(|e| gz_err(name, e, gz))?;
     if head.starts_with(b"\x93NUMPY") {
         return npy::read(r, name, file_len, opts);
@@ -242,18 +199,13 @@ fn read_plain<R: BufRead>(
     } else {
         "not a NIfTI-1 or NPY volume (unknown magic bytes)"
     };
-    Err(Error::bad_input(what).with_path(name).with_hint(
-        "ctprep tools exchange .nii, .nii.gz and .npy; turn a DICOM folder into a volume with `dcm-stack DIR -o vol.nii`",
-    ))
+    Err(Error::bad_input(what)
+        .with_path(name)
+        .with_hint("ctprep tools exchange .nii, .nii.gz and .npy; turn a DICOM folder into a volume with `dcm-stack DIR -o vol.nii`"))
 }
 
 pub(crate) fn gz_err(name: &Path, e: io::Error, gz: bool) -> Error {
-    if gz
-        && matches!(
-            e.kind(),
-            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
-        )
-    {
+    if gz && matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) {
         Error::bad_input(format!("corrupt or truncated gzip data: {e}"))
             .with_path(name)
             .with_hint("the .gz file is damaged or was cut short: re-copy or re-create it")
@@ -275,15 +227,13 @@ pub struct WriteOptions {
     pub gzip_level: u32,
     /// Also write `<name>.json` beside a file output (always for NPY).
     pub sidecar: bool,
+    /// Store float32 data as float16 in NPY (NIfTI-1 has no float16).
+    pub npy_f16: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions {
-            format: None,
-            gzip_level: 1,
-            sidecar: true,
-        }
+        WriteOptions { format: None, gzip_level: 1, sidecar: true, npy_f16: false }
     }
 }
 
@@ -305,13 +255,15 @@ pub fn output_format(sink: &Sink, opts: &WriteOptions) -> Result<Format> {
 /// Write a volume (and its sidecar for file outputs), atomically.
 pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Format> {
     let format = output_format(sink, opts)?;
+    if opts.npy_f16 && format != Format::Npy {
+        return Err(Error::usage("float16 output needs NPY (NIfTI-1 has no float16 type)").with_hint("name the output .npy or pass --format npy"));
+    }
     match sink {
         Sink::Stdout => {
             let stdout = io::stdout();
             let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
             encode(vol, format, opts, &mut w).map_err(|e| e.with_path("<stdout>"))?;
-            w.flush()
-                .map_err(|e| Error::io("cannot write", Path::new("<stdout>"), e))?;
+            w.flush().map_err(|e| Error::io("cannot write", Path::new("<stdout>"), e))?;
         }
         Sink::Path(p) => {
             let sidecar_path = sidecar_path(p);
@@ -320,8 +272,7 @@ pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Fo
             let data_tmp = write_temp(p, |w| encode(vol, format, opts, w))?;
             let side_tmp = match &sidecar {
                 Some(json) => Some(write_temp(&sidecar_path, |w| {
-                    w.write_all(json.as_bytes())
-                        .map_err(|e| Error::io("cannot write", &sidecar_path, e))
+                    w.write_all(json.as_bytes()).map_err(|e| Error::io("cannot write", &sidecar_path, e))
                 })?),
                 None => None,
             };
@@ -343,21 +294,15 @@ fn encode(vol: &Volume, format: Format, opts: &WriteOptions, w: &mut dyn Write) 
             gzip::write_parallel(w, &[&buf, &nifti::data_bytes(vol)], opts.gzip_level)
                 .map_err(|e| Error::io("cannot write", Path::new(""), e))
         }
+        Format::Npy if opts.npy_f16 => npy::write_f16(vol, w),
         Format::Npy => npy::write(vol, w),
     }
 }
 
 /// `scan.nii.gz` -> `scan.json`, `scan.npy` -> `scan.json`.
 pub fn sidecar_path(p: &Path) -> PathBuf {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = ["nii.gz", "nii", "npy"]
-        .iter()
-        .find_map(|ext| name.strip_suffix(&format!(".{ext}")))
-        .unwrap_or(&name)
-        .to_string();
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = ["nii.gz", "nii", "npy"].iter().find_map(|ext| name.strip_suffix(&format!(".{ext}"))).unwrap_or(&name).to_string();
     p.with_file_name(format!("{stem}.json"))
 }
 
@@ -376,9 +321,7 @@ pub fn sidecar_json(vol: &Volume) -> String {
 }
 
 /// Parse a sidecar back into geometry + meta.
-pub fn parse_sidecar(
-    text: &str,
-) -> std::result::Result<(Geometry, crate::meta::Meta, Option<[usize; 3]>), String> {
+pub fn parse_sidecar(text: &str) -> std::result::Result<(Geometry, crate::meta::Meta, Option<[usize; 3]>), String> {
     #[derive(serde::Deserialize)]
     struct Side {
         geometry: Geometry,
@@ -416,30 +359,20 @@ pub mod inflight {
 }
 
 /// Write to a temporary file beside `target`.
-pub fn write_temp(
-    target: &Path,
-    f: impl FnOnce(&mut dyn Write) -> Result<()>,
-) -> Result<tempfile::TempPath> {
+pub fn write_temp(target: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<tempfile::TempPath> {
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::NotFound {
-                "create the folder first, or write elsewhere with -o"
-            } else {
-                "check the folder's permissions and free space, or write elsewhere with -o"
-            };
-            Error::io("cannot create output", target, e).with_hint(hint)
-        })?;
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(&dir).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::NotFound {
+            "create the folder first, or write elsewhere with -o"
+        } else {
+            "check the folder's permissions and free space, or write elsewhere with -o"
+        };
+        Error::io("cannot create output", target, e).with_hint(hint)
+    })?;
     let (file, path) = tmp.into_parts();
     inflight::add(path.to_path_buf());
     let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -460,9 +393,7 @@ fn persist(tmp: tempfile::TempPath, target: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
     }
-    let res = tmp
-        .persist(target)
-        .map_err(|e| Error::io("cannot rename into place", target, e.error));
+    let res = tmp.persist(target).map_err(|e| Error::io("cannot rename into place", target, e.error));
     inflight::remove(&p);
     res
 }
@@ -471,13 +402,8 @@ fn persist(tmp: tempfile::TempPath, target: &Path) -> Result<()> {
 pub fn read_all(src: &Source) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     match src {
-        Source::Stdin => io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::io("cannot read", Path::new("<stdin>"), e))?,
-        Source::Path(p) => File::open(p)
-            .and_then(|mut f| f.read_to_end(&mut buf))
-            .map_err(|e| Error::io("cannot read", p, e))?,
+        Source::Stdin => io::stdin().lock().read_to_end(&mut buf).map_err(|e| Error::io("cannot read", Path::new("<stdin>"), e))?,
+        Source::Path(p) => File::open(p).and_then(|mut f| f.read_to_end(&mut buf)).map_err(|e| Error::io("cannot read", p, e))?,
     };
     Ok(buf)
 }

@@ -39,27 +39,15 @@ struct Fields<'a> {
 impl Fields<'_> {
     fn i16(&self, o: usize) -> i16 {
         let a = [self.b[o], self.b[o + 1]];
-        if self.be {
-            i16::from_be_bytes(a)
-        } else {
-            i16::from_le_bytes(a)
-        }
+        if self.be { i16::from_be_bytes(a) } else { i16::from_le_bytes(a) }
     }
     fn i32(&self, o: usize) -> i32 {
         let a = [self.b[o], self.b[o + 1], self.b[o + 2], self.b[o + 3]];
-        if self.be {
-            i32::from_be_bytes(a)
-        } else {
-            i32::from_le_bytes(a)
-        }
+        if self.be { i32::from_be_bytes(a) } else { i32::from_le_bytes(a) }
     }
     fn f32(&self, o: usize) -> f32 {
         let a = [self.b[o], self.b[o + 1], self.b[o + 2], self.b[o + 3]];
-        if self.be {
-            f32::from_be_bytes(a)
-        } else {
-            f32::from_le_bytes(a)
-        }
+        if self.be { f32::from_be_bytes(a) } else { f32::from_le_bytes(a) }
     }
 }
 
@@ -70,23 +58,18 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     let be = i32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) != 348;
     let h = Fields { b: &hdr, be };
     let bad = |msg: String| {
-        Error::bad_input(msg).with_path(name).with_hint(
-            "the NIfTI header is invalid: re-export the volume (nibabel, dcm2niix or dcm-stack)",
-        )
+        Error::bad_input(msg)
+            .with_path(name)
+            .with_hint("the NIfTI header is invalid: re-export the volume (nibabel, dcm2niix or dcm-stack)")
     };
     let magic = &hdr[344..348];
     if magic != b"n+1\0" {
         if magic == b"ni1\0" {
-            return Err(
-                Error::unsupported("two-file NIfTI (.hdr/.img) is not supported")
-                    .with_path(name)
-                    .with_hint("convert to a single .nii file, e.g. with nibabel or fslchfiletype"),
-            );
+            return Err(Error::unsupported("two-file NIfTI (.hdr/.img) is not supported")
+                .with_path(name)
+                .with_hint("convert to a single .nii file, e.g. with nibabel or fslchfiletype"));
         }
-        return Err(bad(format!(
-            "bad NIfTI-1 magic {:?} (expected \"n+1\")",
-            String::from_utf8_lossy(magic)
-        )));
+        return Err(bad(format!("bad NIfTI-1 magic {:?} (expected \"n+1\")", String::from_utf8_lossy(magic))));
     }
     let ndim = h.i16(40);
     if !(1..=7).contains(&ndim) {
@@ -96,11 +79,7 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     for (i, d) in dims.iter_mut().enumerate().take(ndim as usize) {
         *d = h.i16(42 + 2 * i) as i64;
         if *d < 1 {
-            return Err(bad(format!(
-                "dim[{}] = {} is not a positive size",
-                i + 1,
-                *d
-            )));
+            return Err(bad(format!("dim[{}] = {} is not a positive size", i + 1, *d)));
         }
     }
     if dims[3..].iter().any(|&d| d > 1) {
@@ -127,18 +106,11 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     let voxels = (nx as u64) * (ny as u64) * (nz as u64);
     let vox_offset = h.f32(108);
     if !vox_offset.is_finite() || vox_offset < HEADER_SIZE as f32 {
-        return Err(bad(format!(
-            "vox_offset = {vox_offset} is before the end of the header"
-        )));
+        return Err(bad(format!("vox_offset = {vox_offset} is before the end of the header")));
     }
     let vox_offset = vox_offset as u64;
     let payload = voxels * src_size as u64;
-    check_claim(
-        name,
-        "the NIfTI header",
-        payload,
-        file_len.map(|l| l.saturating_sub(vox_offset)),
-    )?;
+    check_claim(name, "the NIfTI header", payload, file_len.map(|l| l.saturating_sub(vox_offset)))?;
 
     // Extensions (between the header and vox_offset).
     let mut rest = vec![0u8; (vox_offset - HEADER_SIZE as u64) as usize];
@@ -152,26 +124,18 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
             let esize = f.i32(off);
             let ecode = f.i32(off + 4);
             if esize < 8 || off + esize as usize > rest.len() {
-                warnings.push(format!(
-                    "{}: ignoring a malformed NIfTI extension (esize {esize})",
-                    name.display()
-                ));
+                warnings.push(format!("{}: ignoring a malformed NIfTI extension (esize {esize})", name.display()));
                 break;
             }
             if ecode == ECODE_COMMENT {
                 let body = &rest[off + 8..off + esize as usize];
                 let text = String::from_utf8_lossy(body);
                 let text = text.trim_end_matches('\0');
-                if let Ok(serde_json::Value::Object(mut obj)) =
-                    serde_json::from_str::<serde_json::Value>(text)
-                {
+                if let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str::<serde_json::Value>(text) {
                     if let Some(v) = obj.remove(META_KEY) {
                         match serde_json::from_value::<Meta>(v) {
                             Ok(m) => meta = Some(m),
-                            Err(e) => warnings.push(format!(
-                                "{}: ignoring unreadable ctprep metadata: {e}",
-                                name.display()
-                            )),
+                            Err(e) => warnings.push(format!("{}: ignoring unreadable ctprep metadata: {e}", name.display())),
                         }
                     }
                 }
@@ -185,47 +149,15 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     let data = if from_i8 {
         let mut raw = vec![0u8; n];
         r.read_exact(&mut raw).map_err(|e| gz_err(name, e, gz))?;
-        VolumeData::I16(arr(
-            nz,
-            ny,
-            nx,
-            raw.into_iter().map(|v| v as i8 as i16).collect(),
-        ))
+        VolumeData::I16(arr(nz, ny, nx, raw.into_iter().map(|v| v as i8 as i16).collect()))
     } else {
         match dtype {
-            DType::U8 => {
-                VolumeData::U8(arr(nz, ny, nx, read_vec::<u8, _>(&mut r, n, be, name, gz)?))
-            }
-            DType::I16 => VolumeData::I16(arr(
-                nz,
-                ny,
-                nx,
-                read_vec::<i16, _>(&mut r, n, be, name, gz)?,
-            )),
-            DType::U16 => VolumeData::U16(arr(
-                nz,
-                ny,
-                nx,
-                read_vec::<u16, _>(&mut r, n, be, name, gz)?,
-            )),
-            DType::I32 => VolumeData::I32(arr(
-                nz,
-                ny,
-                nx,
-                read_vec::<i32, _>(&mut r, n, be, name, gz)?,
-            )),
-            DType::F32 => VolumeData::F32(arr(
-                nz,
-                ny,
-                nx,
-                read_vec::<f32, _>(&mut r, n, be, name, gz)?,
-            )),
-            DType::F64 => VolumeData::F64(arr(
-                nz,
-                ny,
-                nx,
-                read_vec::<f64, _>(&mut r, n, be, name, gz)?,
-            )),
+            DType::U8 => VolumeData::U8(arr(nz, ny, nx, read_vec::<u8, _>(&mut r, n, be, name, gz)?)),
+            DType::I16 => VolumeData::I16(arr(nz, ny, nx, read_vec::<i16, _>(&mut r, n, be, name, gz)?)),
+            DType::U16 => VolumeData::U16(arr(nz, ny, nx, read_vec::<u16, _>(&mut r, n, be, name, gz)?)),
+            DType::I32 => VolumeData::I32(arr(nz, ny, nx, read_vec::<i32, _>(&mut r, n, be, name, gz)?)),
+            DType::F32 => VolumeData::F32(arr(nz, ny, nx, read_vec::<f32, _>(&mut r, n, be, name, gz)?)),
+            DType::F64 => VolumeData::F64(arr(nz, ny, nx, read_vec::<f64, _>(&mut r, n, be, name, gz)?)),
         }
     };
 
@@ -233,10 +165,7 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     let mut meta = meta.unwrap_or_default();
     let slope = h.f32(112) as f64;
     let inter = h.f32(116) as f64;
-    let rescale = (slope.is_finite() && slope != 0.0 && inter.is_finite()).then_some(Rescale {
-        slope,
-        intercept: inter,
-    });
+    let rescale = (slope.is_finite() && slope != 0.0 && inter.is_finite()).then_some(Rescale { slope, intercept: inter });
     let mut data = data;
     match rescale {
         Some(r) if !r.is_identity() && !dtype.is_integer() => {
@@ -250,15 +179,7 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     if meta.kind == Kind::Unknown && meta.rescale.is_some() {
         meta.kind = Kind::Stored;
     }
-    Ok(Loaded {
-        volume: Volume {
-            data,
-            geometry,
-            meta,
-        },
-        format: Format::Nifti,
-        warnings,
-    })
+    Ok(Loaded { volume: Volume { data, geometry, meta }, format: Format::Nifti, warnings })
 }
 
 fn arr<T>(nz: usize, ny: usize, nx: usize, v: Vec<T>) -> Array3<T> {
@@ -274,18 +195,10 @@ macro_rules! pod {
 }
 pod!(u8, i16, u16, i32, f32, f64);
 
-fn read_vec<T: Pod, R: Read>(
-    r: &mut R,
-    n: usize,
-    be: bool,
-    name: &Path,
-    gz: bool,
-) -> Result<Vec<T>> {
+fn read_vec<T: Pod, R: Read>(r: &mut R, n: usize, be: bool, name: &Path, gz: bool) -> Result<Vec<T>> {
     let mut v = vec![T::default(); n];
     // SAFETY: T is a primitive numeric type without padding or invalid bit patterns.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, n * std::mem::size_of::<T>())
-    };
+    let bytes = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, n * std::mem::size_of::<T>()) };
     r.read_exact(bytes).map_err(|e| gz_err(name, e, gz))?;
     if be != cfg!(target_endian = "big") && std::mem::size_of::<T>() > 1 {
         for x in v.iter_mut() {
@@ -311,10 +224,7 @@ fn read_geometry(h: &Fields, name: &Path, warnings: &mut Vec<String>) -> Result<
         if g.spacing.iter().all(|s| s.is_finite() && *s > 0.0) {
             return Ok(g);
         }
-        warnings.push(format!(
-            "{}: sform is degenerate, using qform",
-            name.display()
-        ));
+        warnings.push(format!("{}: sform is degenerate, using qform", name.display()));
     }
     if pixdim.iter().any(|p| !p.is_finite() || *p <= 0.0) {
         return Err(Error::bad_input(format!("pixdim {pixdim:?}: voxel sizes must be positive"))
@@ -330,24 +240,14 @@ fn read_geometry(h: &Fields, name: &Path, warnings: &mut Vec<String>) -> Result<
         };
         return Ok(Geometry::from_qform(&q));
     }
-    warnings.push(format!(
-        "{}: no sform or qform: assuming an axis-aligned grid at the origin",
-        name.display()
-    ));
+    warnings.push(format!("{}: no sform or qform: assuming an axis-aligned grid at the origin", name.display()));
     // NIfTI's method 1: x = i*dx etc. in RAS, i.e. LPS with x and y flipped.
-    Ok(Geometry {
-        spacing: pixdim,
-        origin: [0.0; 3],
-        direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
-    })
+    Ok(Geometry { spacing: pixdim, origin: [0.0; 3], direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]] })
 }
 
 fn meta_extension(meta: &Meta) -> Vec<u8> {
     let mut obj = serde_json::Map::new();
-    obj.insert(
-        META_KEY.into(),
-        serde_json::to_value(meta).unwrap_or_default(),
-    );
+    obj.insert(META_KEY.into(), serde_json::to_value(meta).unwrap_or_default());
     let mut body = serde_json::to_vec(&obj).unwrap_or_default();
     // esize includes the 8-byte (esize, ecode) prefix and must be a multiple of 16.
     let total = (body.len() + 8).div_ceil(16) * 16;
@@ -364,18 +264,15 @@ pub fn write_header(vol: &Volume, w: &mut dyn Write) -> Result<()> {
     let [nz, ny, nx] = vol.shape();
     for (axis, n) in [("x", nx), ("y", ny), ("z", nz)] {
         if n > i16::MAX as usize {
-            return Err(Error::unsupported(format!(
-                "{n} voxels along {axis} exceed NIfTI-1's limit of 32767"
-            ))
-            .with_hint("crop or resample the volume"));
+            return Err(Error::unsupported(format!("{n} voxels along {axis} exceed NIfTI-1's limit of 32767"))
+                .with_hint("crop or resample the volume"));
         }
     }
     let ext = meta_extension(&vol.meta);
     let mut h = [0u8; HEADER_SIZE];
     let put_i16 = |h: &mut [u8], o: usize, v: i16| h[o..o + 2].copy_from_slice(&v.to_le_bytes());
     let put_i32 = |h: &mut [u8], o: usize, v: i32| h[o..o + 4].copy_from_slice(&v.to_le_bytes());
-    let put_f32 =
-        |h: &mut [u8], o: usize, v: f64| h[o..o + 4].copy_from_slice(&(v as f32).to_le_bytes());
+    let put_f32 = |h: &mut [u8], o: usize, v: f64| h[o..o + 4].copy_from_slice(&(v as f32).to_le_bytes());
     put_i32(&mut h, 0, HEADER_SIZE as i32);
     h[38] = b'r';
     let dims = [3i16, nx as i16, ny as i16, nz as i16, 1, 1, 1, 1];
@@ -393,11 +290,7 @@ pub fn write_header(vol: &Volume, w: &mut dyn Write) -> Result<()> {
     }
     let vox_offset = HEADER_SIZE + 4 + ext.len();
     put_f32(&mut h, 108, vox_offset as f64);
-    let r = vol
-        .meta
-        .rescale
-        .filter(|_| vol.data.dtype().is_integer())
-        .unwrap_or(Rescale::IDENTITY);
+    let r = vol.meta.rescale.filter(|_| vol.data.dtype().is_integer()).unwrap_or(Rescale::IDENTITY);
     put_f32(&mut h, 112, r.slope);
     put_f32(&mut h, 116, r.intercept);
     h[123] = 2 | 8; // mm, seconds
@@ -405,8 +298,7 @@ pub fn write_header(vol: &Volume, w: &mut dyn Write) -> Result<()> {
         put_f32(&mut h, 124, c + wdt / 2.0);
         put_f32(&mut h, 128, c - wdt / 2.0);
     }
-    let descrip =
-        format!("ctprep {} {:?}", env!("CARGO_PKG_VERSION"), vol.meta.kind).to_lowercase();
+    let descrip = format!("ctprep {} {:?}", env!("CARGO_PKG_VERSION"), vol.meta.kind).to_lowercase();
     let d = descrip.as_bytes();
     h[148..148 + d.len().min(79)].copy_from_slice(&d[..d.len().min(79)]);
     put_i16(&mut h, 252, 1);
@@ -452,8 +344,7 @@ pub fn data_bytes(vol: &Volume) -> std::borrow::Cow<'_, [u8]> {
 /// Write a whole uncompressed NIfTI-1 file.
 pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
     write_header(vol, w)?;
-    w.write_all(&data_bytes(vol))
-        .map_err(|e| Error::io("cannot write", Path::new(""), e))
+    w.write_all(&data_bytes(vol)).map_err(|e| Error::io("cannot write", Path::new(""), e))
 }
 
 #[cfg(test)]
@@ -465,26 +356,15 @@ mod tests {
     fn sample(dtype: DType, g: Geometry) -> Volume {
         let a = Array3::from_shape_fn((3, 4, 5), |(z, y, x)| (z * 100 + y * 10 + x) as f64 - 50.0);
         let data = crate::volume::cast_array(a.view(), dtype);
-        let mut meta = Meta {
-            kind: Kind::Hu,
-            ..Meta::default()
-        };
+        let mut meta = Meta { kind: Kind::Hu, ..Meta::default() };
         meta.push_step("test", "0", vec!["a".into()]);
-        Volume {
-            data,
-            geometry: g,
-            meta,
-        }
+        Volume { data, geometry: g, meta }
     }
 
     fn geometries() -> Vec<Geometry> {
         let t = 18.5f64.to_radians();
         vec![
-            Geometry {
-                spacing: [0.7, 0.8, 1.25],
-                origin: [-172.0, -202.8, -20.5],
-                ..Geometry::default()
-            },
+            Geometry { spacing: [0.7, 0.8, 1.25], origin: [-172.0, -202.8, -20.5], ..Geometry::default() },
             Geometry {
                 spacing: [0.5, 0.5, 2.0],
                 origin: [10.0, 20.0, 30.0],
@@ -501,29 +381,17 @@ mod tests {
     #[test]
     fn round_trip_every_dtype_geometry_and_compression() {
         let dir = tempfile::tempdir().unwrap();
-        for dtype in [
-            DType::U8,
-            DType::I16,
-            DType::U16,
-            DType::I32,
-            DType::F32,
-            DType::F64,
-        ] {
+        for dtype in [DType::U8, DType::I16, DType::U16, DType::I32, DType::F32, DType::F64] {
             for (gi, g) in geometries().into_iter().enumerate() {
                 for ext in ["nii", "nii.gz"] {
                     let v = sample(dtype, g.clone());
                     let p = dir.path().join(format!("v{gi}.{ext}"));
                     write_volume(&v, &Sink::Path(p.clone()), &WriteOptions::default()).unwrap();
-                    let back = read_volume(&Source::Path(p.clone()), &ReadOptions::default())
-                        .unwrap()
-                        .volume;
+                    let back = read_volume(&Source::Path(p.clone()), &ReadOptions::default()).unwrap().volume;
                     assert_eq!(back.data, v.data, "{dtype:?} {ext}");
                     assert_eq!(back.meta, v.meta);
                     for ijk in [[0.0, 0.0, 0.0], [4.0, 3.0, 2.0]] {
-                        let (a, b) = (
-                            back.geometry.index_to_world(ijk),
-                            v.geometry.index_to_world(ijk),
-                        );
+                        let (a, b) = (back.geometry.index_to_world(ijk), v.geometry.index_to_world(ijk));
                         assert!((0..3).all(|i| (a[i] - b[i]).abs() < 1e-3), "{a:?} vs {b:?}");
                     }
                     // The nifti crate reads the same voxels and the same sform.
@@ -537,9 +405,7 @@ mod tests {
                         assert!((h.srow_z[c] as f64 - ras[2][c]).abs() < 1e-4);
                     }
                     use nifti::IntoNdArray;
-                    let theirs = nifti::NiftiObject::into_volume(obj)
-                        .into_ndarray::<f64>()
-                        .unwrap();
+                    let theirs = nifti::NiftiObject::into_volume(obj).into_ndarray::<f64>().unwrap();
                     // nifti-rs gives [x, y, z]; ours is [z, y, x].
                     assert_eq!(theirs[[4, 3, 2]], v.data.to_f32(None)[[2, 3, 4]] as f64);
                 }
@@ -552,22 +418,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut v = sample(DType::I16, geometries()[0].clone());
         v.meta.kind = Kind::Stored;
-        v.meta.rescale = Some(Rescale {
-            slope: 1.0,
-            intercept: -1024.0,
-        });
+        v.meta.rescale = Some(Rescale { slope: 1.0, intercept: -1024.0 });
         let p = dir.path().join("s.nii");
         write_volume(&v, &Sink::Path(p.clone()), &WriteOptions::default()).unwrap();
-        let back = read_volume(&Source::Path(p.clone()), &ReadOptions::default())
-            .unwrap()
-            .volume;
+        let back = read_volume(&Source::Path(p.clone()), &ReadOptions::default()).unwrap().volume;
         assert_eq!(back.meta.rescale, v.meta.rescale);
         assert_eq!(back.data, v.data);
         use nifti::IntoNdArray;
         let obj = nifti::ReaderOptions::new().read_file(&p).unwrap();
-        let theirs = nifti::NiftiObject::into_volume(obj)
-            .into_ndarray::<f32>()
-            .unwrap();
+        let theirs = nifti::NiftiObject::into_volume(obj).into_ndarray::<f32>().unwrap();
         assert_eq!(theirs[[0, 0, 0]], -50.0 - 1024.0);
     }
 

@@ -13,17 +13,9 @@ use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 /// Read an NPY stream (starting at the magic).
-pub fn read<R: BufRead>(
-    mut r: R,
-    name: &Path,
-    file_len: Option<u64>,
-    _opts: &ReadOptions,
-) -> Result<Loaded> {
-    let header = ndarray_npy::npy::header::Header::from_reader(&mut r).map_err(|e| {
-        Error::bad_input(format!("invalid NPY header: {e}"))
-            .with_path(name)
-            .with_hint("re-save the array with numpy.save")
-    })?;
+pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &ReadOptions) -> Result<Loaded> {
+    let header = ndarray_npy::npy::header::Header::from_reader(&mut r)
+        .map_err(|e| Error::bad_input(format!("invalid NPY header: {e}")).with_path(name).with_hint("re-save the array with numpy.save"))?;
     let descr = header.type_descriptor.to_string();
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let (order, code) = descr.split_at(1.min(descr.len()));
@@ -38,20 +30,18 @@ pub fn read<R: BufRead>(
         "f8" => DType::F64,
         "f2" => DType::F32,
         _ => {
-            return Err(Error::unsupported(format!("NPY dtype '{descr}' is not supported"))
-                .with_path(name)
-                .with_hint("supported: uint8, bool, int8, int16, uint16, int32, float16, float32, float64; convert with arr.astype(np.float32)"));
+            return Err(Error::unsupported(format!("NPY dtype '{descr}' is not supported")).with_path(name).with_hint(
+                "supported: uint8, bool, int8, int16, uint16, int32, float16, float32, float64; convert with arr.astype(np.float32)",
+            ));
         }
     };
     let shape: Vec<usize> = match header.shape.len() {
         3 => header.shape.clone(),
         2 => vec![1, header.shape[0], header.shape[1]],
         n => {
-            return Err(Error::unsupported(format!(
-                "NPY array has {n} dimensions; a volume has 3 (z, y, x)"
-            ))
-            .with_path(name)
-            .with_hint("save one 3-D volume per file, axes ordered z, y, x"));
+            return Err(Error::unsupported(format!("NPY array has {n} dimensions; a volume has 3 (z, y, x)"))
+                .with_path(name)
+                .with_hint("save one 3-D volume per file, axes ordered z, y, x"));
         }
     };
     let n: u64 = shape.iter().map(|&s| s as u64).product();
@@ -64,17 +54,11 @@ pub fn read<R: BufRead>(
     check_claim(name, "the NPY header", n * elem, None)?;
     let _ = file_len;
     let mut raw = Vec::new();
-    r.take(n * elem)
-        .read_to_end(&mut raw)
-        .map_err(|e| gz_err(name, e, false))?;
+    r.take(n * elem).read_to_end(&mut raw).map_err(|e| gz_err(name, e, false))?;
     if (raw.len() as u64) < n * elem {
-        return Err(Error::bad_input(format!(
-            "truncated: NPY data has {} of {} bytes",
-            raw.len(),
-            n * elem
-        ))
-        .with_path(name)
-        .with_hint("the file was cut short: re-copy or re-save it"));
+        return Err(Error::bad_input(format!("truncated: NPY data has {} of {} bytes", raw.len(), n * elem))
+            .with_path(name)
+            .with_hint("the file was cut short: re-copy or re-save it"));
     }
     let fortran = header.layout.is_fortran();
     let sh = (shape[0], shape[1], shape[2]);
@@ -91,17 +75,9 @@ pub fn read<R: BufRead>(
                     $conv(b)
                 })
                 .collect();
-            let a = if fortran {
-                Array3::from_shape_vec(sh.f(), v)
-            } else {
-                Array3::from_shape_vec(sh, v)
-            };
+            let a = if fortran { Array3::from_shape_vec(sh.f(), v) } else { Array3::from_shape_vec(sh, v) };
             let a = a.map_err(|e| Error::bad_input(e.to_string()).with_path(name))?;
-            if fortran {
-                a.as_standard_layout().into_owned()
-            } else {
-                a
-            }
+            if fortran { a.as_standard_layout().into_owned() } else { a }
         }};
     }
     let data = match code {
@@ -116,19 +92,8 @@ pub fn read<R: BufRead>(
     };
     let _ = dtype;
     let _ = IxDyn(&[]);
-    let warnings = vec![format!(
-        "{}: NPY without sidecar: assuming 1 mm identity geometry (pass --spacing X,Y,Z)",
-        name.display()
-    )];
-    Ok(Loaded {
-        volume: Volume {
-            data,
-            geometry: Geometry::default(),
-            meta: Meta::default(),
-        },
-        format: Format::Npy,
-        warnings,
-    })
+    let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --spacing X,Y,Z)", name.display())];
+    Ok(Loaded { volume: Volume { data, geometry: Geometry::default(), meta: Meta::default() }, format: Format::Npy, warnings })
 }
 
 /// Replace the assumed geometry with the sidecar's (or the user's spacing).
@@ -137,19 +102,13 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
     match std::fs::read_to_string(&side) {
         Ok(text) => {
             let (g, m, shape) = parse_sidecar(&text).map_err(|e| {
-                Error::bad_input(format!("unreadable sidecar: {e}"))
-                    .with_path(&side)
-                    .with_hint("delete or fix the .json next to the .npy")
+                Error::bad_input(format!("unreadable sidecar: {e}")).with_path(&side).with_hint("delete or fix the .json next to the .npy")
             })?;
             if let Some(s) = shape {
                 if s != loaded.volume.shape() {
-                    return Err(Error::bad_input(format!(
-                        "sidecar says shape {:?}, the array is {:?}",
-                        s,
-                        loaded.volume.shape()
-                    ))
-                    .with_path(&side)
-                    .with_hint("the .json belongs to another array: regenerate both together"));
+                    return Err(Error::bad_input(format!("sidecar says shape {:?}, the array is {:?}", s, loaded.volume.shape()))
+                        .with_path(&side)
+                        .with_hint("the .json belongs to another array: regenerate both together"));
                 }
             }
             loaded.volume.geometry = g;
@@ -159,11 +118,7 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
         Err(_) => {
             if let Some(sp) = opts.npy_spacing {
                 loaded.volume.geometry = Geometry::identity(sp);
-                loaded.warnings = vec![format!(
-                    "{}: NPY without sidecar: using --spacing {:?} at the origin",
-                    path.display(),
-                    sp
-                )];
+                loaded.warnings = vec![format!("{}: NPY without sidecar: using --spacing {:?} at the origin", path.display(), sp)];
             }
         }
     }
@@ -172,13 +127,28 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
 
 /// Write the array as NPY (the sidecar is written by the caller for file outputs).
 pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
-    let io = |e: ndarray_npy::WriteNpyError| {
-        Error::new(
-            crate::error::ErrorKind::Io,
-            format!("cannot write NPY: {e}"),
-        )
-    };
+    let io = |e: ndarray_npy::WriteNpyError| Error::new(crate::error::ErrorKind::Io, format!("cannot write NPY: {e}"));
     with_data!(&vol.data, a => a.write_npy(&mut *w).map_err(io))
+}
+
+/// Write float data as a float16 NPY (halves the size of training inputs).
+pub fn write_f16(vol: &Volume, w: &mut dyn Write) -> Result<()> {
+    let io = |e| Error::io("cannot write", Path::new(""), e);
+    let [z, y, x] = vol.shape();
+    let mut h = format!("{{'descr': '<f2', 'fortran_order': False, 'shape': ({z}, {y}, {x}), }}");
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    w.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
+    w.write_all(&(h.len() as u16).to_le_bytes()).map_err(io)?;
+    w.write_all(h.as_bytes()).map_err(io)?;
+    let f = vol.data.to_f32(None);
+    let mut buf = Vec::with_capacity(f.len() * 2);
+    for v in f.iter() {
+        buf.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes());
+    }
+    w.write_all(&buf).map_err(io)
 }
 
 #[cfg(test)]
@@ -190,16 +160,8 @@ mod tests {
     fn npy_round_trip_with_sidecar_and_without() {
         let dir = tempfile::tempdir().unwrap();
         let a = Array3::from_shape_fn((2, 3, 4), |(z, y, x)| (z * 12 + y * 4 + x) as i16 - 7);
-        let g = Geometry {
-            spacing: [0.5, 0.6, 2.0],
-            origin: [1.0, 2.0, 3.0],
-            ..Geometry::default()
-        };
-        let v = Volume {
-            data: VolumeData::I16(a),
-            geometry: g.clone(),
-            meta: Meta::default(),
-        };
+        let g = Geometry { spacing: [0.5, 0.6, 2.0], origin: [1.0, 2.0, 3.0], ..Geometry::default() };
+        let v = Volume { data: VolumeData::I16(a), geometry: g.clone(), meta: Meta::default() };
         let p = dir.path().join("v.npy");
         write_volume(&v, &Sink::Path(p.clone()), &WriteOptions::default()).unwrap();
         let back = read_volume(&Source::Path(p.clone()), &ReadOptions::default()).unwrap();
@@ -207,15 +169,22 @@ mod tests {
         assert_eq!(back.volume.geometry, g);
         assert!(back.warnings.is_empty());
         std::fs::remove_file(dir.path().join("v.json")).unwrap();
-        let back = read_volume(
-            &Source::Path(p.clone()),
-            &ReadOptions {
-                npy_spacing: Some([1.0, 1.0, 2.5]),
-            },
-        )
-        .unwrap();
+        let back = read_volume(&Source::Path(p.clone()), &ReadOptions { npy_spacing: Some([1.0, 1.0, 2.5]) }).unwrap();
         assert_eq!(back.volume.geometry.spacing, [1.0, 1.0, 2.5]);
         assert_eq!(back.warnings.len(), 1);
+    }
+
+    #[test]
+    fn float16_npy_reads_back_as_float32() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Array3::from_shape_fn((2, 3, 4), |(z, y, x)| (z * 12 + y * 4 + x) as f32 * 0.25 - 1.0);
+        let v = Volume { data: VolumeData::F32(a.clone()), geometry: Geometry::default(), meta: Meta::default() };
+        let p = dir.path().join("h.npy");
+        write_volume(&v, &Sink::Path(p.clone()), &WriteOptions { npy_f16: true, ..WriteOptions::default() }).unwrap();
+        let back = read_volume(&Source::Path(p), &ReadOptions::default()).unwrap().volume;
+        assert_eq!(back.data, VolumeData::F32(a));
+        let nii = dir.path().join("h.nii");
+        assert!(write_volume(&v, &Sink::Path(nii), &WriteOptions { npy_f16: true, ..WriteOptions::default() }).is_err());
     }
 
     #[test]
@@ -236,16 +205,8 @@ mod tests {
                 bytes.extend_from_slice(&(10 * y + x).to_be_bytes());
             }
         }
-        let l = read(
-            &bytes[..],
-            Path::new("t.npy"),
-            None,
-            &ReadOptions::default(),
-        )
-        .unwrap();
-        let VolumeData::I16(a) = l.volume.data else {
-            panic!()
-        };
+        let l = read(&bytes[..], Path::new("t.npy"), None, &ReadOptions::default()).unwrap();
+        let VolumeData::I16(a) = l.volume.data else { panic!() };
         assert_eq!(a[[0, 1, 2]], 12);
         assert_eq!(a[[0, 0, 1]], 1);
     }

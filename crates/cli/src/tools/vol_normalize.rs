@@ -1,0 +1,215 @@
+//! vol-normalize: the tutorial's normalization and zero-centering, with the dataset mean fitted.
+
+use crate::args::{CommonArgs, InputArgs, OutputArgs, parse_range};
+use crate::{Cx, Exit, ToolArgs, usage_error};
+use anyhow::Result;
+use clap::Parser;
+use ctprep_core::io::{ReadOptions, Source, read_volume};
+use ctprep_core::normalize::{
+    DatasetStats, LUNA16_MEAN, MAX_BOUND, MIN_BOUND, NormalizeOptions, apply_outside, fit_part, normalize, window_preset,
+};
+use ctprep_core::volume::VolumeData;
+use rayon::prelude::*;
+use std::io::Write;
+
+/// Clip HU to [MIN, MAX], scale to [0, 1], subtract the dataset mean: the tutorial's last two steps.
+///
+/// Defaults are the tutorial's: --range -1000:400 and --mean 0.25 (its LUNA16 value). Better: fit
+/// the mean over your dataset with --fit, then apply it with --stats. Per-image centering is refused:
+/// as the tutorial says, "CT scanners are calibrated to return accurate HU measurements. There is
+/// no such thing as an image with lower contrast or brightness like in normal pictures."
+///
+/// Windows (centre, width) for --window: lung (-600,1500), mediastinum (40,400), bone (400,1800),
+/// tutorial (-300,1400) = [-1000, 400].
+///
+/// Examples:
+///   vol-normalize hu_1mm.nii.gz -o input.npy
+///   vol-normalize --fit out/*/hu_1mm.nii.gz -o stats.json
+///   vol-normalize hu_1mm.nii.gz --stats stats.json --mask lung.nii.gz --outside 0 -o input.npy
+#[derive(Debug, Parser)]
+#[command(version, about, verbatim_doc_comment)]
+pub struct Args {
+    /// Input HU volume (file or `-`); with --fit, any number of volumes
+    #[arg(value_name = "IN", num_args = 0.., default_value = "-")]
+    pub inputs: Vec<String>,
+    /// Fit dataset statistics over all inputs and write them (JSON) to -o
+    #[arg(long)]
+    pub fit: bool,
+    /// With --fit: only count voxels inside masks named like the volume plus this suffix
+    /// (vol.nii.gz -> vol<SUFFIX>), e.g. --mask-suffix _lung.nii.gz
+    #[arg(long, value_name = "SUFFIX", requires = "fit")]
+    pub mask_suffix: Option<String>,
+    /// Clip range in HU
+    #[arg(long, value_name = "MIN:MAX", value_parser = parse_range, allow_hyphen_values = true, conflicts_with = "window")]
+    pub range: Option<(f64, f64)>,
+    /// Clip range from a window: lung, mediastinum, bone, tutorial, or C,W
+    #[arg(long, value_name = "NAME|C,W", allow_hyphen_values = true)]
+    pub window: Option<String>,
+    /// Mean to subtract after scaling (default 0.25, the tutorial's LUNA16 value)
+    #[arg(long, value_name = "M", allow_negative_numbers = true, conflicts_with_all = ["stats", "no_center"])]
+    pub mean: Option<f64>,
+    /// Take the range and mean from a --fit statistics file
+    #[arg(long, value_name = "FILE", conflicts_with = "no_center")]
+    pub stats: Option<String>,
+    /// Do not subtract a mean (output in [0, 1])
+    #[arg(long)]
+    pub no_center: bool,
+    /// Subtract this image's own mean (refused unless --force: see above)
+    #[arg(long)]
+    pub per_image_mean: bool,
+    /// Allow --per-image-mean anyway
+    #[arg(long, requires = "per_image_mean")]
+    pub force: bool,
+    /// Set voxels outside this mask (e.g. the dilated lung mask) to --outside
+    #[arg(long, value_name = "MASK")]
+    pub mask: Option<String>,
+    /// Value for voxels outside --mask, after normalization
+    #[arg(long, value_name = "V", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub outside: f64,
+    /// Output type: f32, or f16 (NPY only)
+    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = ["f32", "f16"])]
+    pub dtype: String,
+    /// Print a JSON summary on stdout (needs -o FILE)
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl ToolArgs for Args {
+    fn verbosity(&self) -> i8 {
+        self.common.verbosity()
+    }
+    fn generate(&self) -> Option<&str> {
+        self.common.generate.as_deref()
+    }
+}
+
+fn bounds(args: &Args) -> Result<(f64, f64)> {
+    if let Some(r) = args.range {
+        return Ok(r);
+    }
+    if let Some(w) = &args.window {
+        let (c, wd) = match window_preset(w) {
+            Some(p) => p,
+            None => {
+                let v: Vec<f64> = w.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+                match v.as_slice() {
+                    [c, wd] if *wd > 0.0 => (*c, *wd),
+                    _ => {
+                        return Err(usage_error(
+                            format!("unknown window '{w}'"),
+                            "use lung, mediastinum, bone, tutorial, or C,W such as -600,1500",
+                        ));
+                    }
+                }
+            }
+        };
+        return Ok((c - wd / 2.0, c + wd / 2.0));
+    }
+    Ok((MIN_BOUND, MAX_BOUND))
+}
+
+pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
+    if args.fit {
+        return fit(&args, cx);
+    }
+    if args.inputs.len() != 1 {
+        return Err(usage_error("give one input volume (or --fit for many)", "e.g. `vol-normalize hu.nii.gz -o input.npy`"));
+    }
+    if args.per_image_mean && !args.force {
+        return Err(usage_error(
+            "refusing to zero-center per image",
+            "the tutorial: \"CT scanners are calibrated to return accurate HU measurements\"; fit a dataset mean with --fit, or add --force",
+        ));
+    }
+    let input = InputArgs { input: args.inputs[0].clone(), npy_spacing: None };
+    args.out.check(input.path_str())?;
+    if args.json && args.out.output == "-" {
+        return Err(usage_error("--json needs the volume in a file", "add -o out.npy; stdout then carries the JSON summary"));
+    }
+    let vol = input.read(cx)?;
+    let (mut min, mut max) = bounds(&args)?;
+    let mut mean = if args.no_center { None } else { Some(args.mean.unwrap_or(LUNA16_MEAN)) };
+    if let Some(s) = &args.stats {
+        let text = std::fs::read_to_string(s)
+            .map_err(|e| ctprep_core::Error::io("cannot read", std::path::Path::new(s), e))
+            .map_err(crate::core)?;
+        let st: DatasetStats = serde_json::from_str(&text).map_err(|e| {
+            usage_error(format!("'{s}' is not a --fit statistics file: {e}"), "create it with `vol-normalize --fit VOL... -o stats.json`")
+        })?;
+        (min, max, mean) = (st.min_bound, st.max_bound, Some(st.mean));
+        cx.verbose(format!("using fitted statistics from {s}: range {min}:{max}, mean {:.6}", st.mean));
+    }
+    if args.per_image_mean {
+        let p = fit_part("input", &vol, None, min, max).map_err(crate::core)?;
+        mean = Some(p.sum / p.count.max(1) as f64);
+        cx.warn(format!("per-image mean {:.6} subtracted (--force)", mean.unwrap_or(0.0)));
+    }
+    let mut n = normalize(&vol, &NormalizeOptions { min, max, mean }).map_err(crate::core)?;
+    if let Some(m) = &args.mask {
+        let mv = read_volume(&Source::parse(m), &ReadOptions::default()).map_err(crate::core)?.volume;
+        let mask = match mv.data.cast(ctprep_core::DType::U8) {
+            VolumeData::U8(a) => a,
+            _ => unreachable!("cast to u8"),
+        };
+        apply_outside(&mut n, &mask, args.outside).map_err(|e| crate::core(e.with_path(m)))?;
+        cx.verbose(format!("voxels outside {m} set to {}", args.outside));
+    }
+    cx.stamp(&mut n.meta);
+    let mut o = args.out.options();
+    o.npy_f16 = args.dtype == "f16";
+    let fmt = ctprep_core::io::write_volume(&n, &args.out.sink(), &o).map_err(crate::core)?;
+    cx.verbose(format!("wrote {} ({:?}, range {min}:{max}, mean {:?})", args.out.output, fmt, mean));
+    if args.json {
+        let VolumeData::F32(a) = &n.data else { unreachable!("normalize gives f32") };
+        let s = serde_json::json!({"output": args.out.output, "min_bound": min, "max_bound": max, "mean_subtracted": mean, "output_mean": a.mean().unwrap_or(0.0), "dtype": args.dtype});
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&s)?)?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
+    let (min, max) = bounds(args)?;
+    if args.inputs.iter().any(|i| i == "-") {
+        return Err(usage_error("--fit reads files, not stdin", "list the volumes: `vol-normalize --fit out/*/hu.nii.gz -o stats.json`"));
+    }
+    // Volumes are read one per thread at a time: memory stays at about two volumes.
+    let parts: Vec<Result<ctprep_core::normalize::Part>> = args
+        .inputs
+        .par_iter()
+        .map(|name| -> Result<_> {
+            let v = read_volume(&Source::parse(name), &ReadOptions::default()).map_err(crate::core)?.volume;
+            let mask = match &args.mask_suffix {
+                Some(suf) => {
+                    let stem = ["nii.gz", "nii", "npy"].iter().find_map(|e| name.strip_suffix(&format!(".{e}"))).unwrap_or(name);
+                    let mp = format!("{stem}{suf}");
+                    let m = read_volume(&Source::parse(&mp), &ReadOptions::default()).map_err(crate::core)?.volume;
+                    Some(match m.data.cast(ctprep_core::DType::U8) {
+                        VolumeData::U8(a) => a,
+                        _ => unreachable!("cast to u8"),
+                    })
+                }
+                None => None,
+            };
+            fit_part(name, &v, mask.as_ref(), min, max).map_err(crate::core)
+        })
+        .collect();
+    let parts: Vec<_> = parts.into_iter().collect::<Result<_>>()?;
+    let stats = DatasetStats::from_parts(&parts, min, max, args.mask_suffix.is_some()).map_err(crate::core)?;
+    cx.info(format!("fitted {} volume(s), {} voxels: mean {:.6}, std {:.6}", parts.len(), stats.count, stats.mean, stats.std));
+    let json = serde_json::to_string_pretty(&stats)? + "\n";
+    match args.out.sink() {
+        ctprep_core::io::Sink::Stdout => std::io::stdout().write_all(json.as_bytes())?,
+        ctprep_core::io::Sink::Path(p) => {
+            let t = ctprep_core::io::write_temp(&p, |w| {
+                w.write_all(json.as_bytes()).map_err(|e| ctprep_core::Error::io("cannot write", &p, e))
+            })
+            .map_err(crate::core)?;
+            t.persist(&p).map_err(|e| anyhow::anyhow!("cannot write '{}': {}", p.display(), e.error))?;
+        }
+    }
+    Ok(Exit::Ok)
+}

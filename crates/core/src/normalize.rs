@@ -1,0 +1,242 @@
+//! Intensity normalization as the tutorial does it: clip HU to [min, max], scale to [0, 1], then
+//! subtract a dataset mean (0.25 from LUNA16 by default; better, one fitted over the dataset).
+//! Never per image: "CT scanners are calibrated to return accurate HU measurements".
+
+use crate::error::{Error, Result};
+use crate::meta::{Kind, Normalization};
+use crate::volume::{Volume, VolumeData, Voxel};
+use crate::with_data;
+use ndarray::{Array3, Zip};
+use serde::{Deserialize, Serialize};
+
+/// The tutorial's bounds.
+pub const MIN_BOUND: f64 = -1000.0;
+pub const MAX_BOUND: f64 = 400.0;
+/// The tutorial's PIXEL_MEAN ("from LUNA16 experience").
+pub const LUNA16_MEAN: f64 = 0.25;
+
+/// Named HU windows as (centre, width), next to the tutorial's bounds.
+pub fn window_preset(name: &str) -> Option<(f64, f64)> {
+    match name {
+        "lung" => Some((-600.0, 1500.0)),
+        "mediastinum" => Some((40.0, 400.0)),
+        "bone" => Some((400.0, 1800.0)),
+        "tutorial" => Some(((MIN_BOUND + MAX_BOUND) / 2.0, MAX_BOUND - MIN_BOUND)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NormalizeOptions {
+    pub min: f64,
+    pub max: f64,
+    /// Subtracted after scaling; `None` = no centering.
+    pub mean: Option<f64>,
+}
+
+impl Default for NormalizeOptions {
+    fn default() -> Self {
+        NormalizeOptions { min: MIN_BOUND, max: MAX_BOUND, mean: Some(LUNA16_MEAN) }
+    }
+}
+
+fn check_input(vol: &Volume) -> Result<()> {
+    match vol.meta.kind {
+        Kind::Mask | Kind::Labels => {
+            Err(Error::bad_input("this is a mask, not a CT volume").with_hint("normalize the HU volume; pass the mask with --mask"))
+        }
+        Kind::Normalized => {
+            Err(Error::bad_input("this volume is already normalized").with_hint("normalize the HU volume (hu-convert output) instead"))
+        }
+        Kind::Stored if vol.meta.rescale.is_some() => Ok(()),
+        _ => Ok(()),
+    }
+}
+
+/// Clip, scale and (optionally) center. Float32 output; `rescale` (stored values) is applied first.
+pub fn normalize(vol: &Volume, o: &NormalizeOptions) -> Result<Volume> {
+    check_input(vol)?;
+    if !(o.min < o.max) {
+        return Err(Error::usage(format!("range {}:{} is empty", o.min, o.max)).with_hint("use MIN:MAX with MIN < MAX, e.g. -1000:400"));
+    }
+    let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
+    let (lo, hi, mean) = (o.min, o.max, o.mean.unwrap_or(0.0));
+    let scale = 1.0 / (hi - lo);
+    let data = with_data!(&vol.data, a => {
+        let mut out = Array3::<f32>::zeros(a.raw_dim());
+        Zip::from(&mut out).and(a).par_for_each(|d, &v| {
+            let x = ((r.apply(v.to_f64()) - lo) * scale).clamp(0.0, 1.0);
+            *d = (x - mean) as f32;
+        });
+        out
+    });
+    let mut meta = vol.meta.clone();
+    meta.kind = Kind::Normalized;
+    meta.rescale = None;
+    meta.padding = None;
+    meta.normalization = Some(Normalization { min: lo, max: hi, mean });
+    Ok(Volume { data: VolumeData::F32(data), geometry: vol.geometry.clone(), meta })
+}
+
+/// Set voxels where `mask` is 0 to `value`.
+pub fn apply_outside(vol: &mut Volume, mask: &Array3<u8>, value: f64) -> Result<()> {
+    if mask.shape() != vol.data.shape() {
+        return Err(Error::bad_input(format!("mask shape {:?} differs from the volume's {:?}", mask.shape(), vol.data.shape()))
+            .with_hint("resample the mask onto the volume first: `vol-resample MASK --like VOLUME`"));
+    }
+    with_data!(&mut vol.data, a => Zip::from(a).and(mask).par_for_each(|d, &m| if m == 0 { *d = Voxel::from_f64(value) }));
+    Ok(())
+}
+
+/// Number of histogram bins over [0, 1] in fitted statistics.
+pub const HIST_BINS: usize = 100;
+
+/// Streaming statistics of clipped-and-scaled values over a dataset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetStats {
+    pub min_bound: f64,
+    pub max_bound: f64,
+    /// Mean over every counted voxel of every volume: the value to subtract.
+    pub mean: f64,
+    pub std: f64,
+    pub count: u64,
+    pub volumes: Vec<VolumeStat>,
+    /// Counts of scaled values in HIST_BINS equal bins over [0, 1].
+    pub histogram: Vec<u64>,
+    pub masked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeStat {
+    pub name: String,
+    pub count: u64,
+    pub mean: f64,
+}
+
+/// Partial sums for one volume (combine with [`DatasetStats::from_parts`]).
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub sum: f64,
+    pub sumsq: f64,
+    pub count: u64,
+    pub hist: Vec<u64>,
+}
+
+/// Sums of scaled values of one volume, optionally only where `mask` is non-zero.
+pub fn fit_part(name: &str, vol: &Volume, mask: Option<&Array3<u8>>, min: f64, max: f64) -> Result<Part> {
+    check_input(vol)?;
+    if let Some(m) = mask {
+        if m.shape() != vol.data.shape() {
+            return Err(Error::bad_input(format!("mask shape {:?} differs from the volume's {:?}", m.shape(), vol.data.shape()))
+                .with_path(name)
+                .with_hint("pair each volume with a mask on the same grid"));
+        }
+    }
+    let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
+    let scale = 1.0 / (max - min);
+    let mut part = Part { name: name.into(), sum: 0.0, sumsq: 0.0, count: 0, hist: vec![0; HIST_BINS] };
+    with_data!(&vol.data, a => {
+        for (idx, &v) in a.indexed_iter() {
+            if mask.is_some_and(|m| m[idx] == 0) {
+                continue;
+            }
+            let x = ((r.apply(v.to_f64()) - min) * scale).clamp(0.0, 1.0);
+            part.sum += x;
+            part.sumsq += x * x;
+            part.count += 1;
+            part.hist[((x * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += 1;
+        }
+    });
+    Ok(part)
+}
+
+impl DatasetStats {
+    pub fn from_parts(parts: &[Part], min: f64, max: f64, masked: bool) -> Result<DatasetStats> {
+        let count: u64 = parts.iter().map(|p| p.count).sum();
+        if count == 0 {
+            return Err(Error::empty("no voxels to fit (empty inputs or empty masks)").with_hint("check the mask files"));
+        }
+        let sum: f64 = parts.iter().map(|p| p.sum).sum();
+        let sumsq: f64 = parts.iter().map(|p| p.sumsq).sum();
+        let mean = sum / count as f64;
+        let var = (sumsq / count as f64 - mean * mean).max(0.0);
+        let mut histogram = vec![0u64; HIST_BINS];
+        for p in parts {
+            for (h, v) in histogram.iter_mut().zip(&p.hist) {
+                *h += v;
+            }
+        }
+        Ok(DatasetStats {
+            min_bound: min,
+            max_bound: max,
+            mean,
+            std: var.sqrt(),
+            count,
+            volumes: parts
+                .iter()
+                .map(|p| VolumeStat { name: p.name.clone(), count: p.count, mean: if p.count > 0 { p.sum / p.count as f64 } else { 0.0 } })
+                .collect(),
+            histogram,
+            masked,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Geometry;
+    use crate::meta::Meta;
+
+    fn hu(values: Vec<i16>) -> Volume {
+        let n = values.len();
+        Volume {
+            data: VolumeData::I16(Array3::from_shape_vec((1, 1, n), values).unwrap()),
+            geometry: Geometry::default(),
+            meta: Meta { kind: Kind::Hu, ..Meta::default() },
+        }
+    }
+
+    #[test]
+    fn matches_the_tutorial_formula() {
+        // numpy: ((x + 1000) / 1400).clip(0, 1) - 0.25
+        let v = hu(vec![-2000, -1000, -300, 400, 3000]);
+        let n = normalize(&v, &NormalizeOptions::default()).unwrap();
+        let VolumeData::F32(a) = &n.data else { panic!() };
+        let expect = [-0.25, -0.25, 0.25, 0.75, 0.75];
+        for (x, e) in a.iter().zip(expect) {
+            assert!((x - e).abs() < 1e-7, "{x} vs {e}");
+        }
+        assert_eq!(n.meta.normalization, Some(Normalization { min: -1000.0, max: 400.0, mean: 0.25 }));
+        let nc = normalize(&v, &NormalizeOptions { mean: None, ..Default::default() }).unwrap();
+        let VolumeData::F32(a) = &nc.data else { panic!() };
+        assert_eq!(a[[0, 0, 2]], 0.5);
+    }
+
+    #[test]
+    fn fit_over_parts_equals_fit_over_the_concatenation() {
+        let a = hu(vec![-1000, -500, 0, 400]);
+        let b = hu(vec![-900, 100, 200]);
+        let parts = [fit_part("a", &a, None, -1000.0, 400.0).unwrap(), fit_part("b", &b, None, -1000.0, 400.0).unwrap()];
+        let s = DatasetStats::from_parts(&parts, -1000.0, 400.0, false).unwrap();
+        let all = hu(vec![-1000, -500, 0, 400, -900, 100, 200]);
+        let whole = DatasetStats::from_parts(&[fit_part("all", &all, None, -1000.0, 400.0).unwrap()], -1000.0, 400.0, false).unwrap();
+        assert!((s.mean - whole.mean).abs() < 1e-12);
+        assert!((s.std - whole.std).abs() < 1e-12);
+        assert_eq!(s.histogram, whole.histogram);
+        assert_eq!(s.count, 7);
+    }
+
+    #[test]
+    fn masked_fit_and_outside_value() {
+        let v = hu(vec![-1000, 400, 400]);
+        let m = Array3::from_shape_vec((1, 1, 3), vec![1u8, 0, 1]).unwrap();
+        let p = fit_part("v", &v, Some(&m), -1000.0, 400.0).unwrap();
+        assert_eq!((p.count, p.sum), (2, 1.0));
+        let mut n = normalize(&v, &NormalizeOptions::default()).unwrap();
+        apply_outside(&mut n, &m, 0.0).unwrap();
+        let VolumeData::F32(a) = &n.data else { panic!() };
+        assert_eq!(a.as_slice().unwrap(), &[-0.25, 0.0, 0.75]);
+    }
+}
