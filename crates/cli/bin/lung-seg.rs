@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    ctprep_cli::main("lung-seg", ctprep_cli::tools::lung_seg::run)
+}

@@ -15,8 +15,10 @@ pub mod geometry;
 pub mod hu;
 pub mod io;
 pub mod meta;
+pub mod morph;
 pub mod normalize;
 pub mod resample;
+pub mod seg;
 pub mod volume;
 
 pub use error::{Error, ErrorKind, Result};

@@ -256,7 +256,9 @@ pub fn output_format(sink: &Sink, opts: &WriteOptions) -> Result<Format> {
 pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Format> {
     let format = output_format(sink, opts)?;
     if opts.npy_f16 && format != Format::Npy {
-        return Err(Error::usage("float16 output needs NPY (NIfTI-1 has no float16 type)").with_hint("name the output .npy or pass --format npy"));
+        return Err(
+            Error::usage("float16 output needs NPY (NIfTI-1 has no float16 type)").with_hint("name the output .npy or pass --format npy")
+        );
     }
     match sink {
         Sink::Stdout => {

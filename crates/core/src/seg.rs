@@ -1,0 +1,485 @@
+//! Lung segmentation: the tutorial's algorithm voxel for voxel, and a robust default that does
+//! not fail where it does (table splitting the outside air, trachea, gas under the diaphragm,
+//! nodules on the pleura).
+
+use crate::error::{Error, Result};
+use crate::meta::Kind;
+use crate::morph::{Connectivity, close_mm, dilate_cross, dilate_mm, erode_cross, fill_holes_2d, fill_holes_3d, label, label2d, sizes};
+use crate::volume::{Volume, VolumeData};
+use ndarray::{Array3, Axis, Zip};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// The tutorial's threshold (HU).
+pub const THRESHOLD_HU: f32 = -320.0;
+
+/// `largest_label_volume`: the most frequent label other than `bg` (ties: the smallest label).
+fn largest_label(counts: &[u64], bg: Option<usize>) -> Option<usize> {
+    let mut best: Option<(usize, u64)> = None;
+    for (l, &c) in counts.iter().enumerate() {
+        if Some(l) == bg || c == 0 {
+            continue;
+        }
+        if best.is_none_or(|(_, bc)| c > bc) {
+            best = Some((l, c));
+        }
+    }
+    best.map(|b| b.0)
+}
+
+/// `segment_lung_mask(image, fill_lung_structures)` from the tutorial, exactly (skimage's full
+/// connectivity in 3-D and 2-D). Input: HU `[z, y, x]`.
+pub fn tutorial(hu: &Array3<f32>, fill: bool) -> Array3<u8> {
+    // binary_image = (image > -320) + 1: 1 = air, 2 = dense.
+    let mut b: Array3<u8> = hu.mapv(|v| if v > THRESHOLD_HU { 2 } else { 1 });
+    // measure.label(binary_image): components of equal value (background 0 is absent).
+    let (air_l, _) = label(&b.mapv(|v| u8::from(v == 1)).view(), Connectivity::TwentySix);
+    if b[[0, 0, 0]] == 1 {
+        let bgl = air_l[[0, 0, 0]];
+        Zip::from(&mut b).and(&air_l).par_for_each(|v, &l| {
+            if l == bgl {
+                *v = 2;
+            }
+        });
+    }
+    if fill {
+        b.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut s| {
+            // axial_slice - 1: 0 = air, 1 = dense; label (8-conn), keep the largest dense part.
+            let dense = s.mapv(|v| u8::from(v == 2));
+            let (l, n) = label2d(&dense.view(), true);
+            let mut counts = vec![0u64; n + 1];
+            for &v in l.iter() {
+                counts[v as usize] += 1;
+            }
+            if let Some(lmax) = largest_label(&counts, Some(0)) {
+                Zip::from(&mut s).and(&l).for_each(|v, &lab| {
+                    if lab as usize != lmax {
+                        *v = 1;
+                    }
+                });
+            }
+        });
+    }
+    // binary -= 1; binary = 1 - binary: lungs (air) are now 1.
+    let lungs = b.mapv(|v| u8::from(v == 1));
+    let (l, n) = label(&lungs.view(), Connectivity::TwentySix);
+    let counts = sizes(&l, n);
+    match largest_label(&counts, Some(0)) {
+        Some(lmax) => l.mapv(|v| u8::from(v as usize == lmax)),
+        None => lungs,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LungOptions {
+    /// Remove trachea and main bronchi.
+    pub remove_airways: bool,
+    /// Closing radius (mm) per lung before filling, to include nodules on the pleura.
+    pub close_mm: f64,
+    /// Final dilation (mm), the tutorial's advice; 0 = none.
+    pub dilate_mm: f64,
+}
+
+impl Default for LungOptions {
+    fn default() -> Self {
+        LungOptions { remove_airways: true, close_mm: 10.0, dilate_mm: 0.0 }
+    }
+}
+
+/// Quality numbers for a lung mask.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LungQc {
+    pub right_ml: f64,
+    pub left_ml: f64,
+    pub total_ml: f64,
+    /// Lung volume / body volume.
+    pub body_fraction: f64,
+    /// Air components (inside the body) considered.
+    pub air_components: usize,
+    pub lungs_found: usize,
+    pub mean_hu: f64,
+    /// LPS bounding box of the mask (mm): [min, max] per axis.
+    pub bbox_lps_mm: Option<[[f64; 2]; 3]>,
+    pub airway_voxels_removed: u64,
+    pub fallback: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Result of the robust method: labels (1 = right, 2 = left; both 1 when they touch) and QC.
+#[derive(Debug)]
+pub struct LungResult {
+    pub labels: Array3<u8>,
+    pub qc: LungQc,
+}
+
+/// The robust default: body first, air inside it, airways tracked and removed, each lung opened
+/// away from gas below the diaphragm, closed and filled.
+pub fn robust(vol: &Volume, hu: &Array3<f32>, o: &LungOptions) -> Result<LungResult> {
+    let sp = vol.geometry.spacing;
+    let first = robust_once(vol, hu, o, 0.0)?;
+    if plausible(&first.qc).is_none() {
+        return Ok(first);
+    }
+    // The tutorial's fallback: a closing of a few millimetres, then try again.
+    let why = plausible(&first.qc).unwrap_or_default();
+    let mut second = robust_once(vol, hu, o, 3.0 * sp.iter().cloned().fold(1.0, f64::max).min(3.0))?;
+    second.qc.fallback = Some(format!("first pass implausible ({why}); retried after closing the body mask"));
+    if let Some(w) = plausible(&second.qc) {
+        second.qc.warnings.push(format!("result still implausible: {w}"));
+    }
+    Ok(second)
+}
+
+fn plausible(qc: &LungQc) -> Option<String> {
+    if qc.lungs_found == 0 {
+        return Some("no lungs".into());
+    }
+    if qc.total_ml < 200.0 {
+        return Some(format!("only {:.0} mL of lung", qc.total_ml));
+    }
+    if qc.left_ml > 0.0 && qc.right_ml > 0.0 && (qc.left_ml / qc.right_ml > 5.0 || qc.right_ml / qc.left_ml > 5.0) {
+        return Some(format!("one lung far larger than the other ({:.0} vs {:.0} mL)", qc.right_ml, qc.left_ml));
+    }
+    None
+}
+
+fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64) -> Result<LungResult> {
+    let sp = vol.geometry.spacing;
+    let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
+    let (nz, ny, nx) = hu.dim();
+    let mut qc = LungQc::default();
+    // 1. Body: the largest dense component (the table is another one), holes filled per slice.
+    let dense = hu.mapv(|v| u8::from(v > THRESHOLD_HU));
+    let (dl, dn) = label(&dense.view(), Connectivity::Six);
+    let ds = sizes(&dl, dn);
+    let Some(body_label) = largest_label(&ds, Some(0)) else {
+        return Err(Error::empty("no body found: nothing denser than -320 HU").with_hint("is the input in HU? run hu-convert first"));
+    };
+    let mut body = dl.mapv(|v| u8::from(v as usize == body_label));
+    drop(dl);
+    if body_close > 0.0 {
+        body = close_mm(&body, body_close, sp);
+    }
+    let body = fill_holes_2d(&body);
+    let body_voxels = body.iter().filter(|&&v| v != 0).count() as f64;
+    // 2. Air inside the body.
+    let mut air = Array3::<u8>::zeros(hu.raw_dim());
+    Zip::from(&mut air).and(hu).and(&body).par_for_each(|a, &h, &b| *a = u8::from(b != 0 && h <= THRESHOLD_HU));
+    // 3. Airways: track the trachea down from the top slice and cut it with the main bronchi.
+    if o.remove_airways {
+        let head_last = vol.geometry.direction[2][2] >= 0.0;
+        let airway = track_airways(&air, &body, sp, head_last);
+        let airway = dilate_cross(&airway);
+        let mut removed = 0u64;
+        Zip::from(&mut air).and(&airway).for_each(|a, &w| {
+            if w != 0 && *a != 0 {
+                *a = 0;
+                removed += 1;
+            }
+        });
+        qc.airway_voxels_removed = removed;
+    }
+    // 4. Cut one-voxel bridges (gas under the diaphragm, leaks): seeds from the eroded air.
+    let eroded = erode_cross(&air);
+    let (el, en) = label(&eroded.view(), Connectivity::Six);
+    let es = sizes(&el, en);
+    qc.air_components = en;
+    let mut order: Vec<usize> = (1..=en).collect();
+    order.sort_by(|&a, &b| es[b].cmp(&es[a]));
+    let min_voxels = (50.0 / voxel_ml) as u64; // 50 mL
+    let mut lungs: Vec<usize> = order.iter().copied().take(2).filter(|&l| es[l] >= min_voxels).collect();
+    if lungs.len() == 2 && es[lungs[1]] * 8 < es[lungs[0]] {
+        // A second piece this small is not a lung (the lungs touch, and this is gas or bowel).
+        lungs.truncate(1);
+    }
+    if lungs.is_empty() {
+        qc.lungs_found = 0;
+        return Ok(LungResult { labels: Array3::zeros(hu.raw_dim()), qc });
+    }
+    // 5. Each lung: its seed grown back by one voxel inside the air, closed, holes filled.
+    let centroid_x = |l: usize| -> f64 {
+        let (mut s, mut n) = (0.0f64, 0.0f64);
+        for ((z, y, x), &v) in el.indexed_iter() {
+            if v as usize == l {
+                s += vol.geometry.index_to_world([x as f64, y as f64, z as f64])[0];
+                n += 1.0;
+            }
+        }
+        s / n.max(1.0)
+    };
+    // Patient's right is -x in LPS: the lung with the smaller x is the right one.
+    if lungs.len() == 2 && centroid_x(lungs[0]) > centroid_x(lungs[1]) {
+        lungs.swap(0, 1);
+    }
+    let mut labels = Array3::<u8>::zeros(hu.raw_dim());
+    for (i, &l) in lungs.iter().enumerate() {
+        let seed = el.mapv(|v| u8::from(v as usize == l));
+        let mut m = dilate_cross(&seed);
+        Zip::from(&mut m).and(&air).for_each(|m, &a| *m &= a);
+        if o.close_mm > 0.0 {
+            m = close_mm(&m, o.close_mm, sp);
+            // Closing may reach outside the body at the chest wall: keep it inside.
+            Zip::from(&mut m).and(&body).for_each(|m, &b| *m &= b);
+        }
+        let m = fill_holes_3d(&fill_holes_2d(&m));
+        let lab = if lungs.len() == 2 { i as u8 + 1 } else { 1 };
+        Zip::from(&mut labels).and(&m).for_each(|d, &v| {
+            if v != 0 && *d == 0 {
+                *d = lab;
+            }
+        });
+    }
+    if o.dilate_mm > 0.0 {
+        let all = labels.mapv(|v| u8::from(v != 0));
+        let grown = dilate_mm(&all, o.dilate_mm, sp);
+        // New voxels take the label of the nearest lung; approximate with a few 6-neighbour sweeps.
+        let mut cur = labels.clone();
+        let mut frontier = true;
+        while frontier {
+            frontier = false;
+            let prev = cur.clone();
+            for ((z, y, x), v) in cur.indexed_iter_mut() {
+                if *v == 0 && grown[[z, y, x]] != 0 {
+                    let nb = [
+                        (z > 0).then(|| prev[[z - 1, y, x]]),
+                        (z + 1 < nz).then(|| prev[[z + 1, y, x]]),
+                        (y > 0).then(|| prev[[z, y - 1, x]]),
+                        (y + 1 < ny).then(|| prev[[z, y + 1, x]]),
+                        (x > 0).then(|| prev[[z, y, x - 1]]),
+                        (x + 1 < nx).then(|| prev[[z, y, x + 1]]),
+                    ];
+                    if let Some(l) = nb.iter().flatten().find(|&&l| l != 0) {
+                        *v = *l;
+                        frontier = true;
+                    }
+                }
+            }
+        }
+        labels = cur;
+    }
+    // QC.
+    let (mut r, mut l, mut sum_hu, mut n) = (0u64, 0u64, 0.0f64, 0u64);
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for ((z, y, x), &v) in labels.indexed_iter() {
+        if v == 0 {
+            continue;
+        }
+        if v == 2 {
+            l += 1
+        } else {
+            r += 1
+        }
+        sum_hu += hu[[z, y, x]] as f64;
+        n += 1;
+        let w = vol.geometry.index_to_world([x as f64, y as f64, z as f64]);
+        for a in 0..3 {
+            lo[a] = lo[a].min(w[a]);
+            hi[a] = hi[a].max(w[a]);
+        }
+    }
+    qc.lungs_found = lungs.len();
+    if lungs.len() == 2 {
+        qc.right_ml = r as f64 * voxel_ml;
+        qc.left_ml = l as f64 * voxel_ml;
+    }
+    qc.total_ml = n as f64 * voxel_ml;
+    qc.body_fraction = n as f64 / body_voxels.max(1.0);
+    qc.mean_hu = sum_hu / n.max(1) as f64;
+    qc.bbox_lps_mm = (n > 0).then(|| std::array::from_fn(|a| [lo[a], hi[a]]));
+    Ok(LungResult { labels, qc })
+}
+
+/// Trachea and main bronchi as a mask: a small, round air component near the body's midline in
+/// the top slice, followed slice by slice downwards; each branch stops where its area jumps (it
+/// joined a lung) or after 60 mm below the carina.
+fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: bool) -> Array3<u8> {
+    let (nz, _, _) = air.dim();
+    let px_mm2 = sp[0] * sp[1];
+    let max_area = 900.0 / px_mm2; // trachea up to ~34 mm across
+    let mut out = Array3::<u8>::zeros(air.raw_dim());
+    // Slices run along +z index; the top of the body (head side) may be either end: use the end
+    // whose slice has the trachea (small air component near the midline) and the smaller lung area.
+    let candidates = |z: usize| -> Vec<(u32, Vec<(usize, usize)>)> {
+        let s = air.index_axis(Axis(0), z);
+        let (l, n) = label2d(&s, false);
+        let mut comps: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n + 1];
+        for ((y, x), &v) in l.indexed_iter() {
+            if v != 0 {
+                comps[v as usize].push((y, x));
+            }
+        }
+        comps.into_iter().enumerate().skip(1).map(|(i, c)| (i as u32, c)).collect()
+    };
+    let body_mid = |z: usize| -> Option<(f64, f64)> {
+        let b = body.index_axis(Axis(0), z);
+        let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+        for ((y, x), &v) in b.indexed_iter() {
+            if v != 0 {
+                sx += x as f64;
+                sy += y as f64;
+                n += 1.0;
+            }
+        }
+        (n > 0.0).then(|| (sx / n, sy / n))
+    };
+    // Start at the head end (slices advancing towards +z in LPS end at the head).
+    let top_first = head_last;
+    let zs: Vec<usize> = if top_first { (0..nz).rev().collect() } else { (0..nz).collect() };
+    let mut branches: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut started = false;
+    let mut carina_z: Option<usize> = None;
+    for (step, &z) in zs.iter().enumerate() {
+        let comps = candidates(z);
+        if !started {
+            if step > (20.0 / sp[2]).ceil() as usize {
+                break; // no trachea in the top 20 mm: nothing to remove
+            }
+            let Some((cx, _)) = body_mid(z) else { continue };
+            let tol = 30.0 / sp[0];
+            if let Some((_, c)) = comps
+                .iter()
+                .filter(|(_, c)| (c.len() as f64) < max_area && c.len() as f64 > 20.0 / px_mm2)
+                .filter(|(_, c)| (c.iter().map(|p| p.1 as f64).sum::<f64>() / c.len() as f64 - cx).abs() < tol)
+                .max_by_key(|(_, c)| c.len())
+            {
+                branches.push(c.clone());
+                started = true;
+                for &(y, x) in c {
+                    out[[z, y, x]] = 1;
+                }
+            }
+            continue;
+        }
+        if branches.is_empty() {
+            break;
+        }
+        if let Some(cz) = carina_z {
+            if (cz as f64 - z as f64).abs() * sp[2] > 60.0 {
+                break;
+            }
+        }
+        let mut next = Vec::new();
+        for prev in &branches {
+            let prev_set: std::collections::HashSet<(usize, usize)> = prev.iter().copied().collect();
+            let overlapping: Vec<&Vec<(usize, usize)>> =
+                comps.iter().filter(|(_, c)| c.iter().any(|p| prev_set.contains(p))).map(|(_, c)| c).collect();
+            for c in &overlapping {
+                // Area jump: this branch joined a lung (or a large air space); stop it here.
+                if c.len() as f64 > (prev.len() as f64 * 2.5).max(40.0 / px_mm2) || c.len() as f64 > max_area {
+                    continue;
+                }
+                next.push((*c).clone());
+            }
+            if overlapping.len() >= 2 && carina_z.is_none() {
+                carina_z = Some(z);
+            }
+        }
+        next.sort();
+        next.dedup();
+        if next.is_empty() {
+            break;
+        }
+        for c in &next {
+            for &(y, x) in c {
+                out[[z, y, x]] = 1;
+            }
+        }
+        branches = next;
+    }
+    out
+}
+
+/// Run a method on a volume: returns the mask volume (u8; labels when asked) and QC.
+pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> Result<(Volume, LungQc)> {
+    if matches!(vol.meta.kind, Kind::Mask | Kind::Labels | Kind::Normalized) {
+        return Err(Error::bad_input(format!("lung-seg needs an HU volume; this one is {:?}", vol.meta.kind).to_lowercase())
+            .with_hint("run it on hu-convert's output (or vol-resample's)"));
+    }
+    if vol.meta.kind == Kind::Stored && vol.meta.rescale.is_none() {
+        return Err(Error::bad_input("stored values without a rescale").with_hint("convert to HU first with hu-convert"));
+    }
+    let hu = vol.real_f32();
+    let (mask, qc) = match method {
+        Method::Tutorial { fill } => {
+            let mut m = tutorial(&hu, fill);
+            if o.dilate_mm > 0.0 {
+                m = dilate_mm(&m, o.dilate_mm, vol.geometry.spacing);
+            }
+            let n = m.iter().filter(|&&v| v != 0).count();
+            let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
+            let mean_hu = if n > 0 {
+                Zip::from(&m).and(&hu).fold(0.0f64, |s, &mv, &h| if mv != 0 { s + h as f64 } else { s }) / n as f64
+            } else {
+                0.0
+            };
+            let qc = LungQc { total_ml: n as f64 * voxel_ml, lungs_found: usize::from(n > 0), mean_hu, ..LungQc::default() };
+            (m, qc)
+        }
+        Method::Robust => {
+            let r = robust(vol, &hu, o)?;
+            (if labels { r.labels } else { r.labels.mapv(|v| u8::from(v != 0)) }, r.qc)
+        }
+    };
+    let mut meta = vol.meta.clone();
+    meta.kind = if labels && matches!(method, Method::Robust) { Kind::Labels } else { Kind::Mask };
+    meta.rescale = None;
+    meta.padding = None;
+    meta.normalization = None;
+    meta.window = None;
+    meta.extra.insert("lung_qc".into(), serde_json::to_value(&qc).unwrap_or_default());
+    Ok((Volume { data: VolumeData::U8(mask), geometry: vol.geometry.clone(), meta }, qc))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Tutorial { fill: bool },
+    Robust,
+}
+
+/// Dice overlap of two masks.
+pub fn dice(a: &Array3<u8>, b: &Array3<u8>) -> f64 {
+    let (mut inter, mut na, mut nb) = (0u64, 0u64, 0u64);
+    Zip::from(a).and(b).for_each(|&x, &y| {
+        let (x, y) = (x != 0, y != 0);
+        inter += u64::from(x && y);
+        na += u64::from(x);
+        nb += u64::from(y);
+    });
+    if na + nb == 0 { 1.0 } else { 2.0 * inter as f64 / (na + nb) as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tutorial_picks_the_air_pocket_not_the_outside() {
+        // A dense box with an air cavity, surrounded by air: the cavity is the lung.
+        let mut hu = Array3::<f32>::from_elem((10, 12, 12), -1000.0);
+        for z in 1..9 {
+            for y in 2..10 {
+                for x in 2..10 {
+                    hu[[z, y, x]] = 40.0;
+                }
+            }
+        }
+        for z in 3..7 {
+            for y in 4..8 {
+                for x in 4..8 {
+                    hu[[z, y, x]] = -850.0;
+                }
+            }
+        }
+        for fill in [false, true] {
+            let m = tutorial(&hu, fill);
+            assert_eq!(m.iter().filter(|&&v| v == 1).count(), 64);
+            assert_eq!(m[[5, 5, 5]], 1);
+            assert_eq!(m[[0, 0, 0]], 0);
+        }
+        // A vessel inside the cavity: filled only with fill = true.
+        hu[[5, 5, 5]] = 40.0;
+        assert_eq!(tutorial(&hu, false)[[5, 5, 5]], 0);
+        assert_eq!(tutorial(&hu, true)[[5, 5, 5]], 1);
+    }
+}
