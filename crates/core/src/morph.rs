@@ -181,16 +181,27 @@ pub fn fill_holes_3d(mask: &Array3<u8>) -> Array3<u8> {
 
 /// Fill holes slice by slice (axial, 4-connected background as `binary_fill_holes` in 2-D).
 pub fn fill_holes_2d(mask: &Array3<u8>) -> Array3<u8> {
+    fill_holes_2d_upto(mask, usize::MAX)
+}
+
+/// Fill only holes of at most `max_area` voxels per slice (vessels and nodules, not the space a
+/// lung wraps around, such as the diaphragm's dome).
+pub fn fill_holes_2d_upto(mask: &Array3<u8>, max_area: usize) -> Array3<u8> {
     let mut out = mask.clone();
     out.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut s| {
         let bg = s.mapv(|v| u8::from(v == 0));
         let (l, n) = label2d(&bg.view(), false);
         let (ny, nx) = s.dim();
         let mut border = vec![false; n + 1];
+        let mut area = vec![0usize; n + 1];
         for ((y, x), &v) in l.indexed_iter() {
+            area[v as usize] += 1;
             if v != 0 && (y == 0 || x == 0 || y == ny - 1 || x == nx - 1) {
                 border[v as usize] = true;
             }
+        }
+        for (b, a) in border.iter_mut().zip(&area) {
+            *b |= *a > max_area;
         }
         Zip::from(&mut s).and(&l).for_each(|o, &v| {
             if v != 0 && !border[v as usize] {

@@ -4,11 +4,17 @@
 
 use crate::error::{Error, Result};
 use crate::meta::Kind;
-use crate::morph::{Connectivity, close_mm, dilate_cross, dilate_mm, erode_cross, fill_holes_2d, fill_holes_3d, label, label2d, sizes};
+use crate::morph::{
+    Connectivity, close_mm, dilate_cross, dilate_mm, erode_cross, erode_mm, fill_holes_2d, fill_holes_2d_upto, fill_holes_3d, label,
+    label2d, sizes,
+};
 use crate::volume::{Volume, VolumeData};
 use ndarray::{Array3, Axis, Zip};
 use rayon::prelude::*;
 use serde::Serialize;
+
+/// Radius (mm) of the opening that separates the lungs from gas below the diaphragm.
+const OPEN_MM: f64 = 7.0;
 
 /// The tutorial's threshold (HU).
 pub const THRESHOLD_HU: f32 = -320.0;
@@ -179,16 +185,23 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
         });
         qc.airway_voxels_removed = removed;
     }
-    // 4. Cut one-voxel bridges (gas under the diaphragm, leaks): seeds from the eroded air.
-    let eroded = erode_cross(&air);
+    // 4. Cut thin bridges (gas under the diaphragm seen through partial volume, leaks): seeds
+    // from the air eroded by a ball, grown back only as far as the erosion took them.
+    let eroded = erode_mm(&air, OPEN_MM, sp);
     let (el, en) = label(&eroded.view(), Connectivity::Six);
     let es = sizes(&el, en);
     qc.air_components = en;
-    let mut order: Vec<usize> = (1..=en).collect();
-    order.sort_by(|&a, &b| es[b].cmp(&es[a]));
+    // Every eroded piece of at least 1 mL is a seed; all grow together inside the air, so each
+    // air voxel joins the piece that reaches it first and a neck between lung and stomach splits.
+    let min_seed = (1.0 / voxel_ml).ceil() as u64;
+    let keep: Vec<usize> = (1..=en).filter(|&l| es[l] >= min_seed).collect();
+    let grown = grow_labels(&el, &keep, &air);
+    let gs = sizes(&grown, keep.len());
+    let mut order: Vec<usize> = (1..=keep.len()).collect();
+    order.sort_by(|&a, &b| gs[b].cmp(&gs[a]));
     let min_voxels = (50.0 / voxel_ml) as u64; // 50 mL
-    let mut lungs: Vec<usize> = order.iter().copied().take(2).filter(|&l| es[l] >= min_voxels).collect();
-    if lungs.len() == 2 && es[lungs[1]] * 8 < es[lungs[0]] {
+    let mut lungs: Vec<usize> = order.iter().copied().take(2).filter(|&l| gs[l] >= min_voxels).collect();
+    if lungs.len() == 2 && gs[lungs[1]] * 8 < gs[lungs[0]] {
         // A second piece this small is not a lung (the lungs touch, and this is gas or bowel).
         lungs.truncate(1);
     }
@@ -196,11 +209,19 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
         qc.lungs_found = 0;
         return Ok(LungResult { labels: Array3::zeros(hu.raw_dim()), qc });
     }
-    // 5. Each lung: its seed grown back by one voxel inside the air, closed, holes filled.
-    let centroid_x = |l: usize| -> f64 {
+    let mut pieces: Vec<Array3<u8>> = lungs.iter().map(|&l| grown.mapv(|v| u8::from(v as usize == l))).collect();
+    // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
+    if pieces.len() == 1 {
+        if let Some((a, b)) = split_in_two(&pieces[0], 12) {
+            let g = grow_seeds(&[a, b], &pieces[0], usize::MAX);
+            pieces = vec![g.mapv(|v| u8::from(v == 1)), g.mapv(|v| u8::from(v == 2))];
+            qc.warnings.push("the lungs touch: separated by erosion".into());
+        }
+    }
+    let centroid_x = |m: &Array3<u8>| -> f64 {
         let (mut s, mut n) = (0.0f64, 0.0f64);
-        for ((z, y, x), &v) in el.indexed_iter() {
-            if v as usize == l {
+        for ((z, y, x), &v) in m.indexed_iter() {
+            if v != 0 {
                 s += vol.geometry.index_to_world([x as f64, y as f64, z as f64])[0];
                 n += 1.0;
             }
@@ -208,20 +229,19 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
         s / n.max(1.0)
     };
     // Patient's right is -x in LPS: the lung with the smaller x is the right one.
-    if lungs.len() == 2 && centroid_x(lungs[0]) > centroid_x(lungs[1]) {
-        lungs.swap(0, 1);
+    if pieces.len() == 2 && centroid_x(&pieces[0]) > centroid_x(&pieces[1]) {
+        pieces.swap(0, 1);
     }
+    let lungs: Vec<usize> = (1..=pieces.len()).collect();
     let mut labels = Array3::<u8>::zeros(hu.raw_dim());
-    for (i, &l) in lungs.iter().enumerate() {
-        let seed = el.mapv(|v| u8::from(v as usize == l));
-        let mut m = dilate_cross(&seed);
-        Zip::from(&mut m).and(&air).for_each(|m, &a| *m &= a);
+    for (i, mut m) in pieces.into_iter().enumerate() {
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
             Zip::from(&mut m).and(&body).for_each(|m, &b| *m &= b);
         }
-        let m = fill_holes_3d(&fill_holes_2d(&m));
+        // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
+        let m = fill_holes_3d(&fill_holes_2d_upto(&m, (2000.0 / (sp[0] * sp[1])) as usize));
         let lab = if lungs.len() == 2 { i as u8 + 1 } else { 1 };
         Zip::from(&mut labels).and(&m).for_each(|d, &v| {
             if v != 0 && *d == 0 {
@@ -288,6 +308,128 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     qc.mean_hu = sum_hu / n.max(1) as f64;
     qc.bbox_lps_mm = (n > 0).then(|| std::array::from_fn(|a| [lo[a], hi[a]]));
     Ok(LungResult { labels, qc })
+}
+
+/// Erode a mask (6-neighbour steps, at most `max_steps`) until its two largest pieces are each
+/// at least a tenth of the whole; return those pieces (the seeds of two lungs).
+fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<(Array3<u8>, Array3<u8>)> {
+    let total = mask.iter().filter(|&&v| v != 0).count() as u64;
+    let mut cur = mask.clone();
+    for _ in 0..max_steps {
+        cur = erode_cross(&cur);
+        let (l, n) = label(&cur.view(), Connectivity::Six);
+        let s = sizes(&l, n);
+        let mut order: Vec<usize> = (1..=n).collect();
+        order.sort_by(|&a, &b| s[b].cmp(&s[a]));
+        if order.len() >= 2 && s[order[1]] * 10 >= total / 10 {
+            let (a, b) = (order[0], order[1]);
+            return Some((l.mapv(|v| u8::from(v as usize == a)), l.mapv(|v| u8::from(v as usize == b))));
+        }
+        if order.is_empty() {
+            return None;
+        }
+    }
+    None
+}
+
+/// Grow labelled seeds inside `within` by at most `max_steps` 6-neighbour steps, all seeds in
+/// turn, so each voxel goes to the seed that reaches it first. Returns labels 1..=seeds.len().
+fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Array3<u8> {
+    let (nz, ny, nx) = within.dim();
+    let mut lab = Array3::<u8>::zeros(within.raw_dim());
+    let mut frontier: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, s) in seeds.iter().enumerate() {
+        for (p, &v) in s.indexed_iter() {
+            if v != 0 {
+                lab[p] = i as u8 + 1;
+                frontier.push(p);
+            }
+        }
+    }
+    let mut steps = 0;
+    while !frontier.is_empty() && steps < max_steps {
+        steps += 1;
+        let mut next = Vec::new();
+        for &(z, y, x) in &frontier {
+            let l = lab[[z, y, x]];
+            let mut visit = |p: (usize, usize, usize)| {
+                if within[p] != 0 && lab[p] == 0 {
+                    lab[p] = l;
+                    next.push(p);
+                }
+            };
+            if z > 0 {
+                visit((z - 1, y, x))
+            }
+            if z + 1 < nz {
+                visit((z + 1, y, x))
+            }
+            if y > 0 {
+                visit((z, y - 1, x))
+            }
+            if y + 1 < ny {
+                visit((z, y + 1, x))
+            }
+            if x > 0 {
+                visit((z, y, x - 1))
+            }
+            if x + 1 < nx {
+                visit((z, y, x + 1))
+            }
+        }
+        frontier = next;
+    }
+    lab
+}
+
+/// Grow the labels in `keep` (values of `seeds`) inside `within`, all at once (breadth first),
+/// relabelled 1..=keep.len(). Voxels no seed reaches stay 0.
+fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>) -> Array3<u32> {
+    let mut map = std::collections::HashMap::new();
+    for (i, &k) in keep.iter().enumerate() {
+        map.insert(k as u32, i as u32 + 1);
+    }
+    let (nz, ny, nx) = within.dim();
+    let mut lab = Array3::<u32>::zeros(within.raw_dim());
+    let mut frontier = Vec::new();
+    for (p, &v) in seeds.indexed_iter() {
+        if let Some(&l) = map.get(&v) {
+            lab[p] = l;
+            frontier.push(p);
+        }
+    }
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for &(z, y, x) in &frontier {
+            let l = lab[[z, y, x]];
+            let mut visit = |p: (usize, usize, usize)| {
+                if within[p] != 0 && lab[p] == 0 {
+                    lab[p] = l;
+                    next.push(p);
+                }
+            };
+            if z > 0 {
+                visit((z - 1, y, x))
+            }
+            if z + 1 < nz {
+                visit((z + 1, y, x))
+            }
+            if y > 0 {
+                visit((z, y - 1, x))
+            }
+            if y + 1 < ny {
+                visit((z, y + 1, x))
+            }
+            if x > 0 {
+                visit((z, y, x - 1))
+            }
+            if x + 1 < nx {
+                visit((z, y, x + 1))
+            }
+        }
+        frontier = next;
+    }
+    lab
 }
 
 /// Trachea and main bronchi as a mask: a small, round air component near the body's midline in
