@@ -14,6 +14,7 @@ pub mod error;
 pub mod geometry;
 pub mod hu;
 pub mod io;
+pub mod mesh;
 pub mod meta;
 pub mod morph;
 pub mod normalize;

@@ -56,7 +56,7 @@ fn check_input(vol: &Volume) -> Result<()> {
 /// Clip, scale and (optionally) center. Float32 output; `rescale` (stored values) is applied first.
 pub fn normalize(vol: &Volume, o: &NormalizeOptions) -> Result<Volume> {
     check_input(vol)?;
-    if !(o.min < o.max) {
+    if o.min >= o.max || o.min.is_nan() || o.max.is_nan() {
         return Err(Error::usage(format!("range {}:{} is empty", o.min, o.max)).with_hint("use MIN:MAX with MIN < MAX, e.g. -1000:400"));
     }
     let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);

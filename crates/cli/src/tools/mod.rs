@@ -5,5 +5,6 @@ pub mod dcm_inspect;
 pub mod dcm_stack;
 pub mod hu_convert;
 pub mod lung_seg;
+pub mod vol_mesh;
 pub mod vol_normalize;
 pub mod vol_resample;

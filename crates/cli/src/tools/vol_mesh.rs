@@ -1,0 +1,209 @@
+//! vol-mesh: marching cubes to viewer-ready STL/OBJ in patient millimetres, with a preview.
+
+use crate::args::{CommonArgs, InputArgs};
+use crate::{Cx, Exit, ToolArgs, usage_error};
+use anyhow::Result;
+use clap::Parser;
+use ctprep_core::Kind;
+use ctprep_core::mesh::render::{View, png_bytes, render};
+use ctprep_core::mesh::{Mesh, Space, isosurface, voxel_volume_ml};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// Extract an isosurface as a mesh (binary STL, ASCII STL or OBJ) in patient millimetres.
+///
+/// Vertices are in DICOM patient space (LPS, what 3D Slicer assumes for STL/OBJ) unless --space
+/// ras|voxel; the mesh overlays the source volume in a viewer. Surfaces are closed at the volume
+/// border, watertight, with outward normals.
+///
+/// Examples:
+///   vol-mesh hu_1mm.nii.gz --level 400 -o bone.stl --preview bone.png
+///   vol-mesh lungs.nii.gz --sigma 1 --smooth 10 -o lungs.obj -v
+#[derive(Debug, Parser)]
+#[command(version, about, verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output mesh: .stl or .obj (`-` = stdout, with --format)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<String>,
+    /// Mesh format when it cannot be told from the name: stl or obj
+    #[arg(long, value_name = "FORMAT", value_parser = ["stl", "obj"])]
+    pub format: Option<String>,
+    /// Iso-level in the volume's units (default: 0.5 for masks, 400 HU otherwise: bone)
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    pub level: Option<f64>,
+    /// Gaussian pre-smoothing in mm (smooth organ surfaces from masks)
+    #[arg(long, value_name = "MM", default_value_t = 0.0)]
+    pub sigma: f64,
+    /// Sample every Nth voxel (coarser, faster)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub step: u16,
+    /// Vertex coordinates: lps (default), ras, or voxel (array indices x,y,z)
+    #[arg(long, value_name = "SPACE", default_value = "lps", value_parser = ["lps", "ras", "voxel"])]
+    pub space: String,
+    /// Write ASCII STL instead of binary
+    #[arg(long)]
+    pub ascii: bool,
+    /// Keep only the largest connected component
+    #[arg(long)]
+    pub largest: bool,
+    /// Drop components enclosing less than this volume (mL)
+    #[arg(long, value_name = "ML")]
+    pub min_volume: Option<f64>,
+    /// Taubin smoothing iterations (volume-preserving)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub smooth: usize,
+    /// Write one file per component: OUT_1.stl, OUT_2.stl, ... (largest first)
+    #[arg(long)]
+    pub split: bool,
+    /// Also render a shaded preview of the mesh to this PNG
+    #[arg(long, value_name = "PNG")]
+    pub preview: Option<PathBuf>,
+    /// Preview direction: anterior, posterior, left, right, superior, inferior
+    #[arg(long, value_name = "VIEW", default_value = "anterior")]
+    pub view: String,
+    /// Preview size in pixels (long side)
+    #[arg(long, value_name = "PX", default_value_t = 800)]
+    pub preview_size: usize,
+    /// Print the QC report as JSON on stdout (needs -o FILE)
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl ToolArgs for Args {
+    fn verbosity(&self) -> i8 {
+        self.common.verbosity()
+    }
+    fn generate(&self) -> Option<&str> {
+        self.common.generate.as_deref()
+    }
+}
+
+fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool) -> Result<()> {
+    let enc = |w: &mut dyn Write| -> std::io::Result<()> {
+        if obj {
+            mesh.write_obj(w)
+        } else if ascii {
+            mesh.write_stl_ascii(w)
+        } else {
+            mesh.write_stl_binary(w)
+        }
+    };
+    if path == "-" {
+        let out = std::io::stdout();
+        let mut w = std::io::BufWriter::new(out.lock());
+        enc(&mut w)?;
+        w.flush()?;
+        return Ok(());
+    }
+    let p = Path::new(path);
+    let t = ctprep_core::io::write_temp(p, |w| enc(w).map_err(|e| ctprep_core::Error::io("cannot write", p, e))).map_err(crate::core)?;
+    t.persist(p).map_err(|e| anyhow::anyhow!("cannot write '{}': {}", p.display(), e.error))?;
+    Ok(())
+}
+
+pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
+    let output = args.output.clone().unwrap_or_else(|| "-".into());
+    let obj = match (&args.format, output.to_ascii_lowercase()) {
+        (Some(f), _) => f == "obj",
+        (None, o) if o.ends_with(".obj") => true,
+        (None, o) if o.ends_with(".stl") => false,
+        (None, _) if args.preview.is_some() && args.output.is_none() => false,
+        _ => return Err(usage_error("cannot tell the mesh format from the output name", "name it .stl or .obj, or pass --format stl|obj")),
+    };
+    let to_stdout = output == "-" && !(args.preview.is_some() && args.output.is_none());
+    if to_stdout && std::io::stdout().is_terminal() && !args.ascii && !obj {
+        return Err(usage_error("refusing to write a binary STL to a terminal", "pass -o mesh.stl, or redirect with `> mesh.stl`"));
+    }
+    if args.json && to_stdout {
+        return Err(usage_error("--json needs the mesh in a file", "add -o mesh.stl; stdout then carries the QC report"));
+    }
+    if args.split && to_stdout {
+        return Err(usage_error("--split writes one file per component", "pass -o NAME.stl"));
+    }
+    let vol = args.input.read(cx)?;
+    let is_mask = matches!(vol.meta.kind, Kind::Mask | Kind::Labels);
+    let level = args.level.unwrap_or(if is_mask { 0.5 } else { 400.0 });
+    cx.verbose(format!(
+        "iso-level {level} ({})",
+        if args.level.is_some() {
+            "given"
+        } else if is_mask {
+            "mask default"
+        } else {
+            "bone default, 400 HU"
+        }
+    ));
+    let space = match args.space.as_str() {
+        "ras" => Space::Ras,
+        "voxel" => Space::Voxel,
+        _ => Space::Lps,
+    };
+    let t0 = std::time::Instant::now();
+    let mut mesh = isosurface(&vol, level, args.step as usize, args.sigma, space).map_err(crate::core)?;
+    cx.verbose(format!(
+        "marching cubes: {} vertices, {} faces in {:.3} s",
+        mesh.vertices.len(),
+        mesh.triangles.len(),
+        t0.elapsed().as_secs_f64()
+    ));
+    if mesh.triangles.is_empty() {
+        cx.warn(format!("nothing above level {level}: the mesh is empty"));
+        return Ok(Exit::Empty);
+    }
+    if args.largest || args.min_volume.is_some() || args.split {
+        let (comp, n) = mesh.components();
+        let vols = mesh.component_volumes(&comp, n);
+        let largest = (0..n).max_by(|&a, &b| vols[a].abs().total_cmp(&vols[b].abs())).unwrap_or(0) as u32;
+        let min_mm3 = args.min_volume.unwrap_or(0.0) * 1000.0;
+        let keep = |c: u32| (!args.largest || c == largest) && vols[c as usize].abs() >= min_mm3;
+        mesh.retain_components(&comp, keep);
+        cx.verbose(format!("components: {n}, kept {}", (0..n as u32).filter(|&c| keep(c)).count()));
+    }
+    if args.smooth > 0 {
+        mesh.taubin(args.smooth);
+    }
+    if let Some(p) = &args.preview {
+        let view = View::parse(&args.view).ok_or_else(|| {
+            usage_error(format!("unknown view '{}'", args.view), "anterior, posterior, left, right, superior or inferior")
+        })?;
+        // The renderer looks in patient space; voxel-space meshes are rendered as they are.
+        let (w, h, rgb) = render(&mesh, view, args.preview_size.clamp(16, 8192), [0.93, 0.89, 0.80]);
+        let bytes = png_bytes(w, h, &rgb)?;
+        let t = ctprep_core::io::write_temp(p, |wr| wr.write_all(&bytes).map_err(|e| ctprep_core::Error::io("cannot write", p, e)))
+            .map_err(crate::core)?;
+        t.persist(p).map_err(|e| anyhow::anyhow!("cannot write '{}': {}", p.display(), e.error))?;
+        cx.verbose(format!("preview {}x{} written to {}", w, h, p.display()));
+    }
+    let needs_qc = args.json || cx.verbosity >= 1;
+    if args.split {
+        let (comp, n) = mesh.components();
+        let vols = mesh.component_volumes(&comp, n);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| vols[b].abs().total_cmp(&vols[a].abs()));
+        let (stem, ext) = output.rsplit_once('.').unwrap_or((output.as_str(), if obj { "obj" } else { "stl" }));
+        for (i, &c) in order.iter().enumerate() {
+            let mut part = mesh.clone();
+            part.retain_components(&comp, |k| k as usize == c);
+            write_mesh(&part, &format!("{stem}_{}.{ext}", i + 1), obj, args.ascii)?;
+        }
+        cx.verbose(format!("wrote {n} component files {stem}_N.{ext}"));
+    } else if !(args.preview.is_some() && args.output.is_none()) {
+        write_mesh(&mesh, &output, obj, args.ascii)?;
+    }
+    if needs_qc {
+        let mut qc = mesh.qc();
+        qc.voxel_ml = voxel_volume_ml(&vol, level);
+        cx.verbose(format!(
+            "QC: {} vertices, {} faces, {} component(s), watertight {}, manifold {}, Euler {}, area {:.1} mm^2, enclosed {:.2} mL (voxels above level: {:.2} mL)",
+            qc.vertices, qc.faces, qc.components, qc.watertight, qc.manifold, qc.euler_characteristic, qc.area_mm2, qc.enclosed_ml, qc.voxel_ml
+        ));
+        if args.json {
+            writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&qc)?)?;
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,584 @@
+//! Isosurfaces as viewer-ready meshes: marching cubes with a crack-free generated table,
+//! closed at the volume border, vertices in patient millimetres (LPS or RAS), clean-up (largest
+//! component, minimum volume, Taubin smoothing), QC, STL/OBJ writers and a shaded preview.
+
+pub mod render;
+pub mod table;
+
+use crate::error::{Error, Result};
+use crate::geometry::Geometry;
+use crate::volume::{Volume, Voxel};
+use crate::with_data;
+use ndarray::{Array3, ArrayView3};
+use serde::Serialize;
+use std::io::Write;
+
+/// An indexed triangle mesh.
+#[derive(Debug, Clone, Default)]
+pub struct Mesh {
+    pub vertices: Vec<[f32; 3]>,
+    pub triangles: Vec<[u32; 3]>,
+}
+
+/// Coordinate system of the written vertices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// DICOM patient space, mm (3D Slicer's assumption for STL/OBJ).
+    Lps,
+    /// NIfTI/scanner RAS, mm.
+    Ras,
+    /// Voxel indices (x, y, z), as the tutorial's arrays.
+    Voxel,
+}
+
+/// Marching cubes at `level` over `[z, y, x]` data; vertices in voxel index space (x, y, z).
+/// Voxels strictly above `level` are inside; outside the array counts as outside, so closed
+/// surfaces come out closed. `step` samples every step-th voxel.
+pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -> Mesh {
+    let step = step.max(1);
+    let (nz, ny, nx) = data.dim();
+    let (sz, sy, sx) = (nz.div_ceil(step), ny.div_ceil(step), nx.div_ceil(step));
+    let level = level as f32;
+    // Padded, sampled copy: one voxel of "outside" all around.
+    let (pz, py, px) = (sz + 2, sy + 2, sx + 2);
+    let mut min = f32::INFINITY;
+    for v in data.iter() {
+        min = min.min(v.to_f32());
+    }
+    let pad = if min < level { min } else { level - 1.0 };
+    let mut v = Array3::<f32>::from_elem((pz, py, px), pad);
+    for z in 0..sz {
+        for y in 0..sy {
+            for x in 0..sx {
+                v[[z + 1, y + 1, x + 1]] = data[[z * step, y * step, x * step]].to_f32();
+            }
+        }
+    }
+    let vs = v.as_slice().expect("standard layout");
+    let idx = |z: usize, y: usize, x: usize| (z * py + y) * px + x;
+    let mut mesh = Mesh::default();
+    let s = step as f32;
+    // Vertex on the edge from voxel a to voxel b (padded indices), in unpadded index space.
+    let mut make = |verts: &mut Vec<[f32; 3]>, a: [usize; 3], b: [usize; 3]| -> u32 {
+        let (va, vb) = (vs[idx(a[0], a[1], a[2])], vs[idx(b[0], b[1], b[2])]);
+        let t = if vb != va { (level - va) / (vb - va) } else { 0.5 };
+        let p = |k: usize| ((a[k] as f32 + t * (b[k] as f32 - a[k] as f32)) - 1.0) * s;
+        verts.push([p(2), p(1), p(0)]);
+        (verts.len() - 1) as u32
+    };
+    let inside = |z: usize, y: usize, x: usize| vs[idx(z, y, x)] > level;
+    const NONE: u32 = u32::MAX;
+    let plane = py * px;
+    // Edge vertex ids for the current and next slice (x- and y-edges), and z-edges between them.
+    let mut ex = [vec![NONE; plane], vec![NONE; plane]];
+    let mut ey = [vec![NONE; plane], vec![NONE; plane]];
+    let mut ez = vec![NONE; plane];
+    let slice_edges = |z: usize,
+                       ex: &mut Vec<u32>,
+                       ey: &mut Vec<u32>,
+                       verts: &mut Vec<[f32; 3]>,
+                       make: &mut dyn FnMut(&mut Vec<[f32; 3]>, [usize; 3], [usize; 3]) -> u32| {
+        for y in 0..py {
+            for x in 0..px {
+                let i = inside(z, y, x);
+                ex[y * px + x] = if x + 1 < px && inside(z, y, x + 1) != i { make(verts, [z, y, x], [z, y, x + 1]) } else { NONE };
+                ey[y * px + x] = if y + 1 < py && inside(z, y + 1, x) != i { make(verts, [z, y, x], [z, y + 1, x]) } else { NONE };
+            }
+        }
+    };
+    let tab = table::table();
+    let mut verts = Vec::new();
+    slice_edges(0, &mut ex[0], &mut ey[0], &mut verts, &mut make);
+    for z in 0..pz - 1 {
+        let (cur, nxt) = (z % 2, (z + 1) % 2);
+        {
+            let (a, b) = ex.split_at_mut(1);
+            let exn = if nxt == 0 { &mut a[0] } else { &mut b[0] };
+            let (c, d) = ey.split_at_mut(1);
+            let eyn = if nxt == 0 { &mut c[0] } else { &mut d[0] };
+            slice_edges(z + 1, exn, eyn, &mut verts, &mut make);
+        }
+        for y in 0..py {
+            for x in 0..px {
+                ez[y * px + x] = if inside(z, y, x) != inside(z + 1, y, x) { make(&mut verts, [z, y, x], [z + 1, y, x]) } else { NONE };
+            }
+        }
+        for y in 0..py - 1 {
+            for x in 0..px - 1 {
+                let mut case = 0usize;
+                for (c, o) in table::CORNERS.iter().enumerate() {
+                    if inside(z + o[2], y + o[1], x + o[0]) {
+                        case |= 1 << c;
+                    }
+                }
+                let loops = &tab[case];
+                if loops.is_empty() {
+                    continue;
+                }
+                let e = |k: u8| -> u32 {
+                    let p = y * px + x;
+                    match k {
+                        0 => ex[cur][p],
+                        1 => ey[cur][p + 1],
+                        2 => ex[cur][p + px],
+                        3 => ey[cur][p],
+                        4 => ex[nxt][p],
+                        5 => ey[nxt][p + 1],
+                        6 => ex[nxt][p + px],
+                        7 => ey[nxt][p],
+                        8 => ez[p],
+                        9 => ez[p + 1],
+                        10 => ez[p + px + 1],
+                        _ => ez[p + px],
+                    }
+                };
+                for lp in loops {
+                    let mut centroid = u32::MAX;
+                    if lp.tris.iter().any(|t| t.contains(&table::CENTROID)) {
+                        let mut c = [0f32; 3];
+                        for &k in &lp.edges {
+                            let p = verts[e(k) as usize];
+                            for i in 0..3 {
+                                c[i] += p[i] / lp.edges.len() as f32;
+                            }
+                        }
+                        verts.push(c);
+                        centroid = (verts.len() - 1) as u32;
+                    }
+                    let id = |k: u8| if k == table::CENTROID { centroid } else { e(k) };
+                    for t in &lp.tris {
+                        mesh.triangles.push([id(t[0]), id(t[1]), id(t[2])]);
+                    }
+                }
+            }
+        }
+    }
+    mesh.vertices = verts;
+    mesh
+}
+
+/// Map voxel-space vertices into `space` with the volume's geometry. Winding is kept outward
+/// (reversed when the index-to-world map flips handedness).
+pub fn to_space(mesh: &mut Mesh, g: &Geometry, space: Space) {
+    if space == Space::Voxel {
+        return;
+    }
+    for v in mesh.vertices.iter_mut() {
+        let w = g.index_to_world([v[0] as f64, v[1] as f64, v[2] as f64]);
+        *v = match space {
+            Space::Ras => [-w[0] as f32, -w[1] as f32, w[2] as f32],
+            _ => [w[0] as f32, w[1] as f32, w[2] as f32],
+        };
+    }
+    let m = g.index_matrix();
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    // RAS negates two axes: handedness unchanged.
+    if det < 0.0 {
+        for t in mesh.triangles.iter_mut() {
+            t.swap(1, 2);
+        }
+    }
+}
+
+fn sub(a: [f32; 3], b: [f32; 3]) -> [f64; 3] {
+    [(a[0] - b[0]) as f64, (a[1] - b[1]) as f64, (a[2] - b[2]) as f64]
+}
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+/// Mesh quality numbers.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct MeshQc {
+    pub vertices: usize,
+    pub faces: usize,
+    pub edges: usize,
+    pub components: usize,
+    /// Every edge is shared by exactly two faces.
+    pub watertight: bool,
+    /// Every edge has at most two faces, used once in each direction (consistent winding).
+    pub manifold: bool,
+    pub consistently_oriented: bool,
+    pub euler_characteristic: i64,
+    pub degenerate_faces: usize,
+    pub area_mm2: f64,
+    /// Enclosed volume (divergence theorem), mL; positive = normals point outward.
+    pub enclosed_ml: f64,
+    /// Voxels above the level times the voxel volume, mL.
+    pub voxel_ml: f64,
+}
+
+impl Mesh {
+    /// Area (mm^2) and signed enclosed volume (mm^3).
+    pub fn area_volume(&self) -> (f64, f64) {
+        let (mut area, mut vol) = (0.0, 0.0);
+        for t in &self.triangles {
+            let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
+            let n = cross(sub(b, a), sub(c, a));
+            area += 0.5 * (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+            let a64 = [a[0] as f64, a[1] as f64, a[2] as f64];
+            let b64 = [b[0] as f64, b[1] as f64, b[2] as f64];
+            let c64 = [c[0] as f64, c[1] as f64, c[2] as f64];
+            let cr = cross(b64, c64);
+            vol += (a64[0] * cr[0] + a64[1] * cr[1] + a64[2] * cr[2]) / 6.0;
+        }
+        (area, vol)
+    }
+
+    /// Connected components (by shared vertices): a component id per triangle, and the count.
+    pub fn components(&self) -> (Vec<u32>, usize) {
+        let n = self.vertices.len();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        fn find(p: &mut [u32], mut i: u32) -> u32 {
+            while p[i as usize] != i {
+                p[i as usize] = p[p[i as usize] as usize];
+                i = p[i as usize];
+            }
+            i
+        }
+        for t in &self.triangles {
+            for k in 1..3 {
+                let (a, b) = (find(&mut parent, t[0]), find(&mut parent, t[k]));
+                if a != b {
+                    parent[a.max(b) as usize] = a.min(b);
+                }
+            }
+        }
+        let mut id = vec![u32::MAX; n];
+        let mut count = 0u32;
+        let comp: Vec<u32> = self
+            .triangles
+            .iter()
+            .map(|t| {
+                let r = find(&mut parent, t[0]) as usize;
+                if id[r] == u32::MAX {
+                    id[r] = count;
+                    count += 1;
+                }
+                id[r]
+            })
+            .collect();
+        (comp, count as usize)
+    }
+
+    /// Keep only the triangles for which `keep(component)` is true; drop unused vertices.
+    pub fn retain_components(&mut self, comp: &[u32], keep: impl Fn(u32) -> bool) {
+        let tris: Vec<[u32; 3]> = self.triangles.iter().zip(comp).filter(|(_, c)| keep(**c)).map(|(t, _)| *t).collect();
+        self.triangles = tris;
+        self.compact();
+    }
+
+    fn compact(&mut self) {
+        let mut map = vec![u32::MAX; self.vertices.len()];
+        let mut verts = Vec::new();
+        for t in self.triangles.iter_mut() {
+            for v in t.iter_mut() {
+                if map[*v as usize] == u32::MAX {
+                    map[*v as usize] = verts.len() as u32;
+                    verts.push(self.vertices[*v as usize]);
+                }
+                *v = map[*v as usize];
+            }
+        }
+        self.vertices = verts;
+    }
+
+    /// Per-component signed volumes (mm^3).
+    pub fn component_volumes(&self, comp: &[u32], n: usize) -> Vec<f64> {
+        let mut vols = vec![0.0; n];
+        for (t, &c) in self.triangles.iter().zip(comp) {
+            let (a, b, cc) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
+            let a = [a[0] as f64, a[1] as f64, a[2] as f64];
+            let cr = cross([b[0] as f64, b[1] as f64, b[2] as f64], [cc[0] as f64, cc[1] as f64, cc[2] as f64]);
+            vols[c as usize] += (a[0] * cr[0] + a[1] * cr[1] + a[2] * cr[2]) / 6.0;
+        }
+        vols
+    }
+
+    /// Taubin smoothing (lambda 0.5, mu -0.53): smooths without shrinking.
+    pub fn taubin(&mut self, iterations: usize) {
+        let n = self.vertices.len();
+        let mut nbr: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for t in &self.triangles {
+            for k in 0..3 {
+                let (a, b) = (t[k], t[(k + 1) % 3]);
+                nbr[a as usize].push(b);
+                nbr[b as usize].push(a);
+            }
+        }
+        for l in nbr.iter_mut() {
+            l.sort_unstable();
+            l.dedup();
+        }
+        for _ in 0..iterations {
+            for f in [0.5f32, -0.53] {
+                let old = self.vertices.clone();
+                for (i, v) in self.vertices.iter_mut().enumerate() {
+                    if nbr[i].is_empty() {
+                        continue;
+                    }
+                    let mut m = [0f32; 3];
+                    for &j in &nbr[i] {
+                        for k in 0..3 {
+                            m[k] += old[j as usize][k];
+                        }
+                    }
+                    let c = nbr[i].len() as f32;
+                    for k in 0..3 {
+                        v[k] += f * (m[k] / c - old[i][k]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Area-weighted vertex normals (unit length).
+    pub fn vertex_normals(&self) -> Vec<[f32; 3]> {
+        let mut nrm = vec![[0f64; 3]; self.vertices.len()];
+        for t in &self.triangles {
+            let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
+            let n = cross(sub(b, a), sub(c, a));
+            for &v in t {
+                for k in 0..3 {
+                    nrm[v as usize][k] += n[k];
+                }
+            }
+        }
+        nrm.iter()
+            .map(|n| {
+                let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-20);
+                [(n[0] / l) as f32, (n[1] / l) as f32, (n[2] / l) as f32]
+            })
+            .collect()
+    }
+
+    /// Topology and size checks.
+    pub fn qc(&self) -> MeshQc {
+        let mut directed: Vec<u64> = Vec::with_capacity(self.triangles.len() * 3);
+        let mut degenerate = 0;
+        for t in &self.triangles {
+            if t[0] == t[1] || t[1] == t[2] || t[0] == t[2] {
+                degenerate += 1;
+            }
+            let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
+            let n = cross(sub(b, a), sub(c, a));
+            if n[0] == 0.0 && n[1] == 0.0 && n[2] == 0.0 {
+                degenerate += 1;
+            }
+            for k in 0..3 {
+                directed.push(((t[k] as u64) << 32) | t[(k + 1) % 3] as u64);
+            }
+        }
+        let mut undirected: Vec<u64> = directed
+            .iter()
+            .map(|&d| {
+                let (a, b) = (d >> 32, d & 0xffff_ffff);
+                (a.min(b) << 32) | a.max(b)
+            })
+            .collect();
+        undirected.sort_unstable();
+        directed.sort_unstable();
+        let dup_directed = directed.windows(2).any(|w| w[0] == w[1]);
+        let mut edges = 0usize;
+        let (mut all_two, mut at_most_two) = (true, true);
+        let mut i = 0;
+        while i < undirected.len() {
+            let mut j = i;
+            while j < undirected.len() && undirected[j] == undirected[i] {
+                j += 1;
+            }
+            let c = j - i;
+            all_two &= c == 2;
+            at_most_two &= c <= 2;
+            edges += 1;
+            i = j;
+        }
+        let (area, vol) = self.area_volume();
+        let (_, comps) = self.components();
+        MeshQc {
+            vertices: self.vertices.len(),
+            faces: self.triangles.len(),
+            edges,
+            components: comps,
+            watertight: all_two && !self.triangles.is_empty(),
+            manifold: at_most_two && !dup_directed,
+            consistently_oriented: !dup_directed,
+            euler_characteristic: self.vertices.len() as i64 - edges as i64 + self.triangles.len() as i64,
+            degenerate_faces: degenerate,
+            area_mm2: area,
+            enclosed_ml: vol / 1000.0,
+            voxel_ml: 0.0,
+        }
+    }
+
+    /// Binary STL (facet normals from the winding).
+    pub fn write_stl_binary(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let mut header = [0u8; 80];
+        let h = b"binary STL from ctprep vol-mesh";
+        header[..h.len()].copy_from_slice(h);
+        w.write_all(&header)?;
+        w.write_all(&(self.triangles.len() as u32).to_le_bytes())?;
+        let mut buf = Vec::with_capacity(self.triangles.len() * 50);
+        for t in &self.triangles {
+            let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
+            let n = cross(sub(b, a), sub(c, a));
+            let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
+            for v in [[(n[0] / l) as f32, (n[1] / l) as f32, (n[2] / l) as f32], a, b, c] {
+                for x in v {
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            buf.extend_from_slice(&[0, 0]);
+        }
+        w.write_all(&buf)
+    }
+
+    pub fn write_stl_ascii(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(w, "solid ctprep")?;
+        for t in &self.triangles {
+            let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
+            let n = cross(sub(b, a), sub(c, a));
+            let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
+            writeln!(w, "  facet normal {:e} {:e} {:e}\n    outer loop", n[0] / l, n[1] / l, n[2] / l)?;
+            for v in [a, b, c] {
+                writeln!(w, "      vertex {:e} {:e} {:e}", v[0], v[1], v[2])?;
+            }
+            writeln!(w, "    endloop\n  endfacet")?;
+        }
+        writeln!(w, "endsolid ctprep")
+    }
+
+    /// Wavefront OBJ with vertex normals.
+    pub fn write_obj(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let mut s = String::with_capacity(self.vertices.len() * 60 + self.triangles.len() * 40);
+        use std::fmt::Write as _;
+        let _ = writeln!(s, "# ctprep vol-mesh: {} vertices, {} faces", self.vertices.len(), self.triangles.len());
+        for v in &self.vertices {
+            let _ = writeln!(s, "v {} {} {}", v[0], v[1], v[2]);
+        }
+        for n in self.vertex_normals() {
+            let _ = writeln!(s, "vn {} {} {}", n[0], n[1], n[2]);
+        }
+        for t in &self.triangles {
+            let _ = writeln!(s, "f {a}//{a} {b}//{b} {c}//{c}", a = t[0] + 1, b = t[1] + 1, c = t[2] + 1);
+        }
+        w.write_all(s.as_bytes())
+    }
+}
+
+/// Extract the isosurface of a volume (real values: rescale applied), with optional Gaussian
+/// pre-smoothing of `sigma_mm`, mapped into `space`.
+pub fn isosurface(vol: &Volume, level: f64, step: usize, sigma_mm: f64, space: Space) -> Result<Mesh> {
+    if vol.data.is_empty() {
+        return Err(Error::bad_input("the volume is empty"));
+    }
+    let r = vol.meta.rescale.filter(|r| !r.is_identity());
+    let mut mesh = if sigma_mm > 0.0 || r.is_some() {
+        let mut f = vol.real_f32();
+        if sigma_mm > 0.0 {
+            let s = vol.geometry.spacing;
+            crate::resample::gaussian_smooth(&mut f, [sigma_mm / s[0], sigma_mm / s[1], sigma_mm / s[2]]);
+        }
+        marching_cubes(&f.view(), level, step)
+    } else {
+        with_data!(&vol.data, a => marching_cubes(&a.view(), level, step))
+    };
+    let mut g = vol.geometry.clone();
+    if step > 1 {
+        // Vertices are already in full-resolution index units.
+        g = vol.geometry.clone();
+    }
+    to_space(&mut mesh, &g, space);
+    Ok(mesh)
+}
+
+/// Voxels strictly above `level`, times the voxel volume (mL).
+pub fn voxel_volume_ml(vol: &Volume, level: f64) -> f64 {
+    let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
+    let n = with_data!(&vol.data, a => a.iter().filter(|v| r.apply(v.to_f64()) > level).count());
+    n as f64 * vol.voxel_volume_mm3() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{Kind, Meta};
+    use crate::volume::VolumeData;
+    use proptest::prelude::*;
+
+    fn sphere(n: usize, r: f64, spacing: [f64; 3]) -> Volume {
+        let c = (n as f64 - 1.0) / 2.0;
+        let a = Array3::from_shape_fn((n, n, n), |(z, y, x)| {
+            let d = (((x as f64 - c) * spacing[0]).powi(2) + ((y as f64 - c) * spacing[1]).powi(2) + ((z as f64 - c) * spacing[2]).powi(2))
+                .sqrt();
+            (r - d) as f32 // > 0 inside
+        });
+        Volume { data: VolumeData::F32(a), geometry: Geometry::identity(spacing), meta: Meta { kind: Kind::Hu, ..Meta::default() } }
+    }
+
+    #[test]
+    fn sphere_is_closed_genus_zero_outward_and_accurate() {
+        let v = sphere(40, 15.0, [1.0; 3]);
+        let m = isosurface(&v, 0.0, 1, 0.0, Space::Lps).unwrap();
+        let q = m.qc();
+        assert!(q.watertight && q.manifold && q.consistently_oriented, "{q:?}");
+        assert_eq!(q.euler_characteristic, 2);
+        assert_eq!(q.components, 1);
+        let exact = 4.0 / 3.0 * std::f64::consts::PI * 15f64.powi(3) / 1000.0;
+        assert!((q.enclosed_ml - exact).abs() / exact < 0.01, "{} vs {exact}", q.enclosed_ml);
+    }
+
+    #[test]
+    fn box_touching_the_border_is_capped_and_flips_keep_normals_outward() {
+        let a = Array3::from_shape_fn((6, 7, 8), |(z, y, x)| if z < 6 && y > 1 && x > 0 { 1u8 } else { 0 });
+        for dir in [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]] {
+            let g = Geometry { spacing: [0.5, 0.7, 2.0], origin: [3.0, 4.0, 5.0], direction: dir };
+            let v = Volume { data: VolumeData::U8(a.clone()), geometry: g, meta: Meta { kind: Kind::Mask, ..Meta::default() } };
+            for space in [Space::Lps, Space::Ras, Space::Voxel] {
+                let q = isosurface(&v, 0.5, 1, 0.0, space).unwrap().qc();
+                assert!(q.watertight && q.manifold, "{q:?}");
+                assert_eq!(q.euler_characteristic, 2);
+                assert!(q.enclosed_ml > 0.0, "{space:?} {dir:?}: {}", q.enclosed_ml);
+                assert_eq!(q.degenerate_faces, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn writers_produce_readable_files() {
+        let m = isosurface(&sphere(12, 4.0, [1.0; 3]), 0.0, 1, 0.0, Space::Lps).unwrap();
+        let mut stl = Vec::new();
+        m.write_stl_binary(&mut stl).unwrap();
+        assert_eq!(stl.len(), 84 + 50 * m.triangles.len());
+        assert_eq!(u32::from_le_bytes([stl[80], stl[81], stl[82], stl[83]]) as usize, m.triangles.len());
+        let mut obj = Vec::new();
+        m.write_obj(&mut obj).unwrap();
+        let text = String::from_utf8(obj).unwrap();
+        assert_eq!(text.lines().filter(|l| l.starts_with("v ")).count(), m.vertices.len());
+        assert_eq!(text.lines().filter(|l| l.starts_with("f ")).count(), m.triangles.len());
+    }
+
+    #[test]
+    fn taubin_keeps_volume() {
+        let mut m = isosurface(&sphere(30, 10.0, [1.0; 3]), 0.0, 1, 0.0, Space::Lps).unwrap();
+        let before = m.area_volume().1;
+        m.taubin(10);
+        let after = m.area_volume().1;
+        assert!((after - before).abs() / before < 0.02, "{before} -> {after}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn random_fields_give_closed_manifolds(bits in proptest::collection::vec(0u8..2, 5 * 6 * 7)) {
+            let a = Array3::from_shape_vec((5, 6, 7), bits).unwrap();
+            let m = marching_cubes(&a.view(), 0.5, 1);
+            prop_assume!(!m.triangles.is_empty());
+            let q = m.qc();
+            prop_assert!(q.watertight, "{:?}", q);
+            prop_assert!(q.manifold, "{:?}", q);
+            prop_assert!(q.enclosed_ml > 0.0);
+        }
+    }
+}
