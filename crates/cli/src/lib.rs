@@ -113,6 +113,17 @@ pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>
         std::process::exit(130);
     });
     let cmd = A::command().name(tool).bin_name(tool).after_help(EXIT_HELP);
+    // `--generate WHAT` works even when the tool's required arguments are missing.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(i) = argv.iter().position(|a| a == "--generate") {
+        return match argv.get(i + 1) {
+            Some(what) => generate(cmd, what),
+            None => {
+                eprintln!("{tool}: error: --generate needs man, bash, zsh, fish, elvish or powershell");
+                ExitCode::from(exit::USAGE)
+            }
+        };
+    }
     let matches = match cmd.clone().try_get_matches() {
         Ok(m) => m,
         Err(e) => {

@@ -42,7 +42,7 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
     let mut warnings = Vec::new();
     match vol.meta.kind {
         Kind::Mask | Kind::Labels | Kind::Normalized => {
-            return Err(Error::bad_input(format!("this volume is a {:?} volume, not CT intensities", vol.meta.kind).to_lowercase())
+            return Err(Error::bad_input(format!("this volume is a {} volume, not CT intensities", format!("{:?}", vol.meta.kind).to_lowercase()))
                 .with_hint("hu-convert takes the output of dcm-stack (stored values) or a DICOM folder"));
         }
         Kind::Hu => warnings.push("input is already in HU: only padding and clamping are applied".into()),

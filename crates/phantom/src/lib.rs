@@ -77,7 +77,8 @@ pub struct PhantomOptions {
     pub slice_thickness_tag: bool,
     /// Noise standard deviation, HU.
     pub noise_hu: f64,
-    /// Put the table under the patient so that it splits the outside air (the tutorial's failure).
+    /// A table as wide as the image and a square field of view: the table splits the outside air
+    /// (where the tutorial's segmentation fails).
     pub table_splits_air: bool,
 }
 
@@ -328,6 +329,9 @@ fn render(
     noise: f64,
     seed: u64,
 ) -> (Array2<f64>, Array2<bool>) {
+    // A square field of view (no padding) when the table splits the air: the case where the
+    // tutorial's corner-voxel background misses the air under the table.
+    let circular = !anat.table_splits_air;
     let mut rng = Rng(seed);
     let mut hu = Array2::<f64>::zeros((rows, cols));
     let mut fov = Array2::<bool>::from_elem((rows, cols), true);
@@ -340,7 +344,7 @@ fn render(
                 origin[2] + (i as f64 * row[2] + j as f64 * col[2]) * dx,
             ];
             let rr = ((i as f64 - ci).powi(2) + (j as f64 - cj).powi(2)).sqrt();
-            if rr > cols as f64 / 2.0 {
+            if circular && rr > cols as f64 / 2.0 {
                 fov[[j, i]] = false;
                 continue;
             }

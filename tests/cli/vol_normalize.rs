@@ -1,0 +1,62 @@
+use crate::util::*;
+use ctprep_core::geometry::Geometry;
+use ctprep_core::meta::{Kind, Meta};
+use ctprep_core::volume::{Volume, VolumeData};
+use ndarray::Array3;
+
+fn hu_file(d: &std::path::Path, name: &str, values: Vec<i16>) -> std::path::PathBuf {
+    let n = values.len();
+    let v = Volume { data: VolumeData::I16(Array3::from_shape_vec((1, 1, n), values).unwrap()), geometry: Geometry::default(), meta: Meta { kind: Kind::Hu, ..Meta::default() } };
+    let p = d.join(name);
+    ctprep_core::io::write_volume(&v, &ctprep_core::io::Sink::Path(p.clone()), &Default::default()).unwrap();
+    p
+}
+
+#[test]
+fn tutorial_normalization_and_zero_centering() {
+    let d = tempfile::tempdir().unwrap();
+    let p = hu_file(d.path(), "a.nii", vec![-2000, -1000, -300, 400, 1000]);
+    let out = d.path().join("a.npy");
+    let r = tool("vol-normalize").arg(&p).arg("-o").arg(&out).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let a = f32_data(&read(&out));
+    assert_eq!(a.as_slice().unwrap(), &[-0.25, -0.25, 0.25, 0.75, 0.75]);
+    let v = read(&out);
+    assert_eq!(v.meta.normalization.unwrap().mean, 0.25);
+    // The sidecar keeps the geometry next to the NPY.
+    assert!(d.path().join("a.json").exists());
+}
+
+#[test]
+fn fit_equals_the_concatenation_and_stats_apply() {
+    let d = tempfile::tempdir().unwrap();
+    let a = hu_file(d.path(), "a.nii", vec![-1000, -500, 0, 400]);
+    let b = hu_file(d.path(), "b.nii", vec![-900, 100, 200]);
+    let st = d.path().join("stats.json");
+    let r = tool("vol-normalize").arg("--fit").arg(&a).arg(&b).arg("-o").arg(&st).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&st).unwrap()).unwrap();
+    let vals = [-1000.0, -500.0, 0.0, 400.0, -900.0, 100.0, 200.0].map(|v: f64| ((v + 1000.0) / 1400.0).clamp(0.0, 1.0));
+    let mean = vals.iter().sum::<f64>() / 7.0;
+    assert!((s["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert_eq!(s["count"], 7);
+    let r = tool("vol-normalize").arg(&a).arg("--stats").arg(&st).args(["-q", "--format", "npy"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(0));
+}
+
+#[test]
+fn per_image_centering_is_refused_and_f16_needs_npy() {
+    let d = tempfile::tempdir().unwrap();
+    let a = hu_file(d.path(), "a.nii", vec![-1000, 0]);
+    let r = tool("vol-normalize").arg(&a).arg("--per-image-mean").arg("-o").arg(d.path().join("x.npy")).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(stderr(&r).contains("calibrated to return accurate HU"));
+    let r = tool("vol-normalize").arg(&a).args(["--dtype", "f16", "-o"]).arg(d.path().join("x.nii")).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let out = d.path().join("h.npy");
+    let r = tool("vol-normalize").arg(&a).args(["--dtype", "f16", "--window", "lung", "-o"]).arg(&out).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    // lung window: [-1350, 150]; -1000 -> 350/1500 - 0.25.
+    let v = f32_data(&read(&out));
+    assert!((v[[0, 0, 0]] - (350.0 / 1500.0 - 0.25)).abs() < 1e-3);
+}
