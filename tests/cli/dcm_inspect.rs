@@ -96,7 +96,10 @@ fn missing_tag_is_exit_3() {
 #[test]
 fn series_preflight_flags_localizer_gap_and_tilt() {
     let d = tempfile::tempdir().unwrap();
-    phantom(d.path(), &ctprep_phantom::PhantomOptions { localizer: true, missing_slice: true, tilt_deg: 12.0, second_series: true, ..small() });
+    phantom(
+        d.path(),
+        &ctprep_phantom::PhantomOptions { localizer: true, missing_slice: true, tilt_deg: 12.0, second_series: true, ..small() },
+    );
     let o = tool("dcm-inspect").arg("--series").arg(d.path()).arg("--json").output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();

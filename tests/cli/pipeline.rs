@@ -22,7 +22,12 @@ fn pipe_and_files_give_the_same_mask() {
     let m2 = d.path().join("m2.nii");
     let mut a = Command::new(bin("dcm-stack")).arg(&dicom).arg("-q").stdout(Stdio::piped()).spawn().unwrap();
     let mut b = Command::new(bin("hu-convert")).arg("-q").stdin(a.stdout.take().unwrap()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut c = Command::new(bin("vol-resample")).args(["--spacing", "4", "-q"]).stdin(b.stdout.take().unwrap()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut c = Command::new(bin("vol-resample"))
+        .args(["--spacing", "4", "-q"])
+        .stdin(b.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let e = Command::new(bin("lung-seg")).arg("-o").arg(&m2).arg("-q").stdin(c.stdout.take().unwrap()).output().unwrap();
     for mut p in [a, b, c] {
         assert!(p.wait().unwrap().success());

@@ -29,7 +29,8 @@ pub fn bin(name: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-pub const TOOLS: [&str; 8] = ["dcm-inspect", "dcm-stack", "hu-convert", "vol-resample", "lung-seg", "vol-normalize", "vol-mesh", "ct-phantom"];
+pub const TOOLS: [&str; 8] =
+    ["dcm-inspect", "dcm-stack", "hu-convert", "vol-resample", "lung-seg", "vol-normalize", "vol-mesh", "ct-phantom"];
 
 /// A small phantom (fast in debug builds) with the given tweaks.
 pub fn small() -> PhantomOptions {

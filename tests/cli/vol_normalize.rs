@@ -6,7 +6,11 @@ use ndarray::Array3;
 
 fn hu_file(d: &std::path::Path, name: &str, values: Vec<i16>) -> std::path::PathBuf {
     let n = values.len();
-    let v = Volume { data: VolumeData::I16(Array3::from_shape_vec((1, 1, n), values).unwrap()), geometry: Geometry::default(), meta: Meta { kind: Kind::Hu, ..Meta::default() } };
+    let v = Volume {
+        data: VolumeData::I16(Array3::from_shape_vec((1, 1, n), values).unwrap()),
+        geometry: Geometry::default(),
+        meta: Meta { kind: Kind::Hu, ..Meta::default() },
+    };
     let p = d.join(name);
     ctprep_core::io::write_volume(&v, &ctprep_core::io::Sink::Path(p.clone()), &Default::default()).unwrap();
     p

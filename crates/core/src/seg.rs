@@ -432,9 +432,9 @@ fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>) -> Arra
     lab
 }
 
-/// Trachea and main bronchi as a mask: a small, round air component near the body's midline in
-/// the top slice, followed slice by slice downwards; each branch stops where its area jumps (it
-/// joined a lung) or after 60 mm below the carina.
+/// Trachea and main bronchi as a mask: a small air component near the body's midline at the top
+/// of the scan, grown through the air in 3-D until the growth front explodes (it leaked into a
+/// lung), with the leaking fronts removed again.
 fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: bool) -> Array3<u8> {
     let (nz, _, _) = air.dim();
     let px_mm2 = sp[0] * sp[1];
@@ -468,66 +468,83 @@ fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: b
     // Start at the head end (slices advancing towards +z in LPS end at the head).
     let top_first = head_last;
     let zs: Vec<usize> = if top_first { (0..nz).rev().collect() } else { (0..nz).collect() };
-    let mut branches: Vec<Vec<(usize, usize)>> = Vec::new();
-    let mut started = false;
-    let mut carina_z: Option<usize> = None;
+    // Seed: in the top 20 mm, a small air component near the body's midline (the trachea).
+    let mut seed: Vec<(usize, usize, usize)> = Vec::new();
     for (step, &z) in zs.iter().enumerate() {
-        let comps = candidates(z);
-        if !started {
-            if step > (20.0 / sp[2]).ceil() as usize {
-                break; // no trachea in the top 20 mm: nothing to remove
-            }
-            let Some((cx, _)) = body_mid(z) else { continue };
-            let tol = 30.0 / sp[0];
-            if let Some((_, c)) = comps
-                .iter()
-                .filter(|(_, c)| (c.len() as f64) < max_area && c.len() as f64 > 20.0 / px_mm2)
-                .filter(|(_, c)| (c.iter().map(|p| p.1 as f64).sum::<f64>() / c.len() as f64 - cx).abs() < tol)
-                .max_by_key(|(_, c)| c.len())
-            {
-                branches.push(c.clone());
-                started = true;
-                for &(y, x) in c {
-                    out[[z, y, x]] = 1;
-                }
-            }
-            continue;
-        }
-        if branches.is_empty() {
+        if step as f64 * sp[2] > 20.0 {
             break;
         }
-        if let Some(cz) = carina_z {
-            if (cz as f64 - z as f64).abs() * sp[2] > 60.0 {
-                break;
-            }
+        let Some((cx, _)) = body_mid(z) else { continue };
+        let tol = 30.0 / sp[0];
+        if let Some((_, c)) = candidates(z)
+            .iter()
+            .filter(|(_, c)| (c.len() as f64) < max_area && c.len() as f64 > 20.0 / px_mm2)
+            .filter(|(_, c)| (c.iter().map(|p| p.1 as f64).sum::<f64>() / c.len() as f64 - cx).abs() < tol)
+            .max_by_key(|(_, c)| c.len())
+        {
+            seed = c.iter().map(|&(y, x)| (z, y, x)).collect();
+            break;
         }
+    }
+    if seed.is_empty() {
+        return out;
+    }
+    // Grow through the air front by front (6-neighbours). Inside the airway tree the front stays
+    // about as large as the trachea's cross-section; when it explodes, the growth has leaked into
+    // the lung: stop, and drop the last fronts.
+    let (ny, nx) = (air.shape()[1], air.shape()[2]);
+    let mut fronts: Vec<Vec<(usize, usize, usize)>> = vec![seed.clone()];
+    for &p in &seed {
+        out[p] = 1;
+    }
+    let max_steps = (300.0 / sp.iter().cloned().fold(f64::INFINITY, f64::min)) as usize;
+    let mut reference = seed.len() as f64;
+    for step in 0..max_steps {
         let mut next = Vec::new();
-        for prev in &branches {
-            let prev_set: std::collections::HashSet<(usize, usize)> = prev.iter().copied().collect();
-            let overlapping: Vec<&Vec<(usize, usize)>> =
-                comps.iter().filter(|(_, c)| c.iter().any(|p| prev_set.contains(p))).map(|(_, c)| c).collect();
-            for c in &overlapping {
-                // Area jump: this branch joined a lung (or a large air space); stop it here.
-                if c.len() as f64 > (prev.len() as f64 * 2.5).max(40.0 / px_mm2) || c.len() as f64 > max_area {
-                    continue;
+        for &(z, y, x) in fronts.last().map(|f| f.as_slice()).unwrap_or(&[]) {
+            let mut visit = |p: (usize, usize, usize)| {
+                if air[p] != 0 && out[p] == 0 {
+                    out[p] = 1;
+                    next.push(p);
                 }
-                next.push((*c).clone());
+            };
+            if z > 0 {
+                visit((z - 1, y, x))
             }
-            if overlapping.len() >= 2 && carina_z.is_none() {
-                carina_z = Some(z);
+            if z + 1 < nz {
+                visit((z + 1, y, x))
+            }
+            if y > 0 {
+                visit((z, y - 1, x))
+            }
+            if y + 1 < ny {
+                visit((z, y + 1, x))
+            }
+            if x > 0 {
+                visit((z, y, x - 1))
+            }
+            if x + 1 < nx {
+                visit((z, y, x + 1))
             }
         }
-        next.sort();
-        next.dedup();
         if next.is_empty() {
             break;
         }
-        for c in &next {
-            for &(y, x) in c {
-                out[[z, y, x]] = 1;
-            }
+        if step < 10 {
+            reference = reference.max(next.len() as f64);
         }
-        branches = next;
+        let exploded = step >= 10 && next.len() as f64 > 4.0 * reference;
+        fronts.push(next);
+        if exploded {
+            // Undo the leak: the last few fronts.
+            let undo = fronts.len().min(1 + (5.0 / sp[0]).ceil() as usize);
+            for f in fronts.drain(fronts.len() - undo..) {
+                for p in f {
+                    out[p] = 0;
+                }
+            }
+            break;
+        }
     }
     out
 }

@@ -100,8 +100,7 @@ fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool) -> Result<()> {
         return Ok(());
     }
     let p = Path::new(path);
-    let t = ctprep_core::io::write_temp(p, |w| enc(w).map_err(|e| ctprep_core::Error::io("cannot write", p, e))).map_err(crate::core)?;
-    t.persist(p).map_err(|e| anyhow::anyhow!("cannot write '{}': {}", p.display(), e.error))?;
+    ctprep_core::io::write_file_atomic(p, enc).map_err(crate::core)?;
     Ok(())
 }
 
@@ -173,9 +172,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         // The renderer looks in patient space; voxel-space meshes are rendered as they are.
         let (w, h, rgb) = render(&mesh, view, args.preview_size.clamp(16, 8192), [0.93, 0.89, 0.80]);
         let bytes = png_bytes(w, h, &rgb)?;
-        let t = ctprep_core::io::write_temp(p, |wr| wr.write_all(&bytes).map_err(|e| ctprep_core::Error::io("cannot write", p, e)))
-            .map_err(crate::core)?;
-        t.persist(p).map_err(|e| anyhow::anyhow!("cannot write '{}': {}", p.display(), e.error))?;
+        ctprep_core::io::write_file_atomic(p, |wr| wr.write_all(&bytes)).map_err(crate::core)?;
         cx.verbose(format!("preview {}x{} written to {}", w, h, p.display()));
     }
     let needs_qc = args.json || cx.verbosity >= 1;

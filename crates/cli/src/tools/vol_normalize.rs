@@ -204,11 +204,7 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
     match args.out.sink() {
         ctprep_core::io::Sink::Stdout => std::io::stdout().write_all(json.as_bytes())?,
         ctprep_core::io::Sink::Path(p) => {
-            let t = ctprep_core::io::write_temp(&p, |w| {
-                w.write_all(json.as_bytes()).map_err(|e| ctprep_core::Error::io("cannot write", &p, e))
-            })
-            .map_err(crate::core)?;
-            t.persist(&p).map_err(|e| anyhow::anyhow!("cannot write '{}': {}", p.display(), e.error))?;
+            ctprep_core::io::write_file_atomic(&p, |w| w.write_all(json.as_bytes())).map_err(crate::core)?;
         }
     }
     Ok(Exit::Ok)

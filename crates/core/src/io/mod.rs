@@ -387,7 +387,14 @@ pub fn write_temp(target: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -
     Ok(path)
 }
 
-fn persist(tmp: tempfile::TempPath, target: &Path) -> Result<()> {
+/// Write any file atomically: a temporary beside `target`, renamed into place when complete.
+pub fn write_file_atomic(target: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let t = write_temp(target, |w| f(w).map_err(|e| Error::io("cannot write", target, e)))?;
+    persist(t, target)
+}
+
+/// Rename a finished temporary into place with the usual permissions of a new file.
+pub fn persist(tmp: tempfile::TempPath, target: &Path) -> Result<()> {
     let p = tmp.to_path_buf();
     // Keep the usual permissions of a new file (tempfile creates 0600).
     #[cfg(unix)]
