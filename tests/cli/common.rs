@@ -129,7 +129,7 @@ fn npy_with_unknown_dtype_and_nan_values() {
     let p = d.path().join("c.npy");
     let header = "{'descr': '<c8', 'fortran_order': False, 'shape': (1, 1, 2), }";
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
