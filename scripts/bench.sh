@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# make bench: ctprep against the tutorial's Python code and the best Python peers, same input,
+# same run, this machine. Medians of several runs; peak memory from /usr/bin/time -v.
+# Input: ../shared/data/ct/midrc-ricord-1a-001012 when present, else a 512x512x200 phantom.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release
+OUT=bench/out
+RUNS=${RUNS:-5}
+mkdir -p "$OUT"
+DATA=../shared/data/ct/midrc-ricord-1a-001012
+if [ -d "$DATA" ]; then
+  IN="$DATA"; LABEL="midrc-ricord-1a-001012 (248 x 512 x 512, JPEG lossless)"
+else
+  IN="$OUT/phantom"; LABEL="ct-phantom 512 x 512 x 200"
+  [ -d "$IN" ] || "$BIN/ct-phantom" "$IN" --size 512 --slices 200 --slice-spacing 1.25 -q
+fi
+
+VENV=target/bench-venv
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bench: creating $VENV (numpy, scipy, scikit-image, pydicom, SimpleITK, cc3d, vtk)" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q numpy scipy scikit-image pydicom pylibjpeg pylibjpeg-libjpeg SimpleITK connected-components-3d vtk
+fi
+PY="$VENV/bin/python"
+
+# median wall time (s) of RUNS runs of a command
+med() {
+  local ts=() t0 t1
+  for _ in $(seq "$RUNS"); do
+    t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
+    ts+=("$(awk "BEGIN {print $t1 - $t0}")")
+  done
+  printf '%s\n' "${ts[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+# peak resident memory (MB) of one run
+peak() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident/ {printf "%.0f", $2/1024}'; }
+
+"$BIN/hu-convert" "$IN" -o "$OUT/hu.nii" -q
+"$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/hu_1mm.nii" -q
+"$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/lungs.nii" -q
+
+declare -A T M
+T[stack_hu]=$(med "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii" -q);               M[stack_hu]=$(peak "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii" -q)
+T[inspect]=$(med "$BIN/dcm-inspect" "$IN" --tag PatientID --tag ImagePositionPatient)
+T[series]=$(med "$BIN/dcm-inspect" --series "$IN")
+T[resample_linear]=$(med "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii" -q); M[resample_linear]=$(peak "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii" -q)
+T[resample_cubic]=$(med "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii" -q)
+T[lungseg]=$(med "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii" -q);        M[lungseg]=$(peak "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii" -q)
+T[lungseg_tutorial]=$(med "$BIN/lung-seg" "$OUT/hu_1mm.nii" --method tutorial --fill -o "$OUT/x_m.nii" -q)
+T[normalize]=$(med "$BIN/vol-normalize" "$OUT/hu_1mm.nii" -o "$OUT/x_n.npy" -q)
+T[copy_io]=$(med cp "$OUT/hu_1mm.nii" "$OUT/x_copy.nii")
+T[mesh]=$(med "$BIN/vol-mesh" "$OUT/hu_1mm.nii" --level 400 -o "$OUT/x_bone.stl" -q)
+pipeline() {
+  "$BIN/hu-convert" "$IN" -q | "$BIN/vol-resample" --spacing 1 -o "$OUT/p_hu_1mm.nii" -q
+  "$BIN/lung-seg" "$OUT/p_hu_1mm.nii" -o "$OUT/p_lungs.nii" -q &
+  "$BIN/vol-mesh" "$OUT/p_hu_1mm.nii" --level 400 -o "$OUT/p_bone.stl" -q &
+  "$BIN/vol-normalize" "$OUT/p_hu_1mm.nii" -o "$OUT/p_input.npy" -q
+  wait
+}
+export -f pipeline; export BIN OUT IN
+T[pipeline]=$(med bash -c pipeline)
+M[pipeline]=$(/usr/bin/time -v bash -c pipeline 2>&1 >/dev/null | awk -F: '/Maximum resident/ {printf "%.0f", $2/1024}')
+
+echo "bench: running the tutorial's Python code (about 25 s) and the peers" >&2
+"$PY" scripts/reference/tutorial.py "$IN" > "$OUT/tutorial.json"
+"$PY" scripts/reference/peers.py "$IN" "$OUT/hu_1mm.nii" > "$OUT/peers.json"
+
+"$PY" - "$OUT" "$LABEL" <<PYEOF
+import json, sys, platform, os
+out, label = sys.argv[1], sys.argv[2]
+tut = json.load(open(f"{out}/tutorial.json"))["seconds"]
+peer = json.load(open(f"{out}/peers.json"))
+ours = {k: float(v) for k, v in {
+$(for k in "${!T[@]}"; do echo "  '$k': '${T[$k]}',"; done)
+}.items()}
+mem = {
+$(for k in "${!M[@]}"; do echo "  '$k': '${M[$k]}',"; done)
+}
+cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][:1]
+rows = [
+ ("inspect 248 headers (--tag)", ours["inspect"], None, None, ""),
+ ("series pre-flight (--series)", ours["series"], None, None, ""),
+ ("DICOM -> HU volume", ours["stack_hu"], tut["load_hu"], peer["sitk_read_series"], "SimpleITK ImageSeriesReader"),
+ ("resample 1 mm, linear", ours["resample_linear"], None, peer["sitk_linear_resample_1mm"], "SimpleITK Resample linear"),
+ ("resample 1 mm, cubic", ours["resample_cubic"], tut["resample"], peer["sitk_bspline_resample_1mm"], "SimpleITK B-spline"),
+ ("lung mask, robust default", ours["lungseg"], tut["segment_both"] / 2, peer["cc3d_label_26"], "cc3d labelling alone"),
+ ("lung mask, --method tutorial --fill", ours["lungseg_tutorial"], tut["segment_both"] / 2, None, ""),
+ ("normalize + zero-center (incl. I/O)", ours["normalize"], tut["normalize"], peer["numpy_normalize_center"], "numpy in memory"),
+ ("bone mesh 400 HU -> STL (incl. I/O)", ours["mesh"], tut["marching_cubes_bone"], peer["vtk_flying_edges_400"], "VTK flying edges, in memory"),
+ ("whole pipeline (DICOM -> NPY + mask + STL)", ours["pipeline"], sum(tut.values()), peer["python_best_composition"], "SimpleITK + cc3d + numpy + VTK"),
+]
+f = lambda v: "-" if v is None else f"{v:.3f}"
+r = lambda a, b: "-" if b is None or a == 0 else f"{b / a:.1f}x"
+lines = [f"Input: {label}. Machine: {cpu[0] if cpu else platform.processor()}, {os.cpu_count()} cores. Medians of several runs, seconds.", "",
+         "| stage | ctprep | tutorial (Python) | speed-up | best peer | peer | ctprep vs peer |", "|---|---|---|---|---|---|---|"]
+for name, o, t, p, pn in rows:
+    lines.append(f"| {name} | {f(o)} | {f(t)} | {r(o, t)} | {f(p)} | {pn} | {r(o, p)} |")
+lines += ["", f"Copying the 1 mm volume file (I/O floor for normalize): {ours['copy_io']:.3f} s.",
+          "Peak memory (MB): " + ", ".join(f"{k} {v}" for k, v in sorted(mem.items())),
+          f"VTK flying edges: {peer['vtk_flying_edges_points']} points, {peer['vtk_flying_edges_cells']} triangles; tutorial (skimage) bone mesh on its cubic volume: {json.load(open(f'{out}/tutorial.json'))['bone_mesh_vertices']} vertices.",
+          "Versions: " + json.dumps(peer["versions"])]
+open(f"{out}/results.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PYEOF
