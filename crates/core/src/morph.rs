@@ -45,39 +45,51 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
 /// Label connected components of `mask` (non-zero = foreground). Returns labels (0 = background,
 /// 1..=n numbered by first voxel in raster order) and n.
 pub fn label<T: Copy + PartialEq + Default + Sync>(mask: &ArrayView3<T>, conn: Connectivity) -> (Array3<u32>, usize) {
-    let (nz, ny, nx) = mask.dim();
+    let (nz, ny, _) = mask.dim();
     let zero = T::default();
-    // Runs per row, in parallel over slices.
-    let rows: Vec<Vec<Vec<Run>>> = (0..nz)
+    // Runs per slice (flat), with each row's first run index; in parallel over slices.
+    let slices: Vec<(Vec<Run>, Vec<u32>)> = (0..nz)
         .into_par_iter()
         .map(|z| {
-            (0..ny)
-                .map(|y| {
-                    let mut runs = Vec::new();
-                    let mut x = 0;
-                    while x < nx {
-                        if mask[[z, y, x]] != zero {
-                            let x0 = x;
-                            while x < nx && mask[[z, y, x]] != zero {
-                                x += 1;
-                            }
-                            runs.push(Run { x0: x0 as u32, x1: x as u32 });
-                        } else {
+            let plane = mask.index_axis(Axis(0), z);
+            let mut runs = Vec::new();
+            let mut starts = Vec::with_capacity(ny + 1);
+            let scan = |row: &[T], runs: &mut Vec<Run>| {
+                let mut x = 0;
+                let n = row.len();
+                while x < n {
+                    if row[x] != zero {
+                        let x0 = x;
+                        while x < n && row[x] != zero {
                             x += 1;
                         }
+                        runs.push(Run { x0: x0 as u32, x1: x as u32 });
+                    } else {
+                        x += 1;
                     }
-                    runs
-                })
-                .collect()
+                }
+            };
+            for y in 0..ny {
+                starts.push(runs.len() as u32);
+                let row = plane.index_axis(Axis(0), y);
+                match row.as_slice() {
+                    Some(r) => scan(r, &mut runs),
+                    None => scan(&row.to_vec(), &mut runs),
+                }
+            }
+            starts.push(runs.len() as u32);
+            (runs, starts)
         })
         .collect();
-    let mut offset = vec![0u32; nz * ny + 1];
+    let mut base = vec![0u32; nz + 1];
     for z in 0..nz {
-        for y in 0..ny {
-            offset[z * ny + y + 1] = offset[z * ny + y] + rows[z][y].len() as u32;
-        }
+        base[z + 1] = base[z] + slices[z].0.len() as u32;
     }
-    let total = offset[nz * ny] as usize;
+    let row_runs = |z: usize, y: usize| -> (&[Run], u32) {
+        let (runs, starts) = &slices[z];
+        (&runs[starts[y] as usize..starts[y + 1] as usize], base[z] + starts[y])
+    };
+    let total = base[nz] as usize;
     let mut parent: Vec<u32> = (0..total as u32).collect();
     // Neighbour rows already visited: (dz, dy, dilated overlap?).
     let neigh: &[(i64, i64, bool)] = match conn {
@@ -87,19 +99,16 @@ pub fn label<T: Copy + PartialEq + Default + Sync>(mask: &ArrayView3<T>, conn: C
     };
     for z in 0..nz {
         for y in 0..ny {
-            let here = &rows[z][y];
+            let (here, base_here) = row_runs(z, y);
             if here.is_empty() {
                 continue;
             }
-            let base = offset[z * ny + y];
             for &(dz, dy, dilate) in neigh {
                 let (qz, qy) = (z as i64 + dz, y as i64 + dy);
                 if qz < 0 || qy < 0 || qy >= ny as i64 {
                     continue;
                 }
-                let (qz, qy) = (qz as usize, qy as usize);
-                let other = &rows[qz][qy];
-                let obase = offset[qz * ny + qy];
+                let (other, obase) = row_runs(qz as usize, qy as usize);
                 let d = u32::from(dilate);
                 let mut j = 0;
                 for (i, r) in here.iter().enumerate() {
@@ -109,7 +118,7 @@ pub fn label<T: Copy + PartialEq + Default + Sync>(mask: &ArrayView3<T>, conn: C
                     }
                     let mut k = j;
                     while k < other.len() && other[k].x0 < r.x1 + d {
-                        union(&mut parent, base + i as u32, obase + k as u32);
+                        union(&mut parent, base_here + i as u32, obase + k as u32);
                         k += 1;
                     }
                 }
@@ -128,14 +137,15 @@ pub fn label<T: Copy + PartialEq + Default + Sync>(mask: &ArrayView3<T>, conn: C
             id[i as usize] = id[r as usize];
         }
     }
-    let mut labels = Array3::<u32>::zeros((nz, ny, nx));
+    let mut labels = Array3::<u32>::zeros(mask.raw_dim());
     labels.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut s)| {
         for y in 0..ny {
-            let base = offset[z * ny + y] as usize;
-            for (i, r) in rows[z][y].iter().enumerate() {
-                let l = id[base + i];
+            let (runs, b) = row_runs(z, y);
+            let mut row = s.index_axis_mut(Axis(0), y);
+            for (i, r) in runs.iter().enumerate() {
+                let l = id[(b + i as u32) as usize];
                 for x in r.x0..r.x1 {
-                    s[[y, x as usize]] = l;
+                    row[x as usize] = l;
                 }
             }
         }
@@ -213,74 +223,110 @@ pub fn fill_holes_2d_upto(mask: &Array3<u8>, max_area: usize) -> Array3<u8> {
 }
 
 /// Squared Euclidean distance (mm^2) from every voxel to the nearest voxel where `feature` is
-/// true; spacing (x, y, z) mm. Felzenszwalb & Huttenlocher's separable lower envelope.
+/// true; spacing (x, y, z) mm. Felzenszwalb & Huttenlocher's separable lower envelope; the first
+/// pass (along x, contiguous) is a plain two-way scan.
 pub fn edt_squared(feature: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
     let inf = 1e20f32;
-    let mut d = feature.mapv(|f| if f { 0.0f32 } else { inf });
-    for axis in [2usize, 1, 0] {
-        let w = spacing[2 - axis] as f32;
-        let lanes: Vec<_> = d.lanes_mut(Axis(axis)).into_iter().collect();
-        lanes.into_par_iter().for_each(|mut lane| {
-            let f: Vec<f32> = lane.to_vec();
-            let out = envelope(&f, w * w);
-            for (o, v) in lane.iter_mut().zip(out) {
-                *o = v;
+    let (_, _, nx) = feature.dim();
+    let wx = spacing[0] as f32;
+    let mut d = Array3::<f32>::zeros(feature.raw_dim());
+    Zip::from(d.lanes_mut(Axis(2))).and(feature.lanes(Axis(2))).par_for_each(|mut out, f| {
+        let mut last: Option<usize> = None;
+        for x in 0..nx {
+            if f[x] {
+                last = Some(x);
             }
-        });
+            out[x] = last.map_or(inf, |l| ((x - l) as f32 * wx).powi(2));
+        }
+        let mut next: Option<usize> = None;
+        for x in (0..nx).rev() {
+            if f[x] {
+                next = Some(x);
+            }
+            if let Some(n) = next {
+                out[x] = out[x].min(((n - x) as f32 * wx).powi(2));
+            }
+        }
+    });
+    for axis in [1usize, 0] {
+        let w = spacing[2 - axis] as f32;
+        let n = d.shape()[axis];
+        let lanes: Vec<_> = d.lanes_mut(Axis(axis)).into_iter().collect();
+        lanes.into_par_iter().for_each_init(
+            || Envelope::new(n),
+            |env, mut lane| {
+                for (i, v) in lane.iter().enumerate() {
+                    env.f[i] = *v;
+                }
+                env.run(w * w);
+                for (o, v) in lane.iter_mut().zip(&env.out) {
+                    *o = *v;
+                }
+            },
+        );
     }
     d
 }
 
-fn envelope(f: &[f32], w2: f32) -> Vec<f32> {
-    let n = f.len();
-    let mut out = vec![0f32; n];
-    let mut v = vec![0usize; n];
-    let mut z = vec![0f32; n + 1];
-    let mut k = 0usize;
-    let inf = 1e20f32;
-    // Skip leading infinities for the first parabola.
-    let Some(first) = f.iter().position(|&x| x < inf) else {
-        out.iter_mut().for_each(|o| *o = inf);
-        return out;
-    };
-    v[0] = first;
-    z[0] = f32::NEG_INFINITY;
-    z[1] = f32::INFINITY;
-    for q in first + 1..n {
-        if f[q] >= inf {
-            continue;
-        }
-        loop {
-            let p = v[k];
-            let s = ((f[q] + w2 * (q * q) as f32) - (f[p] + w2 * (p * p) as f32)) / (2.0 * w2 * (q as f32 - p as f32));
-            if s <= z[k] && k > 0 {
-                k -= 1;
+/// Scratch space for one lane of the lower-envelope transform.
+struct Envelope {
+    f: Vec<f32>,
+    out: Vec<f32>,
+    v: Vec<usize>,
+    z: Vec<f32>,
+}
+
+impl Envelope {
+    fn new(n: usize) -> Self {
+        Envelope { f: vec![0.0; n], out: vec![0.0; n], v: vec![0; n], z: vec![0.0; n + 1] }
+    }
+
+    fn run(&mut self, w2: f32) {
+        let (f, out, v, z) = (&self.f, &mut self.out, &mut self.v, &mut self.z);
+        let n = f.len();
+        let inf = 1e20f32;
+        let Some(first) = f.iter().position(|&x| x < inf) else {
+            out.iter_mut().for_each(|o| *o = inf);
+            return;
+        };
+        let mut k = 0usize;
+        v[0] = first;
+        z[0] = f32::NEG_INFINITY;
+        z[1] = f32::INFINITY;
+        for q in first + 1..n {
+            if f[q] >= inf {
                 continue;
             }
-            if s <= z[k] {
-                // k == 0 and the new parabola dominates everywhere.
-                v[0] = q;
-                z[0] = f32::NEG_INFINITY;
-                z[1] = f32::INFINITY;
+            loop {
+                let p = v[k];
+                let s = ((f[q] + w2 * (q * q) as f32) - (f[p] + w2 * (p * p) as f32)) / (2.0 * w2 * (q as f32 - p as f32));
+                if s <= z[k] && k > 0 {
+                    k -= 1;
+                    continue;
+                }
+                if s <= z[k] {
+                    v[0] = q;
+                    z[0] = f32::NEG_INFINITY;
+                    z[1] = f32::INFINITY;
+                    break;
+                }
+                k += 1;
+                v[k] = q;
+                z[k] = s;
+                z[k + 1] = f32::INFINITY;
                 break;
             }
-            k += 1;
-            v[k] = q;
-            z[k] = s;
-            z[k + 1] = f32::INFINITY;
-            break;
+        }
+        k = 0;
+        for (q, o) in out.iter_mut().enumerate() {
+            while z[k + 1] < q as f32 {
+                k += 1;
+            }
+            let p = v[k];
+            let dq = q as f32 - p as f32;
+            *o = w2 * dq * dq + f[p];
         }
     }
-    k = 0;
-    for (q, o) in out.iter_mut().enumerate() {
-        while z[k + 1] < q as f32 {
-            k += 1;
-        }
-        let p = v[k];
-        let dq = q as f32 - p as f32;
-        *o = w2 * dq * dq + f[p];
-    }
-    out
 }
 
 /// The sub-box holding the mask's voxels, grown by `margin` voxels per axis (clamped).

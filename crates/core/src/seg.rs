@@ -219,14 +219,17 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
         }
     }
     let centroid_x = |m: &Array3<u8>| -> f64 {
-        let (mut s, mut n) = (0.0f64, 0.0f64);
+        // World centroid = the affine map of the index centroid.
+        let (mut c, mut n) = ([0.0f64; 3], 0.0f64);
         for ((z, y, x), &v) in m.indexed_iter() {
             if v != 0 {
-                s += vol.geometry.index_to_world([x as f64, y as f64, z as f64])[0];
+                c[0] += x as f64;
+                c[1] += y as f64;
+                c[2] += z as f64;
                 n += 1.0;
             }
         }
-        s / n.max(1.0)
+        vol.geometry.index_to_world(c.map(|v| v / n.max(1.0)))[0]
     };
     // Patient's right is -x in LPS: the lung with the smaller x is the right one.
     if pieces.len() == 2 && centroid_x(&pieces[0]) > centroid_x(&pieces[1]) {
@@ -234,16 +237,21 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     }
     let lungs: Vec<usize> = (1..=pieces.len()).collect();
     let mut labels = Array3::<u8>::zeros(hu.raw_dim());
-    for (i, mut m) in pieces.into_iter().enumerate() {
+    for (i, m) in pieces.into_iter().enumerate() {
+        // Work inside the lung's bounding box, grown by the closing radius.
+        let margin: [usize; 3] = std::array::from_fn(|a| (o.close_mm / sp[a]).ceil() as usize + 2);
+        let Some(b) = crate::morph::bbox(&m, margin) else { continue };
+        let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
+        let mut m = m.slice(bx).to_owned();
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
-            Zip::from(&mut m).and(&body).for_each(|m, &b| *m &= b);
+            Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
         }
         // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
         let m = fill_holes_3d(&fill_holes_2d_upto(&m, (2000.0 / (sp[0] * sp[1])) as usize));
         let lab = if lungs.len() == 2 { i as u8 + 1 } else { 1 };
-        Zip::from(&mut labels).and(&m).for_each(|d, &v| {
+        Zip::from(&mut labels.slice_mut(bx)).and(&m).for_each(|d, &v| {
             if v != 0 && *d == 0 {
                 *d = lab;
             }
@@ -279,23 +287,35 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     }
     // QC.
     let (mut r, mut l, mut sum_hu, mut n) = (0u64, 0u64, 0.0f64, 0u64);
-    let mut lo = [f64::INFINITY; 3];
-    let mut hi = [f64::NEG_INFINITY; 3];
-    for ((z, y, x), &v) in labels.indexed_iter() {
+    let mut ilo = [usize::MAX; 3];
+    let mut ihi = [0usize; 3];
+    Zip::indexed(&labels).and(hu).for_each(|(z, y, x), &v, &h| {
         if v == 0 {
-            continue;
+            return;
         }
         if v == 2 {
             l += 1
         } else {
             r += 1
         }
-        sum_hu += hu[[z, y, x]] as f64;
+        sum_hu += h as f64;
         n += 1;
-        let w = vol.geometry.index_to_world([x as f64, y as f64, z as f64]);
-        for a in 0..3 {
-            lo[a] = lo[a].min(w[a]);
-            hi[a] = hi[a].max(w[a]);
+        for (a, c) in [x, y, z].into_iter().enumerate() {
+            ilo[a] = ilo[a].min(c);
+            ihi[a] = ihi[a].max(c);
+        }
+    });
+    // An affine map sends the index box's extremes to the world box's extremes.
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    if n > 0 {
+        for c in 0..8 {
+            let ijk = [0, 1, 2].map(|a| if c & (1 << a) != 0 { ihi[a] as f64 } else { ilo[a] as f64 });
+            let w = vol.geometry.index_to_world(ijk);
+            for a in 0..3 {
+                lo[a] = lo[a].min(w[a]);
+                hi[a] = hi[a].max(w[a]);
+            }
         }
     }
     qc.lungs_found = lungs.len();
@@ -385,15 +405,16 @@ fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Ar
 /// Grow the labels in `keep` (values of `seeds`) inside `within`, all at once (breadth first),
 /// relabelled 1..=keep.len(). Voxels no seed reaches stay 0.
 fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>) -> Array3<u32> {
-    let mut map = std::collections::HashMap::new();
+    let top = keep.iter().copied().max().unwrap_or(0);
+    let mut map = vec![0u32; top + 1];
     for (i, &k) in keep.iter().enumerate() {
-        map.insert(k as u32, i as u32 + 1);
+        map[k] = i as u32 + 1;
     }
     let (nz, ny, nx) = within.dim();
     let mut lab = Array3::<u32>::zeros(within.raw_dim());
     let mut frontier = Vec::new();
     for (p, &v) in seeds.indexed_iter() {
-        if let Some(&l) = map.get(&v) {
+        if let Some(&l) = map.get(v as usize).filter(|&&l| l != 0) {
             lab[p] = l;
             frontier.push(p);
         }

@@ -41,19 +41,11 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     let level = level as f32;
     // Padded, sampled copy: one voxel of "outside" all around.
     let (pz, py, px) = (sz + 2, sy + 2, sx + 2);
-    let mut min = f32::INFINITY;
-    for v in data.iter() {
-        min = min.min(v.to_f32());
-    }
+    let min = data.fold(f32::INFINITY, |m, v| m.min(v.to_f32()));
     let pad = if min < level { min } else { level - 1.0 };
     let mut v = Array3::<f32>::from_elem((pz, py, px), pad);
-    for z in 0..sz {
-        for y in 0..sy {
-            for x in 0..sx {
-                v[[z + 1, y + 1, x + 1]] = data[[z * step, y * step, x * step]].to_f32();
-            }
-        }
-    }
+    let sampled = data.slice(ndarray::s![..;step, ..;step, ..;step]);
+    ndarray::Zip::from(v.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1])).and(&sampled).par_for_each(|d, s| *d = s.to_f32());
     let vs = v.as_slice().expect("standard layout");
     let idx = |z: usize, y: usize, x: usize| (z * py + y) * px + x;
     let mut mesh = Mesh::default();
@@ -66,7 +58,12 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
         verts.push([p(2), p(1), p(0)]);
         (verts.len() - 1) as u32
     };
-    let inside = |z: usize, y: usize, x: usize| vs[idx(z, y, x)] > level;
+    // Inside flags of the whole padded grid, one byte per voxel: the hot loop reads bytes only.
+    let flags: Vec<u8> = {
+        use rayon::prelude::*;
+        vs.par_iter().map(|&v| u8::from(v > level)).collect()
+    };
+    let inside = |z: usize, y: usize, x: usize| flags[idx(z, y, x)] != 0;
     const NONE: u32 = u32::MAX;
     let plane = py * px;
     // Edge vertex ids for the current and next slice (x- and y-edges), and z-edges between them.
@@ -104,13 +101,12 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
             }
         }
         for y in 0..py - 1 {
+            let (r00, r01, r10, r11) = (idx(z, y, 0), idx(z, y + 1, 0), idx(z + 1, y, 0), idx(z + 1, y + 1, 0));
+            let (a, b, c, d) = (&flags[r00..r00 + px], &flags[r01..r01 + px], &flags[r10..r10 + px], &flags[r11..r11 + px]);
             for x in 0..px - 1 {
-                let mut case = 0usize;
-                for (c, o) in table::CORNERS.iter().enumerate() {
-                    if inside(z + o[2], y + o[1], x + o[0]) {
-                        case |= 1 << c;
-                    }
-                }
+                // Corner order as table::CORNERS: (0,0,0) (1,0,0) (1,1,0) (0,1,0), then z + 1.
+                let case =
+                    (a[x] | a[x + 1] << 1 | b[x + 1] << 2 | b[x] << 3 | c[x] << 4 | c[x + 1] << 5 | d[x + 1] << 6 | d[x] << 7) as usize;
                 let loops = &tab[case];
                 if loops.is_empty() {
                     continue;
