@@ -10,6 +10,7 @@ mod dcm_stack;
 mod hu_convert;
 mod lung_seg;
 mod pipeline;
+mod real_data;
 mod vol_mesh;
 mod vol_normalize;
 mod vol_resample;

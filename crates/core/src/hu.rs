@@ -18,11 +18,14 @@ pub struct HuOptions {
     pub dtype: Option<DType>,
     /// Clamp the result to [min, max] HU.
     pub clamp: Option<(f64, f64)>,
+    /// Values below this HU are outside the field of view (e.g. -2048 from a raw -1024 code with
+    /// intercept -1024, LIDC): they become air too. `None` keeps them.
+    pub floor: Option<f64>,
 }
 
 impl Default for HuOptions {
     fn default() -> Self {
-        HuOptions { air: -1024.0, dtype: None, clamp: None }
+        HuOptions { air: -1024.0, dtype: None, clamp: None, floor: Some(-1024.0) }
     }
 }
 
@@ -56,7 +59,7 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
     }
     let rescale = if vol.meta.kind == Kind::Hu { Rescale::IDENTITY } else { vol.meta.rescale.unwrap_or(Rescale::IDENTITY) };
     let nan_padding = vol.meta.extra.get("padding_as_nan").and_then(|v| v.as_bool()).unwrap_or(false);
-    let (padding, rule) = match (&vol.meta.padding, vol.meta.kind) {
+    let (padding, mut rule) = match (&vol.meta.padding, vol.meta.kind) {
         (_, Kind::Hu) => (None, if nan_padding { "NaN voxels (per-slice rescale)".to_string() } else { "none".to_string() }),
         (Some(p), _) => {
             (Some(p.clone()), format!("PixelPaddingValue {}{}", p.value, p.range_limit.map(|l| format!("..{l}")).unwrap_or_default()))
@@ -66,15 +69,20 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
             "no PixelPaddingValue: the tutorial's rule (stored -2000)".to_string(),
         ),
     };
+    if let Some(f) = opts.floor {
+        rule.push_str(&format!("; below {f} HU (outside the field of view)"));
+    }
     let integer_rescale = rescale.slope.fract() == 0.0 && rescale.intercept.fract() == 0.0;
     let dtype = opts.dtype.unwrap_or(if integer_rescale && vol.data.dtype().is_integer() { DType::I16 } else { DType::F32 });
     let (lo, hi) = opts.clamp.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     let air = opts.air;
+    let floor = opts.floor.unwrap_or(f64::NEG_INFINITY);
     let convert = move |v: f64| -> (f64, bool) {
-        if v.is_nan() || padding.as_ref().is_some_and(|p| p.contains(v)) {
+        let h = rescale.apply(v);
+        if v.is_nan() || padding.as_ref().is_some_and(|p| p.contains(v)) || h < floor {
             (air.clamp(lo, hi), true)
         } else {
-            (rescale.apply(v).clamp(lo, hi), false)
+            (h.clamp(lo, hi), false)
         }
     };
     let mut fov = Array3::<u8>::zeros(vol.data.shape());
@@ -162,9 +170,10 @@ mod tests {
         let v = stored(&[-2000, 0, 1024, 2000, -1024], Some(-2000.0), Rescale { slope: 1.0, intercept: -1024.0 });
         let r = to_hu(&v, &HuOptions::default()).unwrap();
         let VolumeData::I16(a) = &r.volume.data else { panic!() };
-        assert_eq!(a.as_slice().unwrap(), &[-1024, -1024, 0, 976, -2048]);
-        assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 1, 1, 1, 1]);
-        assert_eq!(r.padded_voxels, 1);
+        // -1024 stored is -2048 HU: below the floor, so outside the field of view as well.
+        assert_eq!(a.as_slice().unwrap(), &[-1024, -1024, 0, 976, -1024]);
+        assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 1, 1, 1, 0]);
+        assert_eq!(r.padded_voxels, 2);
         assert_eq!(r.volume.meta.kind, Kind::Hu);
     }
 
@@ -177,10 +186,23 @@ mod tests {
     }
 
     #[test]
+    fn below_the_floor_is_outside_the_field_of_view() {
+        // LIDC-IDRI-0001: padding declared as -2000, but outside the FOV the code is -1024 (-2048 HU).
+        let v = stored(&[-1024, 0, 1000], Some(-2000.0), Rescale { slope: 1.0, intercept: -1024.0 });
+        let r = to_hu(&v, &HuOptions::default()).unwrap();
+        let VolumeData::I16(a) = &r.volume.data else { panic!() };
+        assert_eq!(a.as_slice().unwrap(), &[-1024, -1024, -24]);
+        assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 1, 1]);
+        let r = to_hu(&v, &HuOptions { floor: None, ..HuOptions::default() }).unwrap();
+        let VolumeData::I16(a) = &r.volume.data else { panic!() };
+        assert_eq!(a[[0, 0, 0]], -2048);
+    }
+
+    #[test]
     fn padding_range_limit_covers_a_range() {
         let mut v = stored(&[-3000, -2500, -2000, -1999], Some(-3000.0), Rescale::IDENTITY);
         v.meta.padding.as_mut().unwrap().range_limit = Some(-2000.0);
-        let r = to_hu(&v, &HuOptions::default()).unwrap();
+        let r = to_hu(&v, &HuOptions { floor: None, ..HuOptions::default() }).unwrap();
         assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 0, 0, 1]);
     }
 

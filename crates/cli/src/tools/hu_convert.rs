@@ -34,6 +34,12 @@ pub struct Args {
     /// Clamp the result to MIN:MAX HU, e.g. -1024:3071
     #[arg(long, value_name = "MIN:MAX", value_parser = parse_range, allow_hyphen_values = true)]
     pub clamp: Option<(f64, f64)>,
+    /// HU below this are outside the scanner's field of view (e.g. -2048) and become air too
+    #[arg(long, value_name = "HU", default_value_t = -1024.0, allow_negative_numbers = true, conflicts_with = "no_floor")]
+    pub floor: f64,
+    /// Keep values below --floor as they are
+    #[arg(long)]
+    pub no_floor: bool,
     /// Also write the mask of measured (non-padding) voxels, uint8 0/1
     #[arg(long, value_name = "FILE")]
     pub fov_mask: Option<String>,
@@ -73,7 +79,12 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     } else {
         args.input.read(cx)?
     };
-    let opts = HuOptions { air: args.air, dtype: args.dtype.as_deref().and_then(DType::parse), clamp: args.clamp };
+    let opts = HuOptions {
+        air: args.air,
+        dtype: args.dtype.as_deref().and_then(DType::parse),
+        clamp: args.clamp,
+        floor: (!args.no_floor).then_some(args.floor),
+    };
     let mut r = to_hu(&vol, &opts).map_err(crate::core)?;
     cx.verbose(format!("padding rule: {}; {} voxel(s) set to {} HU", r.padding_rule, r.padded_voxels, args.air));
     for w in &r.warnings {
