@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 OUT := demo/out
-TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh ct-phantom
+TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom
 
 .PHONY: all deps build test lint demo bench docs clean
 
@@ -49,6 +49,11 @@ demo: build
 	@echo "== 5. render: bone and lung meshes (open them in MeshLab, Blender or 3D Slicer) with previews"
 	$(BIN)/vol-mesh $(OUT)/hu_1mm.nii.gz --level 400 -o $(OUT)/bone.stl --preview $(OUT)/bone.png -v
 	$(BIN)/vol-mesh $(OUT)/lungs.nii.gz --sigma 1 --smooth 5 -o $(OUT)/lungs.obj --preview $(OUT)/lungs.png -v
+	@echo "== pictures: a DICOM slice, the HU histogram, the lung mask on an axial slice, a coronal montage"
+	$(BIN)/vol-view $$(ls $(OUT)/dicom/*.dcm | head -1) -o $(OUT)/dicom_slice.png
+	$(BIN)/vol-view $(OUT)/hu.nii.gz --histogram $(OUT)/histogram.png
+	$(BIN)/vol-view $(OUT)/hu_1mm.nii.gz --overlay $(OUT)/lungs.nii.gz -o $(OUT)/axial_lungs.png
+	$(BIN)/vol-view $(OUT)/hu_1mm.nii.gz --coronal --montage 2x3 --overlay $(OUT)/lungs.nii.gz --contour -o $(OUT)/coronal_montage.png
 	@echo "== done: demo/out/"
 	@ls -l $(OUT)
 

@@ -31,6 +31,7 @@ fn clap_definitions_are_consistent() {
     ctprep_cli::tools::vol_normalize::Args::command().debug_assert();
     ctprep_cli::tools::vol_mesh::Args::command().debug_assert();
     ctprep_cli::tools::ct_phantom::Args::command().debug_assert();
+    ctprep_cli::tools::vol_view::Args::command().debug_assert();
 }
 
 #[test]

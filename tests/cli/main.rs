@@ -14,3 +14,4 @@ mod real_data;
 mod vol_mesh;
 mod vol_normalize;
 mod vol_resample;
+mod vol_view;

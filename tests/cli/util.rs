@@ -23,14 +23,15 @@ pub fn bin(name: &str) -> PathBuf {
         "lung-seg" => env!("CARGO_BIN_EXE_lung-seg"),
         "vol-normalize" => env!("CARGO_BIN_EXE_vol-normalize"),
         "vol-mesh" => env!("CARGO_BIN_EXE_vol-mesh"),
+        "vol-view" => env!("CARGO_BIN_EXE_vol-view"),
         "ct-phantom" => env!("CARGO_BIN_EXE_ct-phantom"),
         other => panic!("unknown tool {other}"),
     };
     PathBuf::from(p)
 }
 
-pub const TOOLS: [&str; 8] =
-    ["dcm-inspect", "dcm-stack", "hu-convert", "vol-resample", "lung-seg", "vol-normalize", "vol-mesh", "ct-phantom"];
+pub const TOOLS: [&str; 9] =
+    ["dcm-inspect", "dcm-stack", "hu-convert", "vol-resample", "lung-seg", "vol-normalize", "vol-mesh", "vol-view", "ct-phantom"];
 
 /// A small phantom (fast in debug builds) with the given tweaks.
 pub fn small() -> PhantomOptions {

@@ -20,6 +20,7 @@ pub mod morph;
 pub mod normalize;
 pub mod resample;
 pub mod seg;
+pub mod view;
 pub mod volume;
 
 pub use error::{Error, ErrorKind, Result};

@@ -8,3 +8,4 @@ pub mod lung_seg;
 pub mod vol_mesh;
 pub mod vol_normalize;
 pub mod vol_resample;
+pub mod vol_view;

@@ -639,3 +639,40 @@ pub fn pixel_stats(path: &Path) -> Result<PixelStats> {
         hu_mean: hsum / hn.max(1) as f64,
     })
 }
+
+/// One DICOM file as a volume (its frames as slices): stored values with the rescale, for looking
+/// at a single image (`vol-view slice.dcm`).
+pub fn file_volume(path: &Path) -> Result<Volume> {
+    let headers = open_header(path)?;
+    let h = headers.first().ok_or_else(|| Error::bad_input("no image in this file").with_path(path))?;
+    if h.rows == 0 || h.columns == 0 || h.samples_per_pixel != 1 {
+        return Err(Error::unsupported("not a grayscale image").with_path(path).with_hint("vol-view shows CT images and volumes"));
+    }
+    let (ny, nx) = (h.rows as usize, h.columns as usize);
+    let mut data = Array3::<f32>::zeros((headers.len(), ny, nx));
+    for (k, fh) in headers.iter().enumerate() {
+        let v = decode_stored(fh)?;
+        if v.len() != ny * nx {
+            return Err(Error::bad_input("pixel data does not match Rows/Columns").with_path(path));
+        }
+        for (d, s) in data.index_axis_mut(Axis(0), k).iter_mut().zip(v) {
+            *d = fh.rescale.apply(s as f64) as f32;
+        }
+    }
+    let o = h.orientation.unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    let (row, col) = (normalize([o[0], o[1], o[2]]), normalize([o[3], o[4], o[5]]));
+    let ps = h.pixel_spacing.unwrap_or([1.0, 1.0]);
+    let dz = if headers.len() > 1 {
+        match (headers[0].position, headers[1].position) {
+            (Some(a), Some(b)) => crate::geometry::norm(sub(b, a)).max(1e-3),
+            _ => h.slice_thickness.unwrap_or(1.0),
+        }
+    } else {
+        h.slice_thickness.unwrap_or(1.0)
+    };
+    let geometry =
+        Geometry { spacing: [ps[1], ps[0], dz], origin: h.position.unwrap_or([0.0; 3]), direction: [row, col, normalize(cross(row, col))] };
+    let meta =
+        Meta { kind: if h.modality.as_deref() == Some("CT") { Kind::Hu } else { Kind::Unknown }, window: h.window, ..Meta::default() };
+    Ok(Volume { data: VolumeData::F32(data), geometry, meta })
+}
