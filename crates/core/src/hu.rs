@@ -108,7 +108,10 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
             }
         }
     }
-    let padded = fov.iter().filter(|&&v| v == 0).count();
+    let padded: usize = {
+        use rayon::prelude::*;
+        fov.axis_iter(ndarray::Axis(0)).into_par_iter().map(|s| s.iter().filter(|&&v| v == 0).count()).sum()
+    };
     let mut meta = vol.meta.clone();
     meta.kind = Kind::Hu;
     meta.rescale = None;
@@ -141,7 +144,13 @@ pub fn plausibility(vol: &Volume) -> Vec<String> {
         return w;
     }
     let n = vol.data.len().max(1) as f64;
-    let air = with_data!(&vol.data, a => a.iter().filter(|v| { let v = v.to_f64(); (-1100.0..=-900.0).contains(&v) }).count()) as f64;
+    let air = with_data!(&vol.data, a => {
+        use rayon::prelude::*;
+        a.axis_iter(ndarray::Axis(0))
+            .into_par_iter()
+            .map(|s| s.iter().filter(|v| (-1100.0..=-900.0).contains(&v.to_f64())).count())
+            .sum::<usize>()
+    }) as f64;
     if air / n < 0.01 && mn > -900.0 {
         w.push(format!("almost no voxels near air (-1000 HU; min {mn}): this may not be HU"));
     }

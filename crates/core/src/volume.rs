@@ -97,6 +97,10 @@ pub trait Voxel: Copy + Send + Sync + Default + PartialOrd + 'static {
     }
     /// Round half away from zero and saturate for integers; plain cast for floats.
     fn from_f64(v: f64) -> Self;
+    /// From an integer, saturating (no rounding work for integer types).
+    fn from_i32(v: i32) -> Self {
+        Self::from_f64(v as f64)
+    }
     fn wrap(a: Array3<Self>) -> VolumeData;
 }
 
@@ -110,6 +114,9 @@ macro_rules! int_voxel {
             fn from_f64(v: f64) -> Self {
                 // `as` saturates and maps NaN to 0.
                 v.round() as $t
+            }
+            fn from_i32(v: i32) -> Self {
+                v.clamp(<$t>::MIN as i32, <$t>::MAX as i32) as $t
             }
             fn wrap(a: Array3<Self>) -> VolumeData {
                 VolumeData::$d(a)
@@ -179,13 +186,20 @@ impl VolumeData {
         }
         with_data!(self, a => cast_array(a.view(), to))
     }
-    /// (min, max) over finite values; `None` when there are none.
+    /// (min, max) over finite values; `None` when there are none. Parallel over slices.
     pub fn min_max(&self) -> Option<(f64, f64)> {
+        use rayon::prelude::*;
         with_data!(self, a => {
-            let (lo, hi) = a.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                let v = v.to_f64();
-                if v.is_finite() { (lo.min(v), hi.max(v)) } else { (lo, hi) }
-            });
+            let (lo, hi) = a
+                .axis_iter(ndarray::Axis(0))
+                .into_par_iter()
+                .map(|s| {
+                    s.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                        let v = v.to_f64();
+                        if v.is_finite() { (lo.min(v), hi.max(v)) } else { (lo, hi) }
+                    })
+                })
+                .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
             (lo <= hi).then_some((lo, hi))
         })
     }

@@ -376,7 +376,7 @@ fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
                 .with_hint("the pixel data does not match Rows/Columns: the file is damaged"));
         }
         for (d, v) in slab.iter_mut().zip(values) {
-            *d = T::from_f64(v as f64);
+            *d = T::from_i32(v);
         }
         Ok(())
     })?;
