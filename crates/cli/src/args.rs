@@ -145,6 +145,14 @@ impl InputArgs {
     }
 }
 
+/// `--json` puts the summary on stdout, so the artifact must go to a file.
+pub fn json_needs_file(json: bool, output: &str, what: &str) -> Result<()> {
+    if json && output == "-" {
+        return Err(usage_error(format!("--json needs the {what} in a file"), "add -o FILE; stdout then carries the JSON summary"));
+    }
+    Ok(())
+}
+
 /// Parse `A` or `X,Y,Z` (mm) into (x, y, z).
 pub fn parse_spacing3(s: &str) -> Result<[f64; 3], String> {
     let v: Vec<f64> =

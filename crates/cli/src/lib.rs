@@ -99,10 +99,18 @@ impl Cx {
 /// Something a tool's `Args` provide to the shared main.
 pub trait ToolArgs: Parser {
     fn verbosity(&self) -> i8;
-    /// Hidden `--generate man|bash|zsh|fish`.
-    fn generate(&self) -> Option<&str> {
-        None
-    }
+}
+
+/// `impl ToolArgs` for an `Args` struct with a flattened `common: CommonArgs`.
+#[macro_export]
+macro_rules! tool_args {
+    ($t:ty) => {
+        impl $crate::ToolArgs for $t {
+            fn verbosity(&self) -> i8 {
+                self.common.verbosity()
+            }
+        }
+    };
 }
 
 /// The shared `main`: parse, install handlers, run, report errors, map exit codes.
@@ -138,9 +146,6 @@ pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>
             return ExitCode::from(exit::USAGE);
         }
     };
-    if let Some(what) = args.generate() {
-        return generate(cmd, what);
-    }
     let mut cx = Cx::new(tool, args.verbosity());
     match run(args, &mut cx) {
         Ok(Exit::Ok) => ExitCode::from(exit::OK),

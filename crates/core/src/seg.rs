@@ -195,7 +195,7 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     // air voxel joins the piece that reaches it first and a neck between lung and stomach splits.
     let min_seed = (1.0 / voxel_ml).ceil() as u64;
     let keep: Vec<usize> = (1..=en).filter(|&l| es[l] >= min_seed).collect();
-    let grown = grow_labels(&el, &keep, &air);
+    let grown = grow_labels(&el, &keep, &air, usize::MAX);
     let gs = sizes(&grown, keep.len());
     let mut order: Vec<usize> = (1..=keep.len()).collect();
     order.sort_by(|&a, &b| gs[b].cmp(&gs[a]));
@@ -352,59 +352,24 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<(Array3<u8>, Arra
     None
 }
 
-/// Grow labelled seeds inside `within` by at most `max_steps` 6-neighbour steps, all seeds in
-/// turn, so each voxel goes to the seed that reaches it first. Returns labels 1..=seeds.len().
+/// Grow the (u8 mask) seeds inside `within`, all at once; labels 1..=seeds.len().
 fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Array3<u8> {
-    let (nz, ny, nx) = within.dim();
-    let mut lab = Array3::<u8>::zeros(within.raw_dim());
-    let mut frontier: Vec<(usize, usize, usize)> = Vec::new();
+    let mut lab = Array3::<u32>::zeros(within.raw_dim());
     for (i, s) in seeds.iter().enumerate() {
-        for (p, &v) in s.indexed_iter() {
+        Zip::from(&mut lab).and(s).for_each(|l, &v| {
             if v != 0 {
-                lab[p] = i as u8 + 1;
-                frontier.push(p);
+                *l = i as u32 + 1;
             }
-        }
+        });
     }
-    let mut steps = 0;
-    while !frontier.is_empty() && steps < max_steps {
-        steps += 1;
-        let mut next = Vec::new();
-        for &(z, y, x) in &frontier {
-            let l = lab[[z, y, x]];
-            let mut visit = |p: (usize, usize, usize)| {
-                if within[p] != 0 && lab[p] == 0 {
-                    lab[p] = l;
-                    next.push(p);
-                }
-            };
-            if z > 0 {
-                visit((z - 1, y, x))
-            }
-            if z + 1 < nz {
-                visit((z + 1, y, x))
-            }
-            if y > 0 {
-                visit((z, y - 1, x))
-            }
-            if y + 1 < ny {
-                visit((z, y + 1, x))
-            }
-            if x > 0 {
-                visit((z, y, x - 1))
-            }
-            if x + 1 < nx {
-                visit((z, y, x + 1))
-            }
-        }
-        frontier = next;
-    }
-    lab
+    let keep: Vec<usize> = (1..=seeds.len()).collect();
+    grow_labels(&lab, &keep, within, max_steps).mapv(|v| v as u8)
 }
 
-/// Grow the labels in `keep` (values of `seeds`) inside `within`, all at once (breadth first),
-/// relabelled 1..=keep.len(). Voxels no seed reaches stay 0.
-fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>) -> Array3<u32> {
+/// Grow the labels in `keep` (values of `seeds`) inside `within`, all at once (breadth first, at
+/// most `max_steps` 6-neighbour steps), relabelled 1..=keep.len(). Voxels no seed reaches stay 0;
+/// each voxel joins the label that reaches it first.
+fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_steps: usize) -> Array3<u32> {
     let top = keep.iter().copied().max().unwrap_or(0);
     let mut map = vec![0u32; top + 1];
     for (i, &k) in keep.iter().enumerate() {
@@ -419,7 +384,9 @@ fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>) -> Arra
             frontier.push(p);
         }
     }
-    while !frontier.is_empty() {
+    let mut steps = 0;
+    while !frontier.is_empty() && steps < max_steps {
+        steps += 1;
         let mut next = Vec::new();
         for &(z, y, x) in &frontier {
             let l = lab[[z, y, x]];

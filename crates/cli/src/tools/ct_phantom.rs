@@ -1,7 +1,7 @@
 //! ct-phantom: a synthetic chest-CT DICOM series (the built-in sample and the test factory).
 
 use crate::args::CommonArgs;
-use crate::{Cx, Exit, ToolArgs};
+use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_phantom::{PhantomOptions, Syntax, write_series};
@@ -78,14 +78,7 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if args.size < 8 || args.slices < 2 || args.size > 2048 {

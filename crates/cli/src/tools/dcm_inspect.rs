@@ -1,7 +1,7 @@
 //! dcm-inspect: DICOM tags like pydicom and dcmdump, for one file or whole folders.
 
 use crate::args::CommonArgs;
-use crate::{Cx, Exit, ToolArgs, usage_error};
+use crate::{Cx, Exit, usage_error};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::dicom::inspect::{self, PathStep};
@@ -54,14 +54,7 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let mut tags: Vec<(String, Vec<PathStep>)> = Vec::new();

@@ -1,7 +1,7 @@
 //! dcm-stack: a folder of DICOM files to one correctly ordered, correctly placed volume.
 
 use crate::args::{CommonArgs, OutputArgs, StackArgs};
-use crate::{Cx, Exit, ToolArgs};
+use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::dicom::stack::{Stacked, collect_files, scan, select_series};
@@ -40,14 +40,7 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 /// Resolve inputs (`-` = names on stdin) into files.
 pub fn input_files(inputs: &[String]) -> Result<Vec<PathBuf>> {
@@ -106,9 +99,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         return list(&args, cx);
     }
     args.out.check(None)?;
-    if args.json && args.out.output == "-" {
-        return Err(crate::usage_error("--json needs the volume in a file", "add -o out.nii.gz; stdout then carries the JSON summary"));
-    }
+    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let mut stacked = stack_inputs(&args.inputs, &args.stack, cx)?;
     cx.stamp(&mut stacked.volume.meta);
     args.out.write(cx, &stacked.volume)?;

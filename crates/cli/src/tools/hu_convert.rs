@@ -1,7 +1,7 @@
 //! hu-convert: stored values to Hounsfield units, padding to air.
 
 use crate::args::{CommonArgs, InputArgs, OutputArgs, StackArgs, parse_range};
-use crate::{Cx, Exit, ToolArgs};
+use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::hu::{HuOptions, to_hu};
@@ -54,14 +54,7 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 fn is_dicom_input(s: &str) -> bool {
     let p = Path::new(s);
@@ -70,9 +63,7 @@ fn is_dicom_input(s: &str) -> bool {
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.check(args.input.path_str())?;
-    if args.json && args.out.output == "-" {
-        return Err(crate::usage_error("--json needs the volume in a file", "add -o hu.nii.gz; stdout then carries the JSON summary"));
-    }
+    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = if is_dicom_input(&args.input.input) {
         cx.verbose("input is DICOM: stacking it first");
         super::dcm_stack::stack_inputs(std::slice::from_ref(&args.input.input), &args.stack, cx)?.volume

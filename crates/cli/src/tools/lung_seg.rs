@@ -1,7 +1,7 @@
 //! lung-seg: the tutorial's lung mask, and a robust default.
 
 use crate::args::{CommonArgs, InputArgs, OutputArgs};
-use crate::{Cx, Exit, ToolArgs, usage_error};
+use crate::{Cx, Exit, usage_error};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::normalize::apply_outside;
@@ -61,20 +61,11 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.check(args.input.path_str())?;
-    if args.json && args.out.output == "-" {
-        return Err(usage_error("--json needs the mask in a file", "add -o lungs.nii.gz; stdout then carries the QC report"));
-    }
+    crate::args::json_needs_file(args.json, &args.out.output, "mask")?;
     if args.close < 0.0 || args.dilate < 0.0 {
         return Err(usage_error("--close and --dilate take a radius in mm >= 0", "e.g. --dilate 5"));
     }

@@ -1,7 +1,7 @@
 //! vol-mesh: marching cubes to viewer-ready STL/OBJ in patient millimetres, with a preview.
 
 use crate::args::{CommonArgs, InputArgs};
-use crate::{Cx, Exit, ToolArgs, usage_error};
+use crate::{Cx, Exit, usage_error};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::Kind;
@@ -73,14 +73,7 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool) -> Result<()> {
     let enc = |w: &mut dyn Write| -> std::io::Result<()> {

@@ -1,7 +1,7 @@
 //! vol-normalize: the tutorial's normalization and zero-centering, with the dataset mean fitted.
 
 use crate::args::{CommonArgs, InputArgs, OutputArgs, parse_range};
-use crate::{Cx, Exit, ToolArgs, usage_error};
+use crate::{Cx, Exit, usage_error};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::io::{ReadOptions, Source, read_volume};
@@ -78,14 +78,7 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 fn bounds(args: &Args) -> Result<(f64, f64)> {
     if let Some(r) = args.range {
@@ -127,9 +120,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     }
     let input = InputArgs { input: args.inputs[0].clone(), npy_spacing: None };
     args.out.check(input.path_str())?;
-    if args.json && args.out.output == "-" {
-        return Err(usage_error("--json needs the volume in a file", "add -o out.npy; stdout then carries the JSON summary"));
-    }
+    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = input.read(cx)?;
     let (mut min, mut max) = bounds(&args)?;
     let mut mean = if args.no_center { None } else { Some(args.mean.unwrap_or(LUNA16_MEAN)) };

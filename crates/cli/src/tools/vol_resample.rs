@@ -2,7 +2,7 @@
 //! an axis-aligned reorientation).
 
 use crate::args::{CommonArgs, InputArgs, OutputArgs, parse_spacing3};
-use crate::{Cx, Exit, ToolArgs, usage_error};
+use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::io::{ReadOptions, Source, read_volume};
@@ -65,20 +65,11 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.check(args.input.path_str())?;
-    if args.json && args.out.output == "-" {
-        return Err(usage_error("--json needs the volume in a file", "add -o out.nii.gz; stdout then carries the JSON summary"));
-    }
+    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = args.input.read(cx)?;
     let target = if let Some(r) = &args.like {
         let refv = read_volume(&Source::parse(r), &ReadOptions::default()).map_err(crate::core)?.volume;

@@ -1,7 +1,7 @@
 //! vol-view: slices, overlays, montages and histograms as PNG.
 
 use crate::args::{CommonArgs, InputArgs};
-use crate::{Cx, Exit, ToolArgs, usage_error};
+use crate::{Cx, Exit, usage_error};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::io::{ReadOptions, Source, read_volume};
@@ -74,14 +74,7 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-impl ToolArgs for Args {
-    fn verbosity(&self) -> i8 {
-        self.common.verbosity()
-    }
-    fn generate(&self) -> Option<&str> {
-        self.common.generate.as_deref()
-    }
-}
+crate::tool_args!(Args);
 
 fn write_png(cx: &Cx, path: &str, bytes: &[u8]) -> Result<()> {
     if path == "-" {

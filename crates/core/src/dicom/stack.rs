@@ -385,6 +385,23 @@ fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
 
 /// Stored values of one slice (masked to BitsStored and sign-extended), as i32.
 pub fn decode_stored(h: &SliceHeader) -> Result<Vec<i32>> {
+    // The decoder asserts on some impossible pixel formats: refuse them with a message first.
+    // (Found by the byte-mutation tests: BitsStored 0 panicked inside dicom-pixeldata.)
+    if !matches!(h.bits_allocated, 8 | 16 | 32) || h.bits_stored == 0 || h.bits_stored > h.bits_allocated || h.rows == 0 || h.columns == 0 {
+        return Err(Error::bad_input(format!(
+            "impossible pixel format: Rows {}, Columns {}, BitsAllocated {}, BitsStored {}",
+            h.rows, h.columns, h.bits_allocated, h.bits_stored
+        ))
+        .with_path(&h.path)
+        .with_hint("the image header is corrupt: re-export the file"));
+    }
+    let decoded = std::panic::catch_unwind(|| decode_checked(h)).map_err(|_| {
+        Error::bad_input("the pixel decoder failed on this file").with_path(&h.path).with_hint("the pixel data is corrupt: re-export the file")
+    })?;
+    decoded
+}
+
+fn decode_checked(h: &SliceHeader) -> Result<Vec<i32>> {
     use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
     let obj = super::open_full(&h.path)?;
     let ts = &h.transfer_syntax;
