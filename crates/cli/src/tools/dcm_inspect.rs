@@ -82,14 +82,37 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     table(&args, cx, &tags)
 }
 
-/// Signed meaning of a PixelPaddingValue written as US with signed pixels.
-fn padding_note(obj: &dicom_object::InMemDicomObject, e: &dicom_object::mem::InMemElement) -> Option<String> {
+/// The first 64 KiB of a file (where the header lives).
+fn file_head(path: &std::path::Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(64 * 1024).read_to_end(&mut buf);
+    }
+    buf
+}
+
+/// The value as pydicom shows it: the file's raw `US` for padding tags that dicom-rs re-typed.
+fn shown_value(e: &dicom_object::mem::InMemElement, head: &[u8]) -> String {
     use dicom_core::header::Header;
-    if e.tag() != dicom_core::Tag(0x0028, 0x0120) && e.tag() != dicom_core::Tag(0x0028, 0x0121) {
+    match inspect::is_padding_tag(e.tag()).then(|| inspect::raw_us_value(head, e.tag())).flatten() {
+        Some(raw) => raw.to_string(),
+        None => inspect::value_string(e),
+    }
+}
+
+/// Signed meaning of a PixelPaddingValue written as US with signed pixels.
+fn padding_note(obj: &dicom_object::InMemDicomObject, e: &dicom_object::mem::InMemElement, head: &[u8]) -> Option<String> {
+    use dicom_core::header::Header;
+    if !inspect::is_padding_tag(e.tag()) {
         return None;
     }
     let pr = obj.get(dicom_core::Tag(0x0028, 0x0103))?.to_int::<u16>().ok()?;
     let v = e.to_float64().ok()?;
+    if let Some(raw) = inspect::raw_us_value(head, e.tag()) {
+        // dicom-rs re-typed the element as SS; the file (and pydicom) say US.
+        return Some(format!("written as US {raw} in the file; {v} as signed (PixelRepresentation {pr})"));
+    }
     (pr == 1 && (32768.0..65536.0).contains(&v))
         .then(|| format!("= {} as signed (PixelRepresentation 1): the stored padding code", v - 65536.0))
 }
@@ -127,6 +150,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
         return Ok(Exit::Ok);
     }
     if !tags.is_empty() {
+        let head = file_head(path);
         let mut found = 0;
         let mut json = serde_json::Map::new();
         for (i, (name, path_steps)) in tags.iter().enumerate() {
@@ -134,7 +158,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
             match inspect::resolve(&obj, path_steps) {
                 Some(e) => {
                     found += 1;
-                    if let Some(n) = padding_note(&obj, e) {
+                    if let Some(n) = padding_note(&obj, e, &head) {
                         cx.verbose(format!("{name}: {n}"));
                     }
                     if args.json {
@@ -142,7 +166,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
                     } else if is_element {
                         writeln!(out, "{}", inspect::element_line(e, 0))?;
                     } else {
-                        writeln!(out, "{}", inspect::value_string(e))?;
+                        writeln!(out, "{}", shown_value(e, &head))?;
                     }
                 }
                 None => cx.verbose(format!("{}: no {name}", path.display())),
@@ -162,7 +186,8 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
         writeln!(out)?;
         return Ok(Exit::Ok);
     }
-    for line in inspect::dump_lines(&obj, &|e| padding_note(&obj, e)) {
+    let head = file_head(path);
+    for line in inspect::dump_lines(&obj, &|e| padding_note(&obj, e, &head)) {
         writeln!(out, "{line}")?;
     }
     Ok(Exit::Ok)
@@ -173,8 +198,11 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
     let rows: Vec<(PathBuf, std::result::Result<Vec<Option<serde_json::Value>>, ctprep_core::Error>)> = files
         .par_iter()
         .map(|p| {
-            let r = open_until_pixels(p)
-                .map(|obj| tags.iter().map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args))).collect());
+            let r = open_until_pixels(p).map(|obj| {
+                let wants_raw = tags.iter().any(|(_, s)| s.len() == 1 && inspect::is_padding_tag(s[0].tag));
+                let head = if wants_raw { file_head(p) } else { Vec::new() };
+                tags.iter().map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args, &head))).collect()
+            });
             (p.clone(), r)
         })
         .collect();
@@ -243,8 +271,8 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
     })
 }
 
-fn tag_cell(e: &dicom_object::mem::InMemElement, args: &Args) -> serde_json::Value {
-    if matches!(args.format.as_str(), "tsv" | "csv") { serde_json::Value::String(inspect::value_string(e)) } else { inspect::value_json(e) }
+fn tag_cell(e: &dicom_object::mem::InMemElement, args: &Args, head: &[u8]) -> serde_json::Value {
+    if matches!(args.format.as_str(), "tsv" | "csv") { serde_json::Value::String(shown_value(e, head)) } else { inspect::value_json(e) }
 }
 
 fn json_text(v: &serde_json::Value) -> String {

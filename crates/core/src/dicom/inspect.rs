@@ -288,6 +288,26 @@ pub fn value_json(e: &InMemElement) -> serde_json::Value {
     }
 }
 
+/// The value of a US element as written in an explicit-VR little-endian file, when the parser
+/// has reinterpreted it: dicom-rs turns PixelPaddingValue (0028,0120) and PixelPaddingRangeLimit
+/// (0028,0121) into SS when pixels are signed, but the file (and pydicom) say `US 63536`.
+pub fn raw_us_value(file_head: &[u8], tag: Tag) -> Option<u16> {
+    let [g0, g1] = tag.group().to_le_bytes();
+    let [e0, e1] = tag.element().to_le_bytes();
+    let pat = [g0, g1, e0, e1, b'U', b'S', 2, 0];
+    // Only the part before the pixel data.
+    let end = file_head.windows(4).position(|w| w == [0xE0, 0x7F, 0x10, 0x00]).unwrap_or(file_head.len());
+    let head = &file_head[..end];
+    let i = head.windows(8).position(|w| w == pat)?;
+    let v = head.get(i + 8..i + 10)?;
+    Some(u16::from_le_bytes([v[0], v[1]]))
+}
+
+/// Tags whose raw VR dicom-rs may rewrite (see [`raw_us_value`]).
+pub fn is_padding_tag(tag: Tag) -> bool {
+    tag == Tag(0x0028, 0x0120) || tag == Tag(0x0028, 0x0121)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +356,16 @@ mod tests {
         assert_eq!(element_line(e, 0), format!("(0010,0020) {:<36} LO: 'fe5c37'", "PatientID"));
         let e = resolve(&o, &parse_tag_path("RescaleSlope").unwrap()).unwrap();
         assert!(element_line(e, 0).ends_with("DS: '1'"));
+    }
+
+    #[test]
+    fn raw_us_padding_is_found_before_pixel_data_only() {
+        let mut b = vec![0u8; 10];
+        b.extend_from_slice(&[0x28, 0x00, 0x20, 0x01, b'U', b'S', 2, 0, 0x30, 0xF8]);
+        assert_eq!(raw_us_value(&b, Tag(0x0028, 0x0120)), Some(63536));
+        let mut c = vec![0xE0, 0x7F, 0x10, 0x00];
+        c.extend_from_slice(&b);
+        assert_eq!(raw_us_value(&c, Tag(0x0028, 0x0120)), None);
     }
 
     #[test]

@@ -395,10 +395,11 @@ pub fn decode_stored(h: &SliceHeader) -> Result<Vec<i32>> {
         .with_path(&h.path)
         .with_hint("the image header is corrupt: re-export the file"));
     }
-    let decoded = std::panic::catch_unwind(|| decode_checked(h)).map_err(|_| {
-        Error::bad_input("the pixel decoder failed on this file").with_path(&h.path).with_hint("the pixel data is corrupt: re-export the file")
-    })?;
-    decoded
+    std::panic::catch_unwind(|| decode_checked(h)).map_err(|_| {
+        Error::bad_input("the pixel decoder failed on this file")
+            .with_path(&h.path)
+            .with_hint("the pixel data is corrupt: re-export the file")
+    })?
 }
 
 fn decode_checked(h: &SliceHeader) -> Result<Vec<i32>> {
