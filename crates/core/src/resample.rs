@@ -222,11 +222,12 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
             notes.push(format!("anti-aliasing: Gaussian sigma (x,y,z) = {:.3?} input voxels", sigmas));
         }
         let (src, pad) = if interp == Interp::Cubic { (spline_coefficients(&f, CUBIC_PAD), CUBIC_PAD) } else { (f, 0) };
-        run(&src.view(), pad, interp, &a, b, separable, out_shape, shape, fill)
+        run_as(&src.view(), pad, interp, &a, b, separable, out_shape, shape, fill, dtype, threshold)
     } else {
-        with_data!(&vol.data, d => run(&d.view(), 0, interp, &a, b, separable, out_shape, shape, fill))
+        // Straight from the stored type into the output type: no float copy of either volume.
+        with_data!(&vol.data, d => run_as(&d.view(), 0, interp, &a, b, separable, out_shape, shape, fill, dtype, threshold))
     };
-    let data = if threshold { VolumeData::U8(out.mapv(|v| u8::from(v >= 0.5))) } else { crate::volume::cast_array(out.view(), dtype) };
+    let data = out;
     if !separable {
         notes.push("output grid is rotated relative to the input: general (per-voxel) path".into());
     }
@@ -294,8 +295,9 @@ fn mirror(i: i64, n: usize) -> usize {
     i as usize
 }
 
+/// Resample into the output type (or into 0/1 bytes when thresholding a mask at 0.5).
 #[allow(clippy::too_many_arguments)]
-fn run<T: Voxel>(
+fn run_as<T: Voxel>(
     src: &ArrayView3<T>,
     pad: usize,
     interp: Interp,
@@ -305,7 +307,35 @@ fn run<T: Voxel>(
     out_shape: [usize; 3],
     in_shape: [usize; 3],
     fill: f64,
-) -> Array3<f32> {
+    dtype: DType,
+    threshold: bool,
+) -> VolumeData {
+    if threshold {
+        let f: Array3<f32> = run(src, pad, interp, a, b, separable, out_shape, in_shape, fill);
+        return VolumeData::U8(f.mapv(|v| u8::from(v >= 0.5)));
+    }
+    match dtype {
+        DType::U8 => VolumeData::U8(run(src, pad, interp, a, b, separable, out_shape, in_shape, fill)),
+        DType::I16 => VolumeData::I16(run(src, pad, interp, a, b, separable, out_shape, in_shape, fill)),
+        DType::U16 => VolumeData::U16(run(src, pad, interp, a, b, separable, out_shape, in_shape, fill)),
+        DType::I32 => VolumeData::I32(run(src, pad, interp, a, b, separable, out_shape, in_shape, fill)),
+        DType::F32 => VolumeData::F32(run(src, pad, interp, a, b, separable, out_shape, in_shape, fill)),
+        DType::F64 => VolumeData::F64(run(src, pad, interp, a, b, separable, out_shape, in_shape, fill)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<T: Voxel, O: Voxel>(
+    src: &ArrayView3<T>,
+    pad: usize,
+    interp: Interp,
+    a: &Mat3,
+    b: [f64; 3],
+    separable: bool,
+    out_shape: [usize; 3],
+    in_shape: [usize; 3],
+    fill: f64,
+) -> Array3<O> {
     if separable {
         separable_run(src, pad, interp, a, b, out_shape, in_shape, fill)
     } else {
@@ -314,7 +344,7 @@ fn run<T: Voxel>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn separable_run<T: Voxel>(
+fn separable_run<T: Voxel, O: Voxel>(
     src: &ArrayView3<T>,
     pad: usize,
     interp: Interp,
@@ -323,19 +353,19 @@ fn separable_run<T: Voxel>(
     out_shape: [usize; 3],
     in_shape: [usize; 3],
     fill: f64,
-) -> Array3<f32> {
+) -> Array3<O> {
     let [mz, my, mx] = out_shape;
     let [nz, ny, nx] = in_shape;
     let tz: Vec<Taps> = (0..mz).map(|o| axis_taps(a[2][2] * o as f64 + b[2], nz, pad, interp)).collect();
     let ty: Vec<Taps> = (0..my).map(|o| axis_taps(a[1][1] * o as f64 + b[1], ny, pad, interp)).collect();
     let tx: Vec<Taps> = (0..mx).map(|o| axis_taps(a[0][0] * o as f64 + b[0], nx, pad, interp)).collect();
     let (sy, sx) = (src.shape()[1], src.shape()[2]);
-    let fill = fill as f32;
-    let mut out = Array3::<f32>::zeros((mz, my, mx));
+    let fill_o = O::from_f64(fill);
+    let mut out = Array3::<O>::default((mz, my, mx));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, mut oslab)| {
         let t = &tz[oz];
         if t.outside {
-            oslab.fill(fill);
+            oslab.fill(fill_o);
             return;
         }
         // Combine the input slices this output slice needs.
@@ -353,7 +383,7 @@ fn separable_run<T: Voxel>(
         for (oy, tyy) in ty.iter().enumerate() {
             let mut orow = oslab.index_axis_mut(Axis(0), oy);
             if tyy.outside {
-                orow.fill(fill);
+                orow.fill(fill_o);
                 continue;
             }
             row.iter_mut().for_each(|r| *r = 0.0);
@@ -364,7 +394,11 @@ fn separable_run<T: Voxel>(
                 }
             }
             for (o, txx) in orow.iter_mut().zip(&tx) {
-                *o = if txx.outside { fill } else { txx.idx.iter().zip(&txx.w).map(|(&ix, &w)| w * row[ix]).sum() };
+                *o = if txx.outside {
+                    fill_o
+                } else {
+                    O::from_f64(txx.idx.iter().zip(&txx.w).map(|(&ix, &w)| w * row[ix]).sum::<f32>() as f64)
+                };
             }
         }
     });
@@ -372,7 +406,7 @@ fn separable_run<T: Voxel>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn general_run<T: Voxel>(
+fn general_run<T: Voxel, O: Voxel>(
     src: &ArrayView3<T>,
     pad: usize,
     interp: Interp,
@@ -381,10 +415,10 @@ fn general_run<T: Voxel>(
     out_shape: [usize; 3],
     in_shape: [usize; 3],
     fill: f64,
-) -> Array3<f32> {
+) -> Array3<O> {
     let [mz, my, mx] = out_shape;
     let [nz, ny, nx] = in_shape;
-    let mut out = Array3::<f32>::zeros((mz, my, mx));
+    let mut out = Array3::<O>::default((mz, my, mx));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, mut oslab)| {
         for oy in 0..my {
             for ox in 0..mx {
@@ -392,7 +426,7 @@ fn general_run<T: Voxel>(
                 let c: [f64; 3] = std::array::from_fn(|k| a[k][0] * o[0] + a[k][1] * o[1] + a[k][2] * o[2] + b[k]);
                 let (tx, ty, tz) = (axis_taps(c[0], nx, pad, interp), axis_taps(c[1], ny, pad, interp), axis_taps(c[2], nz, pad, interp));
                 oslab[[oy, ox]] = if tx.outside || ty.outside || tz.outside {
-                    fill as f32
+                    O::from_f64(fill)
                 } else {
                     let mut s = 0f32;
                     for (&iz, &wz) in tz.idx.iter().zip(&tz.w) {
@@ -402,7 +436,7 @@ fn general_run<T: Voxel>(
                             }
                         }
                     }
-                    s
+                    O::from_f64(s as f64)
                 };
             }
         }

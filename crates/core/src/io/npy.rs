@@ -6,9 +6,7 @@ use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::meta::Meta;
 use crate::volume::{DType, Volume, VolumeData};
-use crate::with_data;
 use ndarray::{Array3, IxDyn, ShapeBuilder};
-use ndarray_npy::WriteNpyExt;
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
@@ -125,24 +123,37 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
     Ok(())
 }
 
-/// Write the array as NPY (the sidecar is written by the caller for file outputs).
+/// NPY header (format 1.0) for a C-order `[z, y, x]` array of `descr`.
+fn write_header(w: &mut dyn Write, descr: &str, [z, y, x]: [usize; 3]) -> std::io::Result<()> {
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({z}, {y}, {x}), }}");
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    w.write_all(b"\x93NUMPY\x01\x00")?;
+    w.write_all(&(h.len() as u16).to_le_bytes())?;
+    w.write_all(h.as_bytes())
+}
+
+/// Write the array as NPY, bytes straight from memory (the sidecar is written by the caller).
 pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
-    let io = |e: ndarray_npy::WriteNpyError| Error::new(crate::error::ErrorKind::Io, format!("cannot write NPY: {e}"));
-    with_data!(&vol.data, a => a.write_npy(&mut *w).map_err(io))
+    let descr = match vol.data.dtype() {
+        DType::U8 => "|u1",
+        DType::I16 => "<i2",
+        DType::U16 => "<u2",
+        DType::I32 => "<i4",
+        DType::F32 => "<f4",
+        DType::F64 => "<f8",
+    };
+    let io = |e| Error::io("cannot write", Path::new(""), e);
+    write_header(w, descr, vol.shape()).map_err(io)?;
+    w.write_all(&super::nifti::data_bytes(vol)).map_err(io)
 }
 
 /// Write float data as a float16 NPY (halves the size of training inputs).
 pub fn write_f16(vol: &Volume, w: &mut dyn Write) -> Result<()> {
     let io = |e| Error::io("cannot write", Path::new(""), e);
-    let [z, y, x] = vol.shape();
-    let mut h = format!("{{'descr': '<f2', 'fortran_order': False, 'shape': ({z}, {y}, {x}), }}");
-    while !(10 + h.len() + 1).is_multiple_of(64) {
-        h.push(' ');
-    }
-    h.push('\n');
-    w.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
-    w.write_all(&(h.len() as u16).to_le_bytes()).map_err(io)?;
-    w.write_all(h.as_bytes()).map_err(io)?;
+    write_header(w, "<f2", vol.shape()).map_err(io)?;
     let f = vol.data.to_f32(None);
     let mut buf = Vec::with_capacity(f.len() * 2);
     for v in f.iter() {
