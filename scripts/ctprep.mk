@@ -1,31 +1,38 @@
 # ctprep.mk: a folder of patient DICOM folders to training-ready NPY files, in parallel and
-# incrementally. Every rule writes atomically (the tools write a temporary and rename), so a
-# failed patient leaves no partial outputs, and `make -k` goes on with the others.
+# incrementally. Every tool writes atomically (a temporary, then a rename) and .DELETE_ON_ERROR
+# covers the piped step, so a failed patient leaves no partial outputs; it is reported at the end
+# and does not stop the others.
 #
-#   make -j4 -k -f scripts/ctprep.mk IN=patients OUT=out
+#   make -j4 -f scripts/ctprep.mk IN=patients OUT=out
 #
-# IN/<patient>/...dcm  ->  OUT/<patient>/{hu_1mm.nii.gz, lungs.nii.gz, bone.stl, input.npy}
-# and OUT/stats.json (the dataset mean, fitted over every patient's 1 mm volume).
+# IN/<patient>/...dcm  ->  OUT/<patient>/{hu_1mm.nii.gz, lungs.nii.gz, bone.stl, bone.png, input.npy}
+# and OUT/stats.json: the dataset mean, fitted over every patient's 1 mm volume, then applied to each.
 
 IN ?= patients
 OUT ?= out
 BIN ?= target/release
 SPACING ?= 1
 DILATE ?= 5
+SELF := $(lastword $(MAKEFILE_LIST))
 
 PATIENTS := $(notdir $(patsubst %/,%,$(wildcard $(IN)/*/)))
 HU := $(PATIENTS:%=$(OUT)/%/hu_1mm.nii.gz)
 LUNGS := $(PATIENTS:%=$(OUT)/%/lungs.nii.gz)
 BONES := $(PATIENTS:%=$(OUT)/%/bone.stl)
-INPUTS := $(PATIENTS:%=$(OUT)/%/input.npy)
 
-.PHONY: all masks meshes
+.PHONY: all volumes inputs
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
 
-all: $(INPUTS) $(BONES)
-masks: $(LUNGS)
-meshes: $(BONES)
+# Two passes: every patient's volumes (failures do not stop the others), then the dataset
+# statistics over the volumes that exist and the training inputs; failed patients are listed.
+all:
+	-@$(MAKE) --no-print-directory -k -f $(SELF) volumes
+	@$(MAKE) --no-print-directory -f $(SELF) inputs
+	@missing=""; for p in $(PATIENTS); do [ -f $(OUT)/$$p/hu_1mm.nii.gz ] || missing="$$missing $$p"; done; \
+	 if [ -n "$$missing" ]; then echo "ctprep.mk: failed patients:$$missing (see the errors above)"; exit 1; fi
+
+volumes: $(HU) $(LUNGS) $(BONES)
 
 # A patient is rebuilt when any file in its DICOM folder changes.
 $(OUT)/%/hu_1mm.nii.gz: $$(shell find $(IN)/$$* -type f)
@@ -38,9 +45,12 @@ $(OUT)/%/lungs.nii.gz: $(OUT)/%/hu_1mm.nii.gz
 $(OUT)/%/bone.stl: $(OUT)/%/hu_1mm.nii.gz
 	$(BIN)/vol-mesh $< --level 400 -o $@ --preview $(@D)/bone.png -q
 
-# The mean over every voxel of every patient: what the tutorial says to subtract.
-$(OUT)/stats.json: $(HU)
-	$(BIN)/vol-normalize --fit $(HU) -o $@
+# The second pass sees the volumes that exist now.
+DONE := $(wildcard $(OUT)/*/hu_1mm.nii.gz)
+inputs: $(patsubst %/hu_1mm.nii.gz,%/input.npy,$(filter $(HU),$(DONE)))
+
+$(OUT)/stats.json: $(filter $(HU),$(DONE))
+	$(BIN)/vol-normalize --fit $^ -o $@
 
 $(OUT)/%/input.npy: $(OUT)/%/hu_1mm.nii.gz $(OUT)/%/lungs.nii.gz $(OUT)/stats.json
 	$(BIN)/vol-normalize $< --stats $(OUT)/stats.json --mask $(OUT)/$*/lungs.nii.gz --outside 0 -o $@ -q

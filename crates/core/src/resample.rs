@@ -589,6 +589,27 @@ mod tests {
     }
 
     #[test]
+    fn linear_matches_simpleitk_on_the_physical_grid() {
+        // Oracle: SimpleITK 2.5.7 linear Resample onto the same grid (scripts/oracle/resample_sitk.py).
+        let v = vol_f32(ramp(), Geometry::default(), Kind::Hu);
+        let opts = ResampleOptions {
+            target: Target::Spacing { spacing: [0.7, 0.8, 1.5], exact: false },
+            interp: Some(Interp::Linear),
+            antialias: false,
+            ..ResampleOptions::default()
+        };
+        let r = resample(&v, &opts).unwrap();
+        assert_eq!(r.volume.shape(), [3, 6, 9]);
+        let VolumeData::F32(a) = &r.volume.data else { panic!() };
+        for (p, want) in SITK_LINEAR {
+            assert!((a[p] - want).abs() < 1e-4, "{p:?}: {} vs SimpleITK {want}", a[p]);
+        }
+    }
+
+    const SITK_LINEAR: [((usize, usize, usize), f32); 5] =
+        [((0, 0, 0), 11.666_667), ((1, 2, 3), 50.763_89), ((2, 5, 8), 36.666_668), ((2, 3, 4), 50.902_78), ((1, 5, 0), 60.0)];
+
+    #[test]
     fn tutorial_shape_and_spacing() {
         // 248 x 512 x 512 at 0.703125 x 0.703125 x 1.25 -> 310 x 360 x 360 at exactly 1 mm.
         let g = Geometry { spacing: [0.703125, 0.703125, 1.25], ..Geometry::default() };

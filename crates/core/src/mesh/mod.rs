@@ -53,7 +53,10 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     // Vertex on the edge from voxel a to voxel b (padded indices), in unpadded index space.
     let mut make = |verts: &mut Vec<[f32; 3]>, a: [usize; 3], b: [usize; 3]| -> u32 {
         let (va, vb) = (vs[idx(a[0], a[1], a[2])], vs[idx(b[0], b[1], b[2])]);
-        let t = if vb != va { (level - va) / (vb - va) } else { 0.5 };
+        // Keep vertices strictly inside their edge: a voxel exactly at the level (integer CT at an
+        // integer level) would otherwise put several vertices on one point, which viewers merge
+        // into non-manifold geometry. 1/1000 of a voxel is invisible.
+        let t = if vb != va { ((level - va) / (vb - va)).clamp(1e-3, 1.0 - 1e-3) } else { 0.5 };
         let p = |k: usize| ((a[k] as f32 + t * (b[k] as f32 - a[k] as f32)) - 1.0) * s;
         verts.push([p(2), p(1), p(0)]);
         (verts.len() - 1) as u32
@@ -539,6 +542,19 @@ mod tests {
                 assert_eq!(q.degenerate_faces, 0);
             }
         }
+    }
+
+    #[test]
+    fn voxels_exactly_at_the_level_do_not_stack_vertices() {
+        // Integer data at an integer level (CT at 400 HU): every vertex keeps its own position, so
+        // viewers that merge STL vertices by position still see a closed manifold.
+        let a = Array3::from_shape_fn((6, 7, 8), |(z, y, x)| ((x + 2 * y + 3 * z) % 3) as u8);
+        let m = marching_cubes(&a.view(), 1.0, 1);
+        let mut pos: Vec<[u32; 3]> = m.vertices.iter().map(|v| v.map(|c| c.to_bits())).collect();
+        pos.sort_unstable();
+        pos.dedup();
+        assert_eq!(pos.len(), m.vertices.len());
+        assert_eq!(m.qc().degenerate_faces, 0);
     }
 
     #[test]
