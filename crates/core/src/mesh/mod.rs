@@ -51,7 +51,7 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     let mut mesh = Mesh::default();
     let s = step as f32;
     // Vertex on the edge from voxel a to voxel b (padded indices), in unpadded index space.
-    let mut make = |verts: &mut Vec<[f32; 3]>, a: [usize; 3], b: [usize; 3]| -> u32 {
+    let make = |verts: &mut Vec<[f32; 3]>, a: [usize; 3], b: [usize; 3]| -> u32 {
         let (va, vb) = (vs[idx(a[0], a[1], a[2])], vs[idx(b[0], b[1], b[2])]);
         // Keep vertices strictly inside their edge: a voxel exactly at the level (integer CT at an
         // integer level) would otherwise put several vertices on one point, which viewers merge
@@ -68,91 +68,142 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     };
     let inside = |z: usize, y: usize, x: usize| flags[idx(z, y, x)] != 0;
     const NONE: u32 = u32::MAX;
+    // Ids of vertices borrowed from the next chunk's first slice carry this bit until the merge.
+    const TAG: u32 = 1 << 31;
     let plane = py * px;
-    // Edge vertex ids for the current and next slice (x- and y-edges), and z-edges between them.
-    let mut ex = [vec![NONE; plane], vec![NONE; plane]];
-    let mut ey = [vec![NONE; plane], vec![NONE; plane]];
-    let mut ez = vec![NONE; plane];
-    let slice_edges = |z: usize,
-                       ex: &mut Vec<u32>,
-                       ey: &mut Vec<u32>,
-                       verts: &mut Vec<[f32; 3]>,
-                       make: &mut dyn FnMut(&mut Vec<[f32; 3]>, [usize; 3], [usize; 3]) -> u32| {
+    let slice_edges = |z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32| {
         for y in 0..py {
             for x in 0..px {
                 let i = inside(z, y, x);
-                ex[y * px + x] = if x + 1 < px && inside(z, y, x + 1) != i { make(verts, [z, y, x], [z, y, x + 1]) } else { NONE };
-                ey[y * px + x] = if y + 1 < py && inside(z, y + 1, x) != i { make(verts, [z, y, x], [z, y + 1, x]) } else { NONE };
+                ex[y * px + x] = if x + 1 < px && inside(z, y, x + 1) != i { make(verts, [z, y, x], [z, y, x + 1]) | tag } else { NONE };
+                ey[y * px + x] = if y + 1 < py && inside(z, y + 1, x) != i { make(verts, [z, y, x], [z, y + 1, x]) | tag } else { NONE };
             }
         }
     };
     let tab = table::table();
-    let mut verts = Vec::new();
-    slice_edges(0, &mut ex[0], &mut ey[0], &mut verts, &mut make);
-    for z in 0..pz - 1 {
-        let (cur, nxt) = (z % 2, (z + 1) % 2);
-        {
-            let (a, b) = ex.split_at_mut(1);
-            let exn = if nxt == 0 { &mut a[0] } else { &mut b[0] };
-            let (c, d) = ey.split_at_mut(1);
-            let eyn = if nxt == 0 { &mut c[0] } else { &mut d[0] };
-            slice_edges(z + 1, exn, eyn, &mut verts, &mut make);
-        }
-        for y in 0..py {
-            for x in 0..px {
-                ez[y * px + x] = if inside(z, y, x) != inside(z + 1, y, x) { make(&mut verts, [z, y, x], [z + 1, y, x]) } else { NONE };
-            }
-        }
-        for y in 0..py - 1 {
-            let (r00, r01, r10, r11) = (idx(z, y, 0), idx(z, y + 1, 0), idx(z + 1, y, 0), idx(z + 1, y + 1, 0));
-            let (a, b, c, d) = (&flags[r00..r00 + px], &flags[r01..r01 + px], &flags[r10..r10 + px], &flags[r11..r11 + px]);
-            for x in 0..px - 1 {
-                // Corner order as table::CORNERS: (0,0,0) (1,0,0) (1,1,0) (0,1,0), then z + 1.
-                let case =
-                    (a[x] | a[x + 1] << 1 | b[x + 1] << 2 | b[x] << 3 | c[x] << 4 | c[x + 1] << 5 | d[x + 1] << 6 | d[x] << 7) as usize;
-                let loops = &tab[case];
-                if loops.is_empty() {
-                    continue;
-                }
-                let e = |k: u8| -> u32 {
-                    let p = y * px + x;
-                    match k {
-                        0 => ex[cur][p],
-                        1 => ey[cur][p + 1],
-                        2 => ex[cur][p + px],
-                        3 => ey[cur][p],
-                        4 => ex[nxt][p],
-                        5 => ey[nxt][p + 1],
-                        6 => ex[nxt][p + px],
-                        7 => ey[nxt][p],
-                        8 => ez[p],
-                        9 => ez[p + 1],
-                        10 => ez[p + px + 1],
-                        _ => ez[p + px],
+    // Cube layers in chunks, in parallel. A chunk owns the x/y-edge vertices of its slices but the
+    // last, and the z-edge and centroid vertices of its layers; it borrows its last slice's from
+    // the next chunk, which owns them as its first slice's.
+    struct Chunk {
+        verts: Vec<[f32; 3]>,
+        borrowed: Vec<[f32; 3]>,
+        tris: Vec<[u32; 3]>,
+        first: (Vec<u32>, Vec<u32>),
+        last: (Vec<u32>, Vec<u32>),
+    }
+    let layers = pz - 1;
+    let n_chunks = (rayon::current_num_threads() * 4).clamp(1, layers);
+    let bounds: Vec<(usize, usize)> =
+        (0..n_chunks).map(|c| (c * layers / n_chunks, (c + 1) * layers / n_chunks)).filter(|(a, b)| a < b).collect();
+    let last_chunk = bounds.len() - 1;
+    let chunks: Vec<Chunk> = {
+        use rayon::prelude::*;
+        bounds
+            .par_iter()
+            .enumerate()
+            .map(|(ci, &(z0, z1))| {
+                let (mut verts, mut borrowed, mut tris) = (Vec::new(), Vec::new(), Vec::new());
+                let mut ex = [vec![NONE; plane], vec![NONE; plane]];
+                let mut ey = [vec![NONE; plane], vec![NONE; plane]];
+                let mut ez = vec![NONE; plane];
+                slice_edges(z0, &mut ex[z0 % 2], &mut ey[z0 % 2], &mut verts, 0);
+                let first = (ex[z0 % 2].clone(), ey[z0 % 2].clone());
+                for z in z0..z1 {
+                    let (cur, nxt) = (z % 2, (z + 1) % 2);
+                    let borrow = z + 1 == z1 && ci != last_chunk;
+                    {
+                        let (exn, eyn) = (&mut ex[nxt], &mut ey[nxt]);
+                        if borrow {
+                            slice_edges(z + 1, exn, eyn, &mut borrowed, TAG);
+                        } else {
+                            slice_edges(z + 1, exn, eyn, &mut verts, 0);
+                        }
                     }
-                };
-                for lp in loops {
-                    let mut centroid = u32::MAX;
-                    if lp.tris.iter().any(|t| t.contains(&table::CENTROID)) {
-                        let mut c = [0f32; 3];
-                        for &k in &lp.edges {
-                            let p = verts[e(k) as usize];
-                            for i in 0..3 {
-                                c[i] += p[i] / lp.edges.len() as f32;
+                    for y in 0..py {
+                        for x in 0..px {
+                            ez[y * px + x] =
+                                if inside(z, y, x) != inside(z + 1, y, x) { make(&mut verts, [z, y, x], [z + 1, y, x]) } else { NONE };
+                        }
+                    }
+                    for y in 0..py - 1 {
+                        let (r00, r01, r10, r11) = (idx(z, y, 0), idx(z, y + 1, 0), idx(z + 1, y, 0), idx(z + 1, y + 1, 0));
+                        let (a, b, c, d) = (&flags[r00..r00 + px], &flags[r01..r01 + px], &flags[r10..r10 + px], &flags[r11..r11 + px]);
+                        for x in 0..px - 1 {
+                            // Corner order as table::CORNERS: (0,0,0) (1,0,0) (1,1,0) (0,1,0), then z + 1.
+                            let case =
+                                (a[x] | a[x + 1] << 1 | b[x + 1] << 2 | b[x] << 3 | c[x] << 4 | c[x + 1] << 5 | d[x + 1] << 6 | d[x] << 7)
+                                    as usize;
+                            let loops = &tab[case];
+                            if loops.is_empty() {
+                                continue;
+                            }
+                            let e = |k: u8| -> u32 {
+                                let p = y * px + x;
+                                match k {
+                                    0 => ex[cur][p],
+                                    1 => ey[cur][p + 1],
+                                    2 => ex[cur][p + px],
+                                    3 => ey[cur][p],
+                                    4 => ex[nxt][p],
+                                    5 => ey[nxt][p + 1],
+                                    6 => ex[nxt][p + px],
+                                    7 => ey[nxt][p],
+                                    8 => ez[p],
+                                    9 => ez[p + 1],
+                                    10 => ez[p + px + 1],
+                                    _ => ez[p + px],
+                                }
+                            };
+                            for lp in loops {
+                                let mut centroid = NONE;
+                                if lp.tris.iter().any(|t| t.contains(&table::CENTROID)) {
+                                    let mut c = [0f32; 3];
+                                    for &k in &lp.edges {
+                                        let id = e(k);
+                                        let p = if id & TAG != 0 { borrowed[(id & !TAG) as usize] } else { verts[id as usize] };
+                                        for i in 0..3 {
+                                            c[i] += p[i] / lp.edges.len() as f32;
+                                        }
+                                    }
+                                    verts.push(c);
+                                    centroid = (verts.len() - 1) as u32;
+                                }
+                                let id = |k: u8| if k == table::CENTROID { centroid } else { e(k) };
+                                for t in &lp.tris {
+                                    tris.push([id(t[0]), id(t[1]), id(t[2])]);
+                                }
                             }
                         }
-                        verts.push(c);
-                        centroid = (verts.len() - 1) as u32;
                     }
-                    let id = |k: u8| if k == table::CENTROID { centroid } else { e(k) };
-                    for t in &lp.tris {
-                        mesh.triangles.push([id(t[0]), id(t[1]), id(t[2])]);
+                }
+                Chunk { verts, borrowed, tris, first, last: (ex[z1 % 2].clone(), ey[z1 % 2].clone()) }
+            })
+            .collect()
+    };
+    // Merge: owned vertices in chunk order; borrowed ids become the next chunk's first-slice ids.
+    let mut offsets = Vec::with_capacity(chunks.len());
+    let mut total = 0u32;
+    for c in &chunks {
+        offsets.push(total);
+        total += c.verts.len() as u32;
+    }
+    mesh.vertices.reserve(total as usize);
+    for c in &chunks {
+        mesh.vertices.extend_from_slice(&c.verts);
+    }
+    for (i, c) in chunks.iter().enumerate() {
+        let mut map = vec![NONE; c.borrowed.len()];
+        if let Some(next) = chunks.get(i + 1) {
+            for (mine, theirs) in [(&c.last.0, &next.first.0), (&c.last.1, &next.first.1)] {
+                for p in 0..plane {
+                    if mine[p] != NONE {
+                        map[(mine[p] & !TAG) as usize] = offsets[i + 1] + theirs[p];
                     }
                 }
             }
         }
+        mesh.triangles.extend(c.tris.iter().map(|t| t.map(|v| if v & TAG != 0 { map[(v & !TAG) as usize] } else { offsets[i] + v })));
     }
-    mesh.vertices = verts;
     mesh
 }
 
