@@ -21,11 +21,13 @@ pub struct HuOptions {
     /// Values below this HU are outside the field of view (e.g. -2048 from a raw -1024 code with
     /// intercept -1024, LIDC): they become air too. `None` keeps them.
     pub floor: Option<f64>,
+    /// Also return the mask of measured voxels (one more byte per voxel of memory).
+    pub fov_mask: bool,
 }
 
 impl Default for HuOptions {
     fn default() -> Self {
-        HuOptions { air: -1024.0, dtype: None, clamp: None, floor: Some(-1024.0) }
+        HuOptions { air: -1024.0, dtype: None, clamp: None, floor: Some(-1024.0), fov_mask: true }
     }
 }
 
@@ -33,8 +35,8 @@ impl Default for HuOptions {
 #[derive(Debug)]
 pub struct HuResult {
     pub volume: Volume,
-    /// 1 where the scanner measured, 0 where the value was padding.
-    pub fov_mask: Array3<u8>,
+    /// 1 where the scanner measured, 0 where the value was padding (when asked for).
+    pub fov_mask: Option<Array3<u8>>,
     pub padded_voxels: usize,
     pub padding_rule: String,
     pub warnings: Vec<String>,
@@ -85,14 +87,14 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
             (h.clamp(lo, hi), false)
         }
     };
-    let mut fov = Array3::<u8>::zeros(vol.data.shape());
-    let data = with_data!(&vol.data, a => match dtype {
-        DType::U8 => VolumeData::U8(map_hu(a, &mut fov, &convert)),
-        DType::I16 => VolumeData::I16(map_hu(a, &mut fov, &convert)),
-        DType::U16 => VolumeData::U16(map_hu(a, &mut fov, &convert)),
-        DType::I32 => VolumeData::I32(map_hu(a, &mut fov, &convert)),
-        DType::F32 => VolumeData::F32(map_hu(a, &mut fov, &convert)),
-        DType::F64 => VolumeData::F64(map_hu(a, &mut fov, &convert)),
+    let want = opts.fov_mask;
+    let (data, fov, padded) = with_data!(&vol.data, a => match dtype {
+        DType::U8 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U8(o), f, n) }
+        DType::I16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I16(o), f, n) }
+        DType::U16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U16(o), f, n) }
+        DType::I32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I32(o), f, n) }
+        DType::F32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F32(o), f, n) }
+        DType::F64 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F64(o), f, n) }
     });
     if dtype.is_integer() {
         if let Some((mn, mx)) = vol.data.min_max() {
@@ -108,10 +110,6 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
             }
         }
     }
-    let padded: usize = {
-        use rayon::prelude::*;
-        fov.axis_iter(ndarray::Axis(0)).into_par_iter().map(|s| s.iter().filter(|&&v| v == 0).count()).sum()
-    };
     let mut meta = vol.meta.clone();
     meta.kind = Kind::Hu;
     meta.rescale = None;
@@ -123,14 +121,48 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
     Ok(HuResult { volume, fov_mask: fov, padded_voxels: padded, padding_rule: rule, warnings })
 }
 
-fn map_hu<S: Voxel, T: Voxel>(a: &Array3<S>, fov: &mut Array3<u8>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> Array3<T> {
+/// Convert every voxel (parallel over slices); the FOV mask only when asked; the padded count.
+fn map_hu<S: Voxel, T: Voxel>(
+    a: &Array3<S>,
+    want_mask: bool,
+    convert: &(impl Fn(f64) -> (f64, bool) + Sync),
+) -> (Array3<T>, Option<Array3<u8>>, usize) {
+    use rayon::prelude::*;
     let mut out = Array3::<T>::default(a.raw_dim());
-    Zip::from(&mut out).and(fov).and(a).par_for_each(|o, m, &v| {
-        let (h, pad) = convert(v.to_f64());
-        *o = T::from_f64(h);
-        *m = u8::from(!pad);
-    });
-    out
+    let mut mask = want_mask.then(|| Array3::<u8>::zeros(a.raw_dim()));
+    let padded = match mask.as_mut() {
+        Some(m) => out
+            .axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .zip(m.axis_iter_mut(ndarray::Axis(0)))
+            .zip(a.axis_iter(ndarray::Axis(0)))
+            .map(|((mut o, mut mk), s)| {
+                let mut n = 0;
+                Zip::from(&mut o).and(&mut mk).and(&s).for_each(|o, mk, &v| {
+                    let (h, pad) = convert(v.to_f64());
+                    *o = T::from_f64(h);
+                    *mk = u8::from(!pad);
+                    n += usize::from(pad);
+                });
+                n
+            })
+            .sum(),
+        None => out
+            .axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .zip(a.axis_iter(ndarray::Axis(0)))
+            .map(|(mut o, s)| {
+                let mut n = 0;
+                Zip::from(&mut o).and(&s).for_each(|o, &v| {
+                    let (h, pad) = convert(v.to_f64());
+                    *o = T::from_f64(h);
+                    n += usize::from(pad);
+                });
+                n
+            })
+            .sum(),
+    };
+    (out, mask, padded)
 }
 
 /// Warnings when a volume does not look like CT in HU (air far from -1000, nothing negative).
@@ -181,7 +213,7 @@ mod tests {
         let VolumeData::I16(a) = &r.volume.data else { panic!() };
         // -1024 stored is -2048 HU: below the floor, so outside the field of view as well.
         assert_eq!(a.as_slice().unwrap(), &[-1024, -1024, 0, 976, -1024]);
-        assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 1, 1, 1, 0]);
+        assert_eq!(r.fov_mask.as_ref().unwrap().as_slice().unwrap(), &[0, 1, 1, 1, 0]);
         assert_eq!(r.padded_voxels, 2);
         assert_eq!(r.volume.meta.kind, Kind::Hu);
     }
@@ -201,7 +233,7 @@ mod tests {
         let r = to_hu(&v, &HuOptions::default()).unwrap();
         let VolumeData::I16(a) = &r.volume.data else { panic!() };
         assert_eq!(a.as_slice().unwrap(), &[-1024, -1024, -24]);
-        assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 1, 1]);
+        assert_eq!(r.fov_mask.as_ref().unwrap().as_slice().unwrap(), &[0, 1, 1]);
         let r = to_hu(&v, &HuOptions { floor: None, ..HuOptions::default() }).unwrap();
         let VolumeData::I16(a) = &r.volume.data else { panic!() };
         assert_eq!(a[[0, 0, 0]], -2048);
@@ -212,7 +244,7 @@ mod tests {
         let mut v = stored(&[-3000, -2500, -2000, -1999], Some(-3000.0), Rescale::IDENTITY);
         v.meta.padding.as_mut().unwrap().range_limit = Some(-2000.0);
         let r = to_hu(&v, &HuOptions { floor: None, ..HuOptions::default() }).unwrap();
-        assert_eq!(r.fov_mask.as_slice().unwrap(), &[0, 0, 0, 1]);
+        assert_eq!(r.fov_mask.as_ref().unwrap().as_slice().unwrap(), &[0, 0, 0, 1]);
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         dtype: args.dtype.as_deref().and_then(DType::parse),
         clamp: args.clamp,
         floor: (!args.no_floor).then_some(args.floor),
+        fov_mask: args.fov_mask.is_some(),
     };
     let mut r = to_hu(&vol, &opts).map_err(crate::core)?;
     cx.verbose(format!("padding rule: {}; {} voxel(s) set to {} HU", r.padding_rule, r.padded_voxels, args.air));
@@ -86,7 +87,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if let Some(path) = &args.fov_mask {
         let mut meta = Meta { kind: Kind::Mask, series: r.volume.meta.series.clone(), ..Meta::default() };
         cx.stamp(&mut meta);
-        let mask = Volume { data: VolumeData::U8(r.fov_mask.clone()), geometry: r.volume.geometry.clone(), meta };
+        let fov = r.fov_mask.take().unwrap_or_default();
+        let mask = Volume { data: VolumeData::U8(fov), geometry: r.volume.geometry.clone(), meta };
         let o = crate::args::OutputArgs { output: path.clone(), format: None, ..args.out.clone() };
         o.write(cx, &mask)?;
     }
