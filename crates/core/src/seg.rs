@@ -396,24 +396,7 @@ fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_ste
                     next.push(p);
                 }
             };
-            if z > 0 {
-                visit((z - 1, y, x))
-            }
-            if z + 1 < nz {
-                visit((z + 1, y, x))
-            }
-            if y > 0 {
-                visit((z, y - 1, x))
-            }
-            if y + 1 < ny {
-                visit((z, y + 1, x))
-            }
-            if x > 0 {
-                visit((z, y, x - 1))
-            }
-            if x + 1 < nx {
-                visit((z, y, x + 1))
-            }
+            crate::morph::face_neighbours((z, y, x), (nz, ny, nx), &mut visit);
         }
         frontier = next;
     }
@@ -496,24 +479,7 @@ fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: b
                     next.push(p);
                 }
             };
-            if z > 0 {
-                visit((z - 1, y, x))
-            }
-            if z + 1 < nz {
-                visit((z + 1, y, x))
-            }
-            if y > 0 {
-                visit((z, y - 1, x))
-            }
-            if y + 1 < ny {
-                visit((z, y + 1, x))
-            }
-            if x > 0 {
-                visit((z, y, x - 1))
-            }
-            if x + 1 < nx {
-                visit((z, y, x + 1))
-            }
+            crate::morph::face_neighbours((z, y, x), (nz, ny, nx), &mut visit);
         }
         if next.is_empty() {
             break;
