@@ -104,6 +104,10 @@ fn corrupt_inputs_fail_cleanly_and_leave_no_output() {
     let mut dtype = bytes.clone();
     dtype[70..72].copy_from_slice(&1536i16.to_le_bytes()); // float128
     cases.push(("dtype.nii", dtype, "datatype code 1536"));
+    // A vox_offset of 26 TB (found by the mutation tests): refused before allocating.
+    let mut offset = bytes.clone();
+    offset[108..112].copy_from_slice(&2.6e13f32.to_le_bytes());
+    cases.push(("offset.nii", offset, "vox_offset"));
     let mut pixdim = bytes.clone();
     pixdim[252..256].copy_from_slice(&[0; 4]); // no qform/sform
     pixdim[80..84].copy_from_slice(&0f32.to_le_bytes());

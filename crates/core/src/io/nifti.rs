@@ -19,6 +19,8 @@ const HEADER_SIZE: usize = 348;
 /// Extension code 6 = NIFTI_ECODE_COMMENT; our payload is a JSON object with this key.
 const ECODE_COMMENT: i32 = 6;
 const META_KEY: &str = "ctprep_meta";
+/// Largest header extension block we read (64 MiB).
+const MAX_EXTENSIONS: u64 = 64 << 20;
 
 fn dtype_code(d: DType) -> (i16, i16) {
     match d {
@@ -109,6 +111,11 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
         return Err(bad(format!("vox_offset = {vox_offset} is before the end of the header")));
     }
     let vox_offset = vox_offset as u64;
+    // Extensions hold metadata, not voxels: refuse absurd offsets before allocating for them.
+    // (Found by the byte-mutation tests: a mutated vox_offset asked for 26 TB.)
+    if vox_offset - HEADER_SIZE as u64 > MAX_EXTENSIONS || file_len.is_some_and(|l| vox_offset > l) {
+        return Err(bad(format!("vox_offset = {vox_offset} is beyond the end of the file or absurdly large")));
+    }
     let payload = voxels * src_size as u64;
     check_claim(name, "the NIfTI header", payload, file_len.map(|l| l.saturating_sub(vox_offset)))?;
 
