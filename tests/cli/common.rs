@@ -132,15 +132,8 @@ fn corrupt_inputs_fail_cleanly_and_leave_no_output() {
 fn npy_with_unknown_dtype_and_nan_values() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("c.npy");
-    let header = "{'descr': '<c8', 'fortran_order': False, 'shape': (1, 1, 2), }";
-    let mut h = header.to_string();
-    while !(10 + h.len() + 1).is_multiple_of(64) {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(h.as_bytes());
+    let mut bytes = Vec::new();
+    ctprep_core::io::npy::write_header(&mut bytes, "<c8", [1, 1, 2]).unwrap();
     bytes.extend_from_slice(&[0u8; 16]);
     std::fs::write(&p, &bytes).unwrap();
     let o = tool("vol-normalize").arg(&p).arg("-o").arg(d.path().join("n.npy")).output().unwrap();

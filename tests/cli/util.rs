@@ -42,6 +42,16 @@ pub fn phantom(dir: &Path, o: &PhantomOptions) -> Written {
     write_series(dir, o).expect("phantom written")
 }
 
+/// A small phantom in `d/dicom`, its HU volume `d/hu.nii` and its truth mask `d/m.nii`.
+pub fn hu_and_mask(d: &Path) -> (Written, PathBuf, PathBuf) {
+    let w = phantom(&d.join("dicom"), &small());
+    let hu = d.join("hu.nii");
+    assert!(tool("hu-convert").arg(d.join("dicom")).arg("-o").arg(&hu).output().unwrap().status.success());
+    let m = d.join("m.nii");
+    ctprep_core::io::write_volume(&w.lung_mask, &ctprep_core::io::Sink::Path(m.clone()), &Default::default()).unwrap();
+    (w, hu, m)
+}
+
 pub fn read(p: &Path) -> Volume {
     read_volume(&Source::Path(p.to_path_buf()), &ReadOptions::default()).expect("readable volume").volume
 }

@@ -29,11 +29,7 @@ fn isotropic_spacing_keeps_the_box_and_reports_actual_spacing() {
 #[test]
 fn masks_stay_binary_and_like_puts_them_on_the_ct_grid() {
     let d = tempfile::tempdir().unwrap();
-    let w = phantom(&d.path().join("dicom"), &small());
-    let hu = d.path().join("hu.nii");
-    assert!(tool("hu-convert").arg(d.path().join("dicom")).arg("-o").arg(&hu).output().unwrap().status.success());
-    let m = d.path().join("m.nii");
-    ctprep_core::io::write_volume(&w.lung_mask, &ctprep_core::io::Sink::Path(m.clone()), &Default::default()).unwrap();
+    let (w, hu, m) = hu_and_mask(d.path());
     let m2 = d.path().join("m2.nii");
     let r = tool("vol-resample").arg(&m).args(["--spacing", "3"]).arg("-o").arg(&m2).output().unwrap();
     assert_eq!(r.status.code(), Some(0));

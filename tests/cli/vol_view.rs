@@ -11,11 +11,7 @@ fn decode(p: &std::path::Path) -> (u32, u32, Vec<u8>) {
 #[test]
 fn slice_overlay_montage_histogram_and_dicom_file() {
     let d = tempfile::tempdir().unwrap();
-    let w = phantom(&d.path().join("dicom"), &small());
-    let hu = d.path().join("hu.nii");
-    assert!(tool("hu-convert").arg(d.path().join("dicom")).arg("-o").arg(&hu).output().unwrap().status.success());
-    let m = d.path().join("m.nii");
-    ctprep_core::io::write_volume(&w.lung_mask, &ctprep_core::io::Sink::Path(m.clone()), &Default::default()).unwrap();
+    let (w, hu, m) = hu_and_mask(d.path());
     let ax = d.path().join("ax.png");
     let r = tool("vol-view").arg(&hu).arg("-o").arg(&ax).arg("--overlay").arg(&m).args(["--alpha", "1"]).output().unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));

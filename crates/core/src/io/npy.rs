@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::meta::Meta;
 use crate::volume::{DType, Volume, VolumeData};
-use ndarray::{Array3, IxDyn, ShapeBuilder};
+use ndarray::{Array3, ShapeBuilder};
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
@@ -18,15 +18,15 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let (order, code) = descr.split_at(1.min(descr.len()));
     let be = order == ">";
-    let dtype = match code {
-        "u1" | "b1" => DType::U8,
-        "i1" => DType::I16,
-        "i2" => DType::I16,
-        "u2" => DType::U16,
-        "i4" => DType::I32,
-        "f4" => DType::F32,
-        "f8" => DType::F64,
-        "f2" => DType::F32,
+    match code {
+        "u1" | "b1" => {}
+        "i1" => {}
+        "i2" => {}
+        "u2" => {}
+        "i4" => {}
+        "f4" => {}
+        "f8" => {}
+        "f2" => {}
         _ => {
             return Err(Error::unsupported(format!("NPY dtype '{descr}' is not supported")).with_path(name).with_hint(
                 "supported: uint8, bool, int8, int16, uint16, int32, float16, float32, float64; convert with arr.astype(np.float32)",
@@ -88,8 +88,6 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
         "f4" => VolumeData::F32(decode!(f32, 4, f32::from_le_bytes)),
         _ => VolumeData::F64(decode!(f64, 8, f64::from_le_bytes)),
     };
-    let _ = dtype;
-    let _ = IxDyn(&[]);
     let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --spacing X,Y,Z)", name.display())];
     Ok(Loaded { volume: Volume { data, geometry: Geometry::default(), meta: Meta::default() }, format: Format::Npy, warnings })
 }
@@ -124,7 +122,7 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
 }
 
 /// NPY header (format 1.0) for a C-order `[z, y, x]` array of `descr`.
-fn write_header(w: &mut dyn Write, descr: &str, [z, y, x]: [usize; 3]) -> std::io::Result<()> {
+pub fn write_header(w: &mut dyn Write, descr: &str, [z, y, x]: [usize; 3]) -> std::io::Result<()> {
     let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({z}, {y}, {x}), }}");
     while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');

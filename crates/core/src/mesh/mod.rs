@@ -534,12 +534,8 @@ pub fn isosurface(vol: &Volume, level: f64, step: usize, sigma_mm: f64, space: S
     } else {
         with_data!(&vol.data, a => marching_cubes(&a.view(), level, step))
     };
-    let mut g = vol.geometry.clone();
-    if step > 1 {
-        // Vertices are already in full-resolution index units.
-        g = vol.geometry.clone();
-    }
-    to_space(&mut mesh, &g, space);
+    // Vertices are in full-resolution index units whatever the step.
+    to_space(&mut mesh, &vol.geometry, space);
     Ok(mesh)
 }
 

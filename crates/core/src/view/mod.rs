@@ -269,13 +269,10 @@ pub fn montage(vol: &Volume, overlays: &[&Volume], o: &SliceOptions, rows: usize
     if n == 0 {
         return Err(Error::usage("a montage needs at least 1x1").with_hint("e.g. --montage 3x4"));
     }
-    let (_, mid) = frame(vol, o.plane, Position::Middle, o.max_px)?;
-    let (u, _, nrm) = o.plane.axes();
-    let _ = u;
+    let (_, _, nrm) = o.plane.axes();
     let corners = vol.geometry.corners(vol.shape());
     let p: Vec<f64> = corners.iter().map(|c| dot(*c, nrm)).collect();
     let (n0, n1) = (p.iter().cloned().fold(f64::INFINITY, f64::min), p.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
-    let _ = mid;
     let tile_max = (o.max_px / cols.max(rows)).max(64);
     let mut tiles = Vec::new();
     for k in 0..n {
