@@ -62,3 +62,24 @@ fn obj_ascii_split_and_empty() {
     let r = tool("vol-mesh").arg(&m).args(["--level", "5", "-o"]).arg(d.path().join("none.stl")).output().unwrap();
     assert_eq!(r.status.code(), Some(3));
 }
+
+#[test]
+fn largest_min_volume_step_and_smooth() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, _, m) = hu_and_mask(d.path());
+    let qc = |args: &[&str]| -> serde_json::Value {
+        let r = tool("vol-mesh").arg(&m).arg("-o").arg(d.path().join("x.stl")).arg("--json").args(args).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{args:?}: {}", stderr(&r));
+        serde_json::from_slice(&r.stdout).unwrap()
+    };
+    let all = qc(&[]);
+    assert_eq!(all["components"], 2);
+    assert_eq!(qc(&["--largest"])["components"], 1);
+    assert_eq!(qc(&["--min-volume", "1000000"])["faces"], 0);
+    let coarse = qc(&["--step", "2"]);
+    assert!(coarse["faces"].as_u64().unwrap() < all["faces"].as_u64().unwrap() / 2);
+    let smooth = qc(&["--smooth", "10"]);
+    let (a, b) = (all["enclosed_ml"].as_f64().unwrap(), smooth["enclosed_ml"].as_f64().unwrap());
+    assert!((a - b).abs() / a < 0.05, "Taubin changed the volume {a} -> {b}");
+    assert_eq!(smooth["watertight"], true);
+}
