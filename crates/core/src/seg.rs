@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use crate::meta::Kind;
 use crate::morph::{
-    Connectivity, close_mm, dilate_cross, dilate_mm, erode_cross, erode_mm, fill_holes_2d, fill_holes_2d_upto, fill_holes_3d, label,
-    label2d, sizes,
+    Connectivity, close_mm, count_nonzero, dilate_cross, dilate_mm, erode_cross, erode_mm, fill_holes_2d, fill_holes_2d_upto,
+    fill_holes_3d, label, label2d, par_map, sizes,
 };
 use crate::volume::{Volume, VolumeData};
 use ndarray::{Array3, Axis, Zip};
@@ -37,9 +37,9 @@ fn largest_label(counts: &[u64], bg: Option<usize>) -> Option<usize> {
 /// connectivity in 3-D and 2-D). Input: HU `[z, y, x]`.
 pub fn tutorial(hu: &Array3<f32>, fill: bool) -> Array3<u8> {
     // binary_image = (image > -320) + 1: 1 = air, 2 = dense.
-    let mut b: Array3<u8> = hu.mapv(|v| if v > THRESHOLD_HU { 2 } else { 1 });
+    let mut b: Array3<u8> = par_map(hu, |v| if v > THRESHOLD_HU { 2 } else { 1 });
     // measure.label(binary_image): components of equal value (background 0 is absent).
-    let (air_l, _) = label(&b.mapv(|v| u8::from(v == 1)).view(), Connectivity::TwentySix);
+    let (air_l, _) = label(&par_map(&b, |v| u8::from(v == 1)).view(), Connectivity::TwentySix);
     if b[[0, 0, 0]] == 1 {
         let bgl = air_l[[0, 0, 0]];
         Zip::from(&mut b).and(&air_l).par_for_each(|v, &l| {
@@ -67,11 +67,11 @@ pub fn tutorial(hu: &Array3<f32>, fill: bool) -> Array3<u8> {
         });
     }
     // binary -= 1; binary = 1 - binary: lungs (air) are now 1.
-    let lungs = b.mapv(|v| u8::from(v == 1));
+    let lungs = par_map(&b, |v| u8::from(v == 1));
     let (l, n) = label(&lungs.view(), Connectivity::TwentySix);
     let counts = sizes(&l, n);
     match largest_label(&counts, Some(0)) {
-        Some(lmax) => l.mapv(|v| u8::from(v as usize == lmax)),
+        Some(lmax) => par_map(&l, |v| u8::from(v as usize == lmax)),
         None => lungs,
     }
 }
@@ -155,19 +155,19 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     let (nz, ny, nx) = hu.dim();
     let mut qc = LungQc::default();
     // 1. Body: the largest dense component (the table is another one), holes filled per slice.
-    let dense = hu.mapv(|v| u8::from(v > THRESHOLD_HU));
+    let dense = par_map(hu, |v| u8::from(v > THRESHOLD_HU));
     let (dl, dn) = label(&dense.view(), Connectivity::Six);
     let ds = sizes(&dl, dn);
     let Some(body_label) = largest_label(&ds, Some(0)) else {
         return Err(Error::empty("no body found: nothing denser than -320 HU").with_hint("is the input in HU? run hu-convert first"));
     };
-    let mut body = dl.mapv(|v| u8::from(v as usize == body_label));
+    let mut body = par_map(&dl, |v| u8::from(v as usize == body_label));
     drop(dl);
     if body_close > 0.0 {
         body = close_mm(&body, body_close, sp);
     }
     let body = fill_holes_2d(&body);
-    let body_voxels = body.iter().filter(|&&v| v != 0).count() as f64;
+    let body_voxels = count_nonzero(&body) as f64;
     // 2. Air inside the body.
     let mut air = Array3::<u8>::zeros(hu.raw_dim());
     Zip::from(&mut air).and(hu).and(&body).par_for_each(|a, &h, &b| *a = u8::from(b != 0 && h <= THRESHOLD_HU));
@@ -175,14 +175,18 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     if o.remove_airways {
         let head_last = vol.geometry.direction[2][2] >= 0.0;
         let airway = track_airways(&air, &body, sp, head_last);
-        let airway = dilate_cross(&airway);
         let mut removed = 0u64;
-        Zip::from(&mut air).and(&airway).for_each(|a, &w| {
-            if w != 0 && *a != 0 {
-                *a = 0;
-                removed += 1;
-            }
-        });
+        // Only the tree's box (one voxel larger for the dilation) needs touching.
+        if let Some(b) = crate::morph::bbox(&airway, [1, 1, 1]) {
+            let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
+            let grown = dilate_cross(&airway.slice(bx).to_owned());
+            Zip::from(air.slice_mut(bx)).and(&grown).for_each(|a, &w| {
+                if w != 0 && *a != 0 {
+                    *a = 0;
+                    removed += 1;
+                }
+            });
+        }
         qc.airway_voxels_removed = removed;
     }
     // 4. Cut thin bridges (gas under the diaphragm seen through partial volume, leaks): seeds
@@ -209,49 +213,52 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
         qc.lungs_found = 0;
         return Ok(LungResult { labels: Array3::zeros(hu.raw_dim()), qc });
     }
-    let mut pieces: Vec<Array3<u8>> = lungs.iter().map(|&l| grown.mapv(|v| u8::from(v as usize == l))).collect();
+    // Each lung is a label of `source`; the full-size 0/1 copies are made only to split.
+    let mut source = grown;
+    let mut ids: Vec<u32> = lungs.iter().map(|&l| l as u32).collect();
     // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
-    if pieces.len() == 1 {
-        if let Some((a, b)) = split_in_two(&pieces[0], 12) {
-            let g = grow_seeds(&[a, b], &pieces[0], usize::MAX);
-            pieces = vec![g.mapv(|v| u8::from(v == 1)), g.mapv(|v| u8::from(v == 2))];
+    if ids.len() == 1 {
+        let piece = par_map(&source, |v| u8::from(v == ids[0]));
+        if let Some((a, b)) = split_in_two(&piece, 12) {
+            source = grow_seeds(&[a, b], &piece, usize::MAX).mapv(u32::from);
+            ids = vec![1, 2];
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
     }
-    let centroid_x = |m: &Array3<u8>| -> f64 {
-        // World centroid = the affine map of the index centroid.
-        let (mut c, mut n) = ([0.0f64; 3], 0.0f64);
-        for ((z, y, x), &v) in m.indexed_iter() {
-            if v != 0 {
-                c[0] += x as f64;
-                c[1] += y as f64;
-                c[2] += z as f64;
-                n += 1.0;
-            }
-        }
-        vol.geometry.index_to_world(c.map(|v| v / n.max(1.0)))[0]
-    };
-    // Patient's right is -x in LPS: the lung with the smaller x is the right one.
-    if pieces.len() == 2 && centroid_x(&pieces[0]) > centroid_x(&pieces[1]) {
-        pieces.swap(0, 1);
+    let boxes = crate::morph::label_boxes(&source, &ids);
+    // Patient's right is -x in LPS: the lung whose centroid (the affine map of the index
+    // centroid) has the smaller x is the right one.
+    let centroid_x = |b: &crate::morph::LabelBox| vol.geometry.index_to_world(b.index_sum.map(|v| v / b.count.max(1) as f64))[0];
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    if ids.len() == 2 && centroid_x(&boxes[0]) > centroid_x(&boxes[1]) {
+        order.swap(0, 1);
     }
-    let lungs: Vec<usize> = (1..=pieces.len()).collect();
+    let lungs: Vec<usize> = (1..=ids.len()).collect();
     let mut labels = Array3::<u8>::zeros(hu.raw_dim());
-    for (i, m) in pieces.into_iter().enumerate() {
-        // Work inside the lung's bounding box, grown by the closing radius.
-        let margin: [usize; 3] = std::array::from_fn(|a| (o.close_mm / sp[a]).ceil() as usize + 2);
-        let Some(b) = crate::morph::bbox(&m, margin) else { continue };
+    // The lungs are closed and filled independently (in parallel), then pasted in order.
+    let margin: [usize; 3] = std::array::from_fn(|a| (o.close_mm / sp[a]).ceil() as usize + 2);
+    let filled: Vec<_> = order
+        .par_iter()
+        .filter(|&&k| boxes[k].count > 0)
+        .map(|&k| {
+            // Work inside the lung's bounding box, grown by the closing radius.
+            let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, margin, [nz, ny, nx]);
+            let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
+            let id = ids[k];
+            let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(v == id));
+            if o.close_mm > 0.0 {
+                m = close_mm(&m, o.close_mm, sp);
+                // Closing may reach outside the body at the chest wall: keep it inside.
+                Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
+            }
+            // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
+            (b, fill_holes_3d(&fill_holes_2d_upto(&m, (2000.0 / (sp[0] * sp[1])) as usize)))
+        })
+        .collect();
+    for (i, (b, m)) in filled.iter().enumerate() {
         let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
-        let mut m = m.slice(bx).to_owned();
-        if o.close_mm > 0.0 {
-            m = close_mm(&m, o.close_mm, sp);
-            // Closing may reach outside the body at the chest wall: keep it inside.
-            Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
-        }
-        // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
-        let m = fill_holes_3d(&fill_holes_2d_upto(&m, (2000.0 / (sp[0] * sp[1])) as usize));
         let lab = if lungs.len() == 2 { i as u8 + 1 } else { 1 };
-        Zip::from(&mut labels.slice_mut(bx)).and(&m).for_each(|d, &v| {
+        Zip::from(&mut labels.slice_mut(bx)).and(m).for_each(|d, &v| {
             if v != 0 && *d == 0 {
                 *d = lab;
             }
@@ -260,30 +267,9 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     if o.dilate_mm > 0.0 {
         let all = labels.mapv(|v| u8::from(v != 0));
         let grown = dilate_mm(&all, o.dilate_mm, sp);
-        // New voxels take the label of the nearest lung; approximate with a few 6-neighbour sweeps.
-        let mut cur = labels.clone();
-        let mut frontier = true;
-        while frontier {
-            frontier = false;
-            let prev = cur.clone();
-            for ((z, y, x), v) in cur.indexed_iter_mut() {
-                if *v == 0 && grown[[z, y, x]] != 0 {
-                    let nb = [
-                        (z > 0).then(|| prev[[z - 1, y, x]]),
-                        (z + 1 < nz).then(|| prev[[z + 1, y, x]]),
-                        (y > 0).then(|| prev[[z, y - 1, x]]),
-                        (y + 1 < ny).then(|| prev[[z, y + 1, x]]),
-                        (x > 0).then(|| prev[[z, y, x - 1]]),
-                        (x + 1 < nx).then(|| prev[[z, y, x + 1]]),
-                    ];
-                    if let Some(l) = nb.iter().flatten().find(|&&l| l != 0) {
-                        *v = *l;
-                        frontier = true;
-                    }
-                }
-            }
-        }
-        labels = cur;
+        // New voxels take the label of the lung that reaches them first (6-neighbour steps).
+        let seeds = par_map(&labels, u32::from);
+        labels = par_map(&grow_labels(&seeds, &[1, 2], &grown, usize::MAX), |v| v as u8);
     }
     // QC.
     let (mut r, mut l, mut sum_hu, mut n) = (0u64, 0u64, 0.0f64, 0u64);
@@ -375,32 +361,56 @@ fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_ste
     for (i, &k) in keep.iter().enumerate() {
         map[k] = i as u32 + 1;
     }
+    // Flat indices over contiguous copies: the growth touches every air voxel once.
     let (nz, ny, nx) = within.dim();
-    let mut lab = Array3::<u32>::zeros(within.raw_dim());
-    let mut frontier = Vec::new();
-    for (p, &v) in seeds.indexed_iter() {
+    let dims = within.raw_dim();
+    let within = within.as_standard_layout();
+    let within = within.as_slice().expect("standard layout");
+    let plane = ny * nx;
+    let mut lab = vec![0u32; within.len()];
+    let mut frontier: Vec<usize> = Vec::new();
+    for (i, &v) in seeds.as_standard_layout().iter().enumerate() {
         if let Some(&l) = map.get(v as usize).filter(|&&l| l != 0) {
-            lab[p] = l;
-            frontier.push(p);
+            lab[i] = l;
+            frontier.push(i);
         }
     }
+    let mut next = Vec::new();
     let mut steps = 0;
     while !frontier.is_empty() && steps < max_steps {
         steps += 1;
-        let mut next = Vec::new();
-        for &(z, y, x) in &frontier {
-            let l = lab[[z, y, x]];
-            let mut visit = |p: (usize, usize, usize)| {
-                if within[p] != 0 && lab[p] == 0 {
-                    lab[p] = l;
-                    next.push(p);
+        next.clear();
+        for &i in &frontier {
+            let l = lab[i];
+            let (x, y, z) = (i % nx, (i / nx) % ny, i / plane);
+            let mut visit = |j: usize| {
+                if within[j] != 0 && lab[j] == 0 {
+                    lab[j] = l;
+                    next.push(j);
                 }
             };
-            crate::morph::face_neighbours((z, y, x), (nz, ny, nx), &mut visit);
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < nx {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - nx);
+            }
+            if y + 1 < ny {
+                visit(i + nx);
+            }
+            if z > 0 {
+                visit(i - plane);
+            }
+            if z + 1 < nz {
+                visit(i + plane);
+            }
         }
-        frontier = next;
+        std::mem::swap(&mut frontier, &mut next);
     }
-    lab
+    Array3::from_shape_vec(dims, lab).expect("same shape")
 }
 
 /// Trachea and main bronchi as a mask: a small air component near the body's midline at the top
@@ -531,7 +541,7 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
         }
         Method::Robust => {
             let r = robust(vol, &hu, o)?;
-            (if labels { r.labels } else { r.labels.mapv(|v| u8::from(v != 0)) }, r.qc)
+            (if labels { r.labels } else { par_map(&r.labels, |v| u8::from(v != 0)) }, r.qc)
         }
     };
     let mut meta = vol.meta.clone();
