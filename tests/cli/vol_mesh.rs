@@ -82,4 +82,17 @@ fn largest_min_volume_step_and_smooth() {
     let (a, b) = (all["enclosed_ml"].as_f64().unwrap(), smooth["enclosed_ml"].as_f64().unwrap());
     assert!((a - b).abs() / a < 0.05, "Taubin changed the volume {a} -> {b}");
     assert_eq!(smooth["watertight"], true);
+    // Decimation to a fifth: the faces drop, the surface stays closed and keeps its volume.
+    let small = qc(&["--decimate", "0.2"]);
+    let (n0, n1) = (all["faces"].as_u64().unwrap() as f64, small["faces"].as_u64().unwrap() as f64);
+    assert!((n1 / n0 - 0.2).abs() < 0.01, "{n0} -> {n1} faces");
+    assert_eq!((small["watertight"].clone(), small["manifold"].clone(), small["components"].clone()), (true.into(), true.into(), 2.into()));
+    assert_eq!(small["euler_characteristic"], all["euler_characteristic"]);
+    let c = small["enclosed_ml"].as_f64().unwrap();
+    assert!((a - c).abs() / a < 0.01, "decimation changed the volume {a} -> {c}");
+    for bad in ["0", "1.5", "x"] {
+        let r = tool("vol-mesh").arg(&m).arg("-o").arg(d.path().join("y.stl")).args(["--decimate", bad]).output().unwrap();
+        assert_eq!(r.status.code(), Some(2), "{bad}");
+        assert!(stderr(&r).contains("fraction of faces to keep"), "{}", stderr(&r));
+    }
 }

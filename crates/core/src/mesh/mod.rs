@@ -2,6 +2,7 @@
 //! closed at the volume border, vertices in patient millimetres (LPS or RAS), clean-up (largest
 //! component, minimum volume, Taubin smoothing), QC, STL/OBJ writers and a shaded preview.
 
+pub mod decimate;
 pub mod render;
 pub mod table;
 
