@@ -40,20 +40,21 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     let (nz, ny, nx) = data.dim();
     let (sz, sy, sx) = (nz.div_ceil(step), ny.div_ceil(step), nx.div_ceil(step));
     let level = level as f32;
-    // Padded, sampled copy: one voxel of "outside" all around.
+    // The sampled grid padded by one voxel of "outside" all around. Only inside flags are stored
+    // (a byte per voxel); values are read from the input for the few voxels next to the surface.
     let (pz, py, px) = (sz + 2, sy + 2, sx + 2);
-    let min = data.fold(f32::INFINITY, |m, v| m.min(v.to_f32()));
+    let min = ndarray::Zip::from(data).par_fold(|| f32::INFINITY, |m, v| m.min(v.to_f32()), f32::min);
     let pad = if min < level { min } else { level - 1.0 };
-    let mut v = Array3::<f32>::from_elem((pz, py, px), pad);
     let sampled = data.slice(ndarray::s![..;step, ..;step, ..;step]);
-    ndarray::Zip::from(v.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1])).and(&sampled).par_for_each(|d, s| *d = s.to_f32());
-    let vs = v.as_slice().expect("standard layout");
+    let value = |z: usize, y: usize, x: usize| -> f32 {
+        if z == 0 || y == 0 || x == 0 || z > sz || y > sy || x > sx { pad } else { sampled[[z - 1, y - 1, x - 1]].to_f32() }
+    };
     let idx = |z: usize, y: usize, x: usize| (z * py + y) * px + x;
     let mut mesh = Mesh::default();
     let s = step as f32;
     // Vertex on the edge from voxel a to voxel b (padded indices), in unpadded index space.
     let make = |verts: &mut Vec<[f32; 3]>, a: [usize; 3], b: [usize; 3]| -> u32 {
-        let (va, vb) = (vs[idx(a[0], a[1], a[2])], vs[idx(b[0], b[1], b[2])]);
+        let (va, vb) = (value(a[0], a[1], a[2]), value(b[0], b[1], b[2]));
         // Keep vertices strictly inside their edge: a voxel exactly at the level (integer CT at an
         // integer level) would otherwise put several vertices on one point, which viewers merge
         // into non-manifold geometry. 1/1000 of a voxel is invisible.
@@ -62,22 +63,38 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
         verts.push([p(2), p(1), p(0)]);
         (verts.len() - 1) as u32
     };
-    // Inside flags of the whole padded grid, one byte per voxel: the hot loop reads bytes only.
     let flags: Vec<u8> = {
-        use rayon::prelude::*;
-        vs.par_iter().map(|&v| u8::from(v > level)).collect()
+        let mut f = Array3::<u8>::zeros((pz, py, px));
+        ndarray::Zip::from(f.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]))
+            .and(&sampled)
+            .par_for_each(|d, v| *d = u8::from(v.to_f32() > level));
+        f.into_raw_vec_and_offset().0
     };
-    let inside = |z: usize, y: usize, x: usize| flags[idx(z, y, x)] != 0;
     const NONE: u32 = u32::MAX;
     // Ids of vertices borrowed from the next chunk's first slice carry this bit until the merge.
     const TAG: u32 = 1 << 31;
     let plane = py * px;
+    // x- and y-edge vertices of slice z; rows are compared as byte slices (most rows have no
+    // crossing at all, so only the few that do cost more than a scan).
     let slice_edges = |z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32| {
+        ex.fill(NONE);
+        ey.fill(NONE);
         for y in 0..py {
-            for x in 0..px {
-                let i = inside(z, y, x);
-                ex[y * px + x] = if x + 1 < px && inside(z, y, x + 1) != i { make(verts, [z, y, x], [z, y, x + 1]) | tag } else { NONE };
-                ey[y * px + x] = if y + 1 < py && inside(z, y + 1, x) != i { make(verts, [z, y, x], [z, y + 1, x]) | tag } else { NONE };
+            let row = &flags[idx(z, y, 0)..idx(z, y, 0) + px];
+            for x in 0..px - 1 {
+                if row[x] != row[x + 1] {
+                    ex[y * px + x] = make(verts, [z, y, x], [z, y, x + 1]) | tag;
+                }
+            }
+            if y + 1 < py {
+                let next = &flags[idx(z, y + 1, 0)..idx(z, y + 1, 0) + px];
+                if row != next {
+                    for x in 0..px {
+                        if row[x] != next[x] {
+                            ey[y * px + x] = make(verts, [z, y, x], [z, y + 1, x]) | tag;
+                        }
+                    }
+                }
             }
         }
     };
@@ -120,10 +137,15 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
                             slice_edges(z + 1, exn, eyn, &mut verts, 0);
                         }
                     }
+                    ez.fill(NONE);
                     for y in 0..py {
-                        for x in 0..px {
-                            ez[y * px + x] =
-                                if inside(z, y, x) != inside(z + 1, y, x) { make(&mut verts, [z, y, x], [z + 1, y, x]) } else { NONE };
+                        let (lo, hi) = (&flags[idx(z, y, 0)..idx(z, y, 0) + px], &flags[idx(z + 1, y, 0)..idx(z + 1, y, 0) + px]);
+                        if lo != hi {
+                            for x in 0..px {
+                                if lo[x] != hi[x] {
+                                    ez[y * px + x] = make(&mut verts, [z, y, x], [z + 1, y, x]);
+                                }
+                            }
                         }
                     }
                     for y in 0..py - 1 {
