@@ -369,22 +369,22 @@ fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
     crate::io::check_claim(&f.path, "the series", (nz * ny * nx * std::mem::size_of::<T>()) as u64, None)?;
     let mut vol = Array3::<T>::default((nz, ny, nx));
     vol.axis_iter_mut(Axis(0)).into_par_iter().zip(o.slices.par_iter()).try_for_each(|(mut slab, h)| -> Result<()> {
-        let values = decode_stored(h)?;
-        if values.len() != ny * nx {
-            return Err(Error::bad_input(format!("decoded {} pixels, expected {}x{}", values.len(), ny, nx))
-                .with_path(&h.path)
-                .with_hint("the pixel data does not match Rows/Columns: the file is damaged"));
-        }
-        for (d, v) in slab.iter_mut().zip(values) {
-            *d = T::from_i32(v);
-        }
-        Ok(())
+        let out = slab.as_slice_mut().expect("standard layout");
+        decode_stored_into(h, out)
     })?;
     Ok(vol)
 }
 
 /// Stored values of one slice (masked to BitsStored and sign-extended), as i32.
 pub fn decode_stored(h: &SliceHeader) -> Result<Vec<i32>> {
+    let mut out = vec![0i32; h.rows as usize * h.columns as usize];
+    decode_stored_into(h, &mut out)?;
+    Ok(out)
+}
+
+/// Decode one slice's stored values (masked to BitsStored and sign-extended) straight into `out`
+/// (Rows x Columns, row-major).
+pub fn decode_stored_into<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
     // The decoder asserts on some impossible pixel formats: refuse them with a message first.
     // (Found by the byte-mutation tests: BitsStored 0 panicked inside dicom-pixeldata.)
     if !matches!(h.bits_allocated, 8 | 16 | 32) || h.bits_stored == 0 || h.bits_stored > h.bits_allocated || h.rows == 0 || h.columns == 0 {
@@ -395,14 +395,14 @@ pub fn decode_stored(h: &SliceHeader) -> Result<Vec<i32>> {
         .with_path(&h.path)
         .with_hint("the image header is corrupt: re-export the file"));
     }
-    std::panic::catch_unwind(|| decode_checked(h)).map_err(|_| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_checked(h, out))).map_err(|_| {
         Error::bad_input("the pixel decoder failed on this file")
             .with_path(&h.path)
             .with_hint("the pixel data is corrupt: re-export the file")
     })?
 }
 
-fn decode_checked(h: &SliceHeader) -> Result<Vec<i32>> {
+fn decode_checked<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
     use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
     let obj = super::open_full(&h.path)?;
     let ts = &h.transfer_syntax;
@@ -419,13 +419,50 @@ fn decode_checked(h: &SliceHeader) -> Result<Vec<i32>> {
                 .with_hint("the file is damaged: re-copy or re-export it")
         }
     })?;
+    let mismatch = |n: usize| {
+        Error::bad_input(format!("decoded {} pixels, expected {}x{}", n, h.rows, h.columns))
+            .with_path(&h.path)
+            .with_hint("the pixel data does not match Rows/Columns: the file is damaged")
+    };
+    // The common case (one sample of 8 or 16 bits, little endian) straight from the decoded
+    // bytes: dicom-pixeldata's general conversion costs as much as the JPEG decoding itself.
+    let bytes = decoded.bits_allocated().div_ceil(8) as usize;
+    let big_endian = h.transfer_syntax == "1.2.840.10008.1.2.2";
+    if decoded.samples_per_pixel() == 1 && matches!(bytes, 1 | 2) && !big_endian {
+        let raw = decoded.frame_data(0).map_err(|_| mismatch(decoded.data().len() / bytes))?;
+        if raw.len() != out.len() * bytes {
+            return Err(mismatch(raw.len() / bytes));
+        }
+        let bits = decoded.bits_stored().clamp(1, 8 * bytes as u16) as u32;
+        let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+        // Keep the low BitsStored bits; sign-extend them when the pixels are signed.
+        let shift = 32 - bits;
+        let stored = |v: u32| -> i32 { if signed { ((v << shift) as i32) >> shift } else { (v << shift >> shift) as i32 } };
+        if bytes == 2 {
+            for (d, c) in out.iter_mut().zip(raw.chunks_exact(2)) {
+                *d = T::from_i32(stored(u16::from_le_bytes([c[0], c[1]]) as u32));
+            }
+        } else {
+            for (d, &b) in out.iter_mut().zip(raw) {
+                *d = T::from_i32(stored(b as u32));
+            }
+        }
+        return Ok(());
+    }
     let opts =
         ConvertOptions::new().with_modality_lut(ModalityLutOption::Override(dicom_pixeldata::Rescale { slope: 1.0, intercept: 0.0 }));
-    decoded.to_vec_frame_with_options::<i32>(0, &opts).map_err(|e| {
+    let values = decoded.to_vec_frame_with_options::<i32>(0, &opts).map_err(|e| {
         Error::bad_input(format!("cannot convert pixel data: {}", super::error_chain(&e)))
             .with_path(&h.path)
             .with_hint("the file is damaged or uses an unusual pixel format")
-    })
+    })?;
+    if values.len() != out.len() {
+        return Err(mismatch(values.len()));
+    }
+    for (d, v) in out.iter_mut().zip(values) {
+        *d = T::from_i32(v);
+    }
+    Ok(())
 }
 
 /// Per-slice rescale to real values (float), padding -> NaN.
