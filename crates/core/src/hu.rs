@@ -44,6 +44,12 @@ pub struct HuResult {
 
 /// Convert a stacked volume to HU.
 pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
+    to_hu_owned(vol.clone(), opts)
+}
+
+/// Convert a stacked volume to HU, in place when the output type is the input's (the common
+/// int16 case): no second volume in memory.
+pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
     let mut warnings = Vec::new();
     match vol.meta.kind {
         Kind::Mask | Kind::Labels | Kind::Normalized => {
@@ -88,14 +94,6 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
         }
     };
     let want = opts.fov_mask;
-    let (data, fov, padded) = with_data!(&vol.data, a => match dtype {
-        DType::U8 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U8(o), f, n) }
-        DType::I16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I16(o), f, n) }
-        DType::U16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U16(o), f, n) }
-        DType::I32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I32(o), f, n) }
-        DType::F32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F32(o), f, n) }
-        DType::F64 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F64(o), f, n) }
-    });
     if dtype.is_integer() {
         if let Some((mn, mx)) = vol.data.min_max() {
             let (a, b) = (rescale.apply(mn), rescale.apply(mx));
@@ -110,26 +108,35 @@ pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
             }
         }
     }
-    let mut meta = vol.meta.clone();
+    let Volume { data: mut src, geometry, meta: src_meta } = vol;
+    let (data, fov, padded) = if !want && dtype == src.dtype() {
+        let n = with_data!(&mut src, a => map_hu_in_place(a, &convert));
+        (src, None, n)
+    } else {
+        with_data!(&src, a => match dtype {
+            DType::U8 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U8(o), f, n) }
+            DType::I16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I16(o), f, n) }
+            DType::U16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U16(o), f, n) }
+            DType::I32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I32(o), f, n) }
+            DType::F32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F32(o), f, n) }
+            DType::F64 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F64(o), f, n) }
+        })
+    };
+    let mut meta = src_meta;
     meta.kind = Kind::Hu;
     meta.rescale = None;
     meta.padding = None;
     meta.extra.remove("padding_as_nan");
     meta.extra.insert("hu".into(), serde_json::json!({ "air": air, "padded_voxels": padded, "padding_rule": rule, "rescale": rescale }));
-    let volume = Volume { data, geometry: vol.geometry.clone(), meta };
+    let volume = Volume { data, geometry, meta };
     warnings.extend(plausibility(&volume));
     Ok(HuResult { volume, fov_mask: fov, padded_voxels: padded, padding_rule: rule, warnings })
 }
 
-/// Convert every voxel (parallel over slices); the FOV mask only when asked; the padded count.
-fn map_hu<S: Voxel, T: Voxel>(
-    a: &Array3<S>,
-    want_mask: bool,
-    convert: &(impl Fn(f64) -> (f64, bool) + Sync),
-) -> (Array3<T>, Option<Array3<u8>>, usize) {
+/// The per-voxel conversion. For 8- and 16-bit stored values (every CT file) it is one table
+/// lookup instead of the float conversion, rounding and padding test.
+fn lookup<S: Voxel, T: Voxel>(convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> impl Fn(S) -> (T, bool) + Sync + '_ {
     use rayon::prelude::*;
-    // 8- and 16-bit stored values (every CT file): one table lookup per voxel instead of the
-    // float conversion, rounding and padding test.
     let base: Option<i32> = match S::DTYPE {
         DType::I16 => Some(-32768),
         DType::U16 | DType::U8 => Some(0),
@@ -144,7 +151,7 @@ fn map_hu<S: Voxel, T: Voxel>(
             })
             .collect()
     });
-    let convert_one = |v: S| -> (T, bool) {
+    move |v: S| -> (T, bool) {
         match (&table, base) {
             (Some(t), Some(b)) => t[(v.to_f64() as i32 - b) as usize],
             _ => {
@@ -152,7 +159,35 @@ fn map_hu<S: Voxel, T: Voxel>(
                 (T::from_f64(h), pad)
             }
         }
-    };
+    }
+}
+
+/// Convert every voxel in place (parallel over slices); the padded count.
+fn map_hu_in_place<S: Voxel>(a: &mut Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> usize {
+    use rayon::prelude::*;
+    let convert_one = lookup::<S, S>(convert);
+    a.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .map(|mut s| {
+            let mut n = 0;
+            s.iter_mut().for_each(|v| {
+                let (h, pad) = convert_one(*v);
+                *v = h;
+                n += usize::from(pad);
+            });
+            n
+        })
+        .sum()
+}
+
+/// Convert every voxel (parallel over slices); the FOV mask only when asked; the padded count.
+fn map_hu<S: Voxel, T: Voxel>(
+    a: &Array3<S>,
+    want_mask: bool,
+    convert: &(impl Fn(f64) -> (f64, bool) + Sync),
+) -> (Array3<T>, Option<Array3<u8>>, usize) {
+    use rayon::prelude::*;
+    let convert_one = lookup::<S, T>(convert);
     let mut out = Array3::<T>::default(a.raw_dim());
     let mut mask = want_mask.then(|| Array3::<u8>::zeros(a.raw_dim()));
     let padded = match mask.as_mut() {

@@ -189,6 +189,9 @@ impl VolumeData {
     /// (min, max) over finite values; `None` when there are none. Parallel over slices.
     pub fn min_max(&self) -> Option<(f64, f64)> {
         use rayon::prelude::*;
+        if let Some(r) = with_data!(self, a => integer_min_max(a)) {
+            return r;
+        }
         with_data!(self, a => {
             let (lo, hi) = a
                 .axis_iter(ndarray::Axis(0))
@@ -203,6 +206,29 @@ impl VolumeData {
             (lo <= hi).then_some((lo, hi))
         })
     }
+}
+
+/// Min and max of an integer volume with native comparisons (they vectorize; integers are always
+/// finite); `None` for float volumes.
+fn integer_min_max<T: Voxel>(a: &Array3<T>) -> Option<Option<(f64, f64)>> {
+    use rayon::prelude::*;
+    if !T::DTYPE.is_integer() {
+        return None;
+    }
+    let pick = |(lo, hi): (T, T), (l, h): (T, T)| (if l < lo { l } else { lo }, if h > hi { h } else { hi });
+    let r = a
+        .axis_iter(ndarray::Axis(0))
+        .into_par_iter()
+        .filter_map(|s| {
+            let first = *s.iter().next()?;
+            let fold = |acc: (T, T), &v: &T| pick(acc, (v, v));
+            Some(match s.as_slice() {
+                Some(sl) => sl.iter().fold((first, first), fold),
+                None => s.iter().fold((first, first), fold),
+            })
+        })
+        .reduce_with(pick);
+    Some(r.map(|(lo, hi)| (lo.to_f64(), hi.to_f64())))
 }
 
 fn element_dtype<T: Voxel>(_: &Array3<T>) -> DType {

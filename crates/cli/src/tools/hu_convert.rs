@@ -4,7 +4,7 @@ use crate::args::{CommonArgs, InputArgs, OutputArgs, StackArgs, parse_range};
 use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
-use ctprep_core::hu::{HuOptions, to_hu};
+use ctprep_core::hu::{HuOptions, to_hu_owned};
 use ctprep_core::meta::{Kind, Meta};
 use ctprep_core::volume::{DType, Volume, VolumeData};
 use std::io::Write;
@@ -77,7 +77,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         floor: (!args.no_floor).then_some(args.floor),
         fov_mask: args.fov_mask.is_some(),
     };
-    let mut r = to_hu(&vol, &opts).map_err(crate::core)?;
+    let mut r = to_hu_owned(vol, &opts).map_err(crate::core)?;
     cx.verbose(format!("padding rule: {}; {} voxel(s) set to {} HU", r.padding_rule, r.padded_voxels, args.air));
     for w in &r.warnings {
         cx.warn(w);

@@ -2,6 +2,7 @@
 
 pub mod header;
 pub mod inspect;
+pub mod ljpeg;
 pub mod series;
 pub mod stack;
 
