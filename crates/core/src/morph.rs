@@ -154,10 +154,10 @@ pub fn label<T: Copy + PartialEq + Default + Sync>(mask: &ArrayView3<T>, conn: C
 }
 
 /// Voxel count of each label (index 0 = background).
-pub fn sizes(labels: &Array3<u32>, n: usize) -> Vec<u64> {
-    let count = |mut s: Vec<u64>, plane: ArrayView2<u32>| {
+pub fn sizes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, n: usize) -> Vec<u64> {
+    let count = |mut s: Vec<u64>, plane: ArrayView2<L>| {
         for &l in plane.iter() {
-            s[l as usize] += 1;
+            s[l.into() as usize] += 1;
         }
         s
     };
@@ -464,7 +464,7 @@ pub struct LabelBox {
 }
 
 /// Count, index sum and bounds of each label in `ids`, in one parallel pass.
-pub fn label_boxes(labels: &Array3<u32>, ids: &[u32]) -> Vec<LabelBox> {
+pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) -> Vec<LabelBox> {
     let empty = LabelBox { count: 0, index_sum: [0.0; 3], lo: [usize::MAX; 3], hi: [0; 3] };
     let top = ids.iter().copied().max().unwrap_or(0) as usize;
     let mut slot = vec![usize::MAX; top + 1];
@@ -489,7 +489,7 @@ pub fn label_boxes(labels: &Array3<u32>, ids: &[u32]) -> Vec<LabelBox> {
         .map(|(z, plane)| {
             let mut out = vec![empty; ids.len()];
             for ((y, x), &v) in plane.indexed_iter() {
-                let Some(&i) = slot.get(v as usize).filter(|&&i| i != usize::MAX) else { continue };
+                let Some(&i) = slot.get(v.into() as usize).filter(|&&i| i != usize::MAX) else { continue };
                 let b = &mut out[i];
                 b.count += 1;
                 b.index_sum[0] += x as f64;

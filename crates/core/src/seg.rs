@@ -8,7 +8,7 @@ use crate::morph::{
     Connectivity, close_mm, count_nonzero, dilate_cross, dilate_mm, erode_cross, erode_mm, fill_holes_2d, fill_holes_2d_upto,
     fill_holes_3d, label, label2d, par_map, sizes,
 };
-use crate::volume::{Volume, VolumeData};
+use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, Axis, Zip};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -120,15 +120,19 @@ pub struct LungResult {
 
 /// The robust default: body first, air inside it, airways tracked and removed, each lung opened
 /// away from gas below the diaphragm, closed and filled.
-pub fn robust(vol: &Volume, hu: &Array3<f32>, o: &LungOptions) -> Result<LungResult> {
+pub fn robust(vol: &Volume, o: &LungOptions) -> Result<LungResult> {
     let sp = vol.geometry.spacing;
-    let first = robust_once(vol, hu, o, 0.0)?;
+    // Thresholded once from the stored values: no float copy of the volume.
+    let rescale = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
+    let dense =
+        crate::with_data!(&vol.data, a => Zip::from(a).par_map_collect(|&v| u8::from(rescale.apply(v.to_f64()) > THRESHOLD_HU as f64)));
+    let first = robust_once(vol, &dense, o, 0.0)?;
     if plausible(&first.qc).is_none() {
         return Ok(first);
     }
     // The tutorial's fallback: a closing of a few millimetres, then try again.
     let why = plausible(&first.qc).unwrap_or_default();
-    let mut second = robust_once(vol, hu, o, 3.0 * sp.iter().cloned().fold(1.0, f64::max).min(3.0))?;
+    let mut second = robust_once(vol, &dense, o, 3.0 * sp.iter().cloned().fold(1.0, f64::max).min(3.0))?;
     second.qc.fallback = Some(format!("first pass implausible ({why}); retried after closing the body mask"));
     if let Some(w) = plausible(&second.qc) {
         second.qc.warnings.push(format!("result still implausible: {w}"));
@@ -149,13 +153,12 @@ fn plausible(qc: &LungQc) -> Option<String> {
     None
 }
 
-fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64) -> Result<LungResult> {
+fn robust_once(vol: &Volume, dense: &Array3<u8>, o: &LungOptions, body_close: f64) -> Result<LungResult> {
     let sp = vol.geometry.spacing;
     let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
-    let (nz, ny, nx) = hu.dim();
+    let (nz, ny, nx) = dense.dim();
     let mut qc = LungQc::default();
     // 1. Body: the largest dense component (the table is another one), holes filled per slice.
-    let dense = par_map(hu, |v| u8::from(v > THRESHOLD_HU));
     let (dl, dn) = label(&dense.view(), Connectivity::Six);
     let ds = sizes(&dl, dn);
     let Some(body_label) = largest_label(&ds, Some(0)) else {
@@ -169,8 +172,8 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     let body = fill_holes_2d(&body);
     let body_voxels = count_nonzero(&body) as f64;
     // 2. Air inside the body.
-    let mut air = Array3::<u8>::zeros(hu.raw_dim());
-    Zip::from(&mut air).and(hu).and(&body).par_for_each(|a, &h, &b| *a = u8::from(b != 0 && h <= THRESHOLD_HU));
+    let mut air = Array3::<u8>::zeros(dense.raw_dim());
+    Zip::from(&mut air).and(dense).and(&body).par_for_each(|a, &d, &b| *a = u8::from(b != 0 && d == 0));
     // 3. Airways: track the trachea down from the top slice and cut it with the main bronchi.
     if o.remove_airways {
         let head_last = vol.geometry.direction[2][2] >= 0.0;
@@ -200,6 +203,7 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     let min_seed = (1.0 / voxel_ml).ceil() as u64;
     let keep: Vec<usize> = (1..=en).filter(|&l| es[l] >= min_seed).collect();
     let grown = grow_labels(&el, &keep, &air, usize::MAX);
+    drop(el);
     let gs = sizes(&grown, keep.len());
     let mut order: Vec<usize> = (1..=keep.len()).collect();
     order.sort_by(|&a, &b| gs[b].cmp(&gs[a]));
@@ -211,16 +215,16 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     }
     if lungs.is_empty() {
         qc.lungs_found = 0;
-        return Ok(LungResult { labels: Array3::zeros(hu.raw_dim()), qc });
+        return Ok(LungResult { labels: Array3::zeros(dense.raw_dim()), qc });
     }
     // Each lung is a label of `source`; the full-size 0/1 copies are made only to split.
     let mut source = grown;
     let mut ids: Vec<u32> = lungs.iter().map(|&l| l as u32).collect();
     // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
     if ids.len() == 1 {
-        let piece = par_map(&source, |v| u8::from(v == ids[0]));
+        let piece = par_map(&source, |v| u8::from(u32::from(v) == ids[0]));
         if let Some((a, b)) = split_in_two(&piece, 12) {
-            source = grow_seeds(&[a, b], &piece, usize::MAX).mapv(u32::from);
+            source = grow_seeds(&[a, b], &piece, usize::MAX).mapv(u16::from);
             ids = vec![1, 2];
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
@@ -234,7 +238,7 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
         order.swap(0, 1);
     }
     let lungs: Vec<usize> = (1..=ids.len()).collect();
-    let mut labels = Array3::<u8>::zeros(hu.raw_dim());
+    let mut labels = Array3::<u8>::zeros(dense.raw_dim());
     // The lungs are closed and filled independently (in parallel), then pasted in order.
     let margin: [usize; 3] = std::array::from_fn(|a| (o.close_mm / sp[a]).ceil() as usize + 2);
     let filled: Vec<_> = order
@@ -245,7 +249,7 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
             let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, margin, [nz, ny, nx]);
             let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
             let id = ids[k];
-            let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(v == id));
+            let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(u32::from(v) == id));
             if o.close_mm > 0.0 {
                 m = close_mm(&m, o.close_mm, sp);
                 // Closing may reach outside the body at the chest wall: keep it inside.
@@ -275,7 +279,8 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
     let (mut r, mut l, mut sum_hu, mut n) = (0u64, 0u64, 0.0f64, 0u64);
     let mut ilo = [usize::MAX; 3];
     let mut ihi = [0usize; 3];
-    Zip::indexed(&labels).and(hu).for_each(|(z, y, x), &v, &h| {
+    let rescale = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
+    crate::with_data!(&vol.data, a => Zip::indexed(&labels).and(a).for_each(|(z, y, x), &v, &h| {
         if v == 0 {
             return;
         }
@@ -284,13 +289,13 @@ fn robust_once(vol: &Volume, hu: &Array3<f32>, o: &LungOptions, body_close: f64)
         } else {
             r += 1
         }
-        sum_hu += h as f64;
+        sum_hu += rescale.apply(h.to_f64());
         n += 1;
         for (a, c) in [x, y, z].into_iter().enumerate() {
             ilo[a] = ilo[a].min(c);
             ihi[a] = ihi[a].max(c);
         }
-    });
+    }));
     // An affine map sends the index box's extremes to the world box's extremes.
     let mut lo = [f64::INFINITY; 3];
     let mut hi = [f64::NEG_INFINITY; 3];
@@ -355,11 +360,13 @@ fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Ar
 /// Grow the labels in `keep` (values of `seeds`) inside `within`, all at once (breadth first, at
 /// most `max_steps` 6-neighbour steps), relabelled 1..=keep.len(). Voxels no seed reaches stay 0;
 /// each voxel joins the label that reaches it first.
-fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_steps: usize) -> Array3<u32> {
+fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
+    // 16-bit labels (half the memory of the volume-sized array): the first 65,535 seeds.
+    let keep = &keep[..keep.len().min(u16::MAX as usize)];
     let top = keep.iter().copied().max().unwrap_or(0);
-    let mut map = vec![0u32; top + 1];
+    let mut map = vec![0u16; top + 1];
     for (i, &k) in keep.iter().enumerate() {
-        map[k] = i as u32 + 1;
+        map[k] = i as u16 + 1;
     }
     // Flat indices over contiguous copies: the growth touches every air voxel once.
     let (nz, ny, nx) = within.dim();
@@ -367,7 +374,7 @@ fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_ste
     let within = within.as_standard_layout();
     let within = within.as_slice().expect("standard layout");
     let plane = ny * nx;
-    let mut lab = vec![0u32; within.len()];
+    let mut lab = vec![0u16; within.len()];
     let mut frontier: Vec<usize> = Vec::new();
     for (i, &v) in seeds.as_standard_layout().iter().enumerate() {
         if let Some(&l) = map.get(v as usize).filter(|&&l| l != 0) {
@@ -522,9 +529,9 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
     if vol.meta.kind == Kind::Stored && vol.meta.rescale.is_none() {
         return Err(Error::bad_input("stored values without a rescale").with_hint("convert to HU first with hu-convert"));
     }
-    let hu = vol.real_f32();
     let (mask, qc) = match method {
         Method::Tutorial { fill } => {
+            let hu = vol.real_f32();
             let mut m = tutorial(&hu, fill);
             if o.dilate_mm > 0.0 {
                 m = dilate_mm(&m, o.dilate_mm, vol.geometry.spacing);
@@ -540,7 +547,7 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
             (m, qc)
         }
         Method::Robust => {
-            let r = robust(vol, &hu, o)?;
+            let r = robust(vol, o)?;
             (if labels { r.labels } else { par_map(&r.labels, |v| u8::from(v != 0)) }, r.qc)
         }
     };
