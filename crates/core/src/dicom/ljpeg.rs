@@ -42,6 +42,9 @@ impl Huffman {
             offset[len] = k as i32 - code;
             for _ in 0..n {
                 let Some(&sym) = symbols.get(k) else { return corrupt("Huffman table shorter than its counts") };
+                if code >= 1 << len {
+                    return corrupt("Huffman code lengths overflow");
+                }
                 if len as u32 <= LOOKUP {
                     let shift = LOOKUP - len as u32;
                     let first = (code as usize) << shift;
@@ -54,9 +57,6 @@ impl Huffman {
             }
             if n > 0 {
                 max_code[len] = code - 1;
-            }
-            if code > 1 << len {
-                return corrupt("Huffman code lengths overflow");
             }
             code <<= 1;
         }
@@ -402,6 +402,23 @@ mod tests {
             let mut out = vec![0u16; rows * cols];
             decode(&stream, rows, cols, &mut out).unwrap();
             prop_assert_eq!(out, img);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn damaged_streams_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+            let (rows, cols) = (6, 7);
+            let img: Vec<u16> = (0..rows * cols).map(|i| (i * 37 % 4096) as u16).collect();
+            let mut stream = encode(&img, rows, cols, 12, 1);
+            for (at, v) in flips {
+                let i = at % stream.len();
+                stream[i] = v;
+            }
+            stream.truncate(cut % (stream.len() + 1));
+            let mut out = vec![0u16; rows * cols];
+            let _ = decode(&stream, rows, cols, &mut out);
         }
     }
 
