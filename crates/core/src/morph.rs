@@ -282,34 +282,31 @@ pub fn edt_squared_within(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> 
     Zip::from(e.outer_iter_mut()).and(d.outer_iter()).par_for_each(|mut out, src| {
         let (out, src) = (out.as_slice_mut().expect("standard layout"), src.as_slice().expect("standard layout"));
         for y in 0..ny {
-            let row = &mut out[y * nx..(y + 1) * nx];
-            row.copy_from_slice(&src[y * nx..(y + 1) * nx]);
-            for &(o, c) in &oy {
-                let yy = y as isize + o;
-                if o == 0 || yy < 0 || yy >= ny as isize {
-                    continue;
-                }
-                min_shifted(row, &src[yy as usize * nx..(yy as usize + 1) * nx], c);
-            }
+            min_of_shifted_blocks(&mut out[y * nx..(y + 1) * nx], src, y, ny, &oy);
         }
     });
     // z pass: each output plane is the minimum of shifted input planes.
     let oz = offsets(rz, spacing[2]);
-    let plane = ny * nx;
     let src = e.as_slice().expect("standard layout");
     let mut out = d;
     out.outer_iter_mut().into_par_iter().enumerate().for_each(|(z, mut dst)| {
-        let dst = dst.as_slice_mut().expect("standard layout");
-        dst.copy_from_slice(&src[z * plane..(z + 1) * plane]);
-        for &(o, c) in &oz {
-            let zz = z as isize + o;
-            if o == 0 || zz < 0 || zz >= nz as isize {
-                continue;
-            }
-            min_shifted(dst, &src[zz as usize * plane..(zz as usize + 1) * plane], c);
-        }
+        min_of_shifted_blocks(dst.as_slice_mut().expect("standard layout"), src, z, nz, &oz);
     });
     out
+}
+
+/// `dst` = the minimum over `offsets` (o, c) of block `i + o` of `src` plus c, where `src` is `n`
+/// blocks (rows or planes) of `dst.len()` values; blocks outside are skipped.
+fn min_of_shifted_blocks(dst: &mut [f32], src: &[f32], i: usize, n: usize, offsets: &[(isize, f32)]) {
+    let len = dst.len();
+    dst.copy_from_slice(&src[i * len..(i + 1) * len]);
+    for &(o, c) in offsets {
+        let j = i as isize + o;
+        if o == 0 || j < 0 || j >= n as isize {
+            continue;
+        }
+        min_shifted(dst, &src[j as usize * len..(j as usize + 1) * len], c);
+    }
 }
 
 /// `dst[i] = min(dst[i], src[i] + c)`, written so it vectorizes.

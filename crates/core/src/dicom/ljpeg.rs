@@ -243,6 +243,20 @@ pub fn decode(data: &[u8], rows: usize, cols: usize, out: &mut [u16]) -> Res<()>
     }
 }
 
+/// Table H.1: the prediction from the samples left (a), above (b) and above-left (c).
+#[inline]
+fn predict(predictor: u8, ra: i32, rb: i32, rc: i32) -> i32 {
+    match predictor {
+        1 => ra,
+        2 => rb,
+        3 => rc,
+        4 => ra + rb - rc,
+        5 => ra + ((rb - rc) >> 1),
+        6 => rb + ((ra - rc) >> 1),
+        _ => (ra + rb) >> 1,
+    }
+}
+
 fn scan(data: &[u8], h: &Huffman, precision: u8, predictor: u8, rows: usize, cols: usize, out: &mut [u16]) -> Res<()> {
     if out.len() != rows * cols {
         return corrupt("output size");
@@ -267,17 +281,7 @@ fn scan(data: &[u8], h: &Huffman, precision: u8, predictor: u8, rows: usize, col
         let mut ra = put(above[0] as i32, next(&mut bits)?) as i32;
         row[0] = ra as u16;
         for x in 1..cols {
-            let (rb, rc) = (above[x] as i32, above[x - 1] as i32);
-            let p = match predictor {
-                1 => ra,
-                2 => rb,
-                3 => rc,
-                4 => ra + rb - rc,
-                5 => ra + ((rb - rc) >> 1),
-                6 => rb + ((ra - rc) >> 1),
-                _ => (ra + rb) >> 1,
-            };
-            ra = put(p, next(&mut bits)?) as i32;
+            ra = put(predict(predictor, ra, above[x] as i32, above[x - 1] as i32), next(&mut bits)?) as i32;
             row[x] = ra as u16;
         }
         if bits.overrun > 16 {
@@ -358,16 +362,7 @@ mod tests {
                 } else if x == 0 {
                     at(y - 1, x)
                 } else {
-                    let (ra, rb, rc) = (at(y, x - 1), at(y - 1, x), at(y - 1, x - 1));
-                    match predictor {
-                        1 => ra,
-                        2 => rb,
-                        3 => rc,
-                        4 => ra + rb - rc,
-                        5 => ra + ((rb - rc) >> 1),
-                        6 => rb + ((ra - rc) >> 1),
-                        _ => (ra + rb) >> 1,
-                    }
+                    predict(predictor, at(y, x - 1), at(y - 1, x), at(y - 1, x - 1))
                 };
                 // Difference modulo 2^16, as a signed value in -32767..=32768.
                 let mut d = (at(y, x) - p).rem_euclid(65536);
