@@ -502,10 +502,29 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
         .reduce(|| vec![empty; ids.len()], merge)
 }
 
-/// Squared distances good for thresholding at `r`^2: the bounded pass for small balls (a few
-/// dozen voxels across), the full transform for large ones.
-fn ball_distance(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> Array3<f32> {
-    if r / spacing[1].min(spacing[2]) <= 24.0 { edt_squared_within(feature, spacing, r) } else { edt_squared(feature, spacing) }
+/// 0/1: where the squared distance to `feature` is at most `r`^2 (`near`), or above it (not
+/// `near`). Small balls go slab by slab along z (a plane depends only on the planes within r),
+/// so the float distances never exist for the whole volume at once; large ones take the full
+/// transform.
+fn ball_mask(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> Array3<u8> {
+    let r2 = (r * r) as f32 * (1.0 + 1e-6);
+    let test = |d: f32| u8::from((d <= r2) == near);
+    if r / spacing[1].min(spacing[2]) > 24.0 {
+        return Zip::from(&edt_squared(feature, spacing)).par_map_collect(|&d| test(d));
+    }
+    let nz = feature.shape()[0];
+    let rz = (r / spacing[2]).floor() as usize;
+    let slab = (8 * rz).max(32);
+    let mut out = Array3::<u8>::zeros(feature.raw_dim());
+    for z0 in (0..nz).step_by(slab) {
+        let z1 = (z0 + slab).min(nz);
+        let (lo, hi) = (z0.saturating_sub(rz), (z1 + rz).min(nz));
+        let d = edt_squared_within(&feature.slice(ndarray::s![lo..hi, .., ..]).to_owned(), spacing, r);
+        Zip::from(out.slice_mut(ndarray::s![z0..z1, .., ..]))
+            .and(d.slice(ndarray::s![z0 - lo..z1 - lo, .., ..]))
+            .par_for_each(|o, &dd| *o = test(dd));
+    }
+    out
 }
 
 fn margin_vox(r: f64, spacing: [f64; 3]) -> [usize; 3] {
@@ -516,10 +535,9 @@ fn margin_vox(r: f64, spacing: [f64; 3]) -> [usize; 3] {
 pub fn dilate_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let Some(b) = bbox(mask, margin_vox(r, spacing)) else { return mask.clone() };
     let sub = mask.slice(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]);
-    let d = ball_distance(&Zip::from(&sub).par_map_collect(|&v| v != 0), spacing, r);
-    let r2 = (r * r) as f32 * (1.0 + 1e-6);
+    let near = ball_mask(&Zip::from(&sub).par_map_collect(|&v| v != 0), spacing, r, true);
     let mut out = mask.clone();
-    out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]).zip_mut_with(&d, |o, &dd| *o = u8::from(dd <= r2));
+    out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]).assign(&near);
     out
 }
 
@@ -531,11 +549,14 @@ pub fn erode_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let (sz, sy, sx) = sub.dim();
     let mut bg = Array3::<bool>::from_elem((sz + 2, sy + 2, sx + 2), true);
     bg.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]).zip_mut_with(&sub, |o, &v| *o = v == 0);
-    let d = ball_distance(&bg, spacing, r);
-    let r2 = (r * r) as f32 * (1.0 + 1e-6);
+    let far = ball_mask(&bg, spacing, r, false);
+    drop(bg);
     let mut out = Array3::<u8>::zeros(mask.raw_dim());
-    out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1])
-        .zip_mut_with(&d.slice(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]), |o, &dd| *o = u8::from(dd > r2));
+    out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]).assign(&far.slice(ndarray::s![
+        1..sz + 1,
+        1..sy + 1,
+        1..sx + 1
+    ]));
     out
 }
 

@@ -122,17 +122,13 @@ pub struct LungResult {
 /// away from gas below the diaphragm, closed and filled.
 pub fn robust(vol: &Volume, o: &LungOptions) -> Result<LungResult> {
     let sp = vol.geometry.spacing;
-    // Thresholded once from the stored values: no float copy of the volume.
-    let rescale = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
-    let dense =
-        crate::with_data!(&vol.data, a => Zip::from(a).par_map_collect(|&v| u8::from(rescale.apply(v.to_f64()) > THRESHOLD_HU as f64)));
-    let first = robust_once(vol, &dense, o, 0.0)?;
+    let first = robust_once(vol, o, 0.0)?;
     if plausible(&first.qc).is_none() {
         return Ok(first);
     }
     // The tutorial's fallback: a closing of a few millimetres, then try again.
     let why = plausible(&first.qc).unwrap_or_default();
-    let mut second = robust_once(vol, &dense, o, 3.0 * sp.iter().cloned().fold(1.0, f64::max).min(3.0))?;
+    let mut second = robust_once(vol, o, 3.0 * sp.iter().cloned().fold(1.0, f64::max).min(3.0))?;
     second.qc.fallback = Some(format!("first pass implausible ({why}); retried after closing the body mask"));
     if let Some(w) = plausible(&second.qc) {
         second.qc.warnings.push(format!("result still implausible: {w}"));
@@ -153,7 +149,11 @@ fn plausible(qc: &LungQc) -> Option<String> {
     None
 }
 
-fn robust_once(vol: &Volume, dense: &Array3<u8>, o: &LungOptions, body_close: f64) -> Result<LungResult> {
+fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungResult> {
+    // Thresholded from the stored values: no float copy of the volume.
+    let rescale = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
+    let dense =
+        crate::with_data!(&vol.data, a => Zip::from(a).par_map_collect(|&v| u8::from(rescale.apply(v.to_f64()) > THRESHOLD_HU as f64)));
     let sp = vol.geometry.spacing;
     let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
     let (nz, ny, nx) = dense.dim();
@@ -173,7 +173,10 @@ fn robust_once(vol: &Volume, dense: &Array3<u8>, o: &LungOptions, body_close: f6
     let body_voxels = count_nonzero(&body) as f64;
     // 2. Air inside the body.
     let mut air = Array3::<u8>::zeros(dense.raw_dim());
-    Zip::from(&mut air).and(dense).and(&body).par_for_each(|a, &d, &b| *a = u8::from(b != 0 && d == 0));
+    Zip::from(&mut air).and(&dense).and(&body).par_for_each(|a, &d, &b| *a = u8::from(b != 0 && d == 0));
+    // Volume-sized masks are dropped as soon as they are used up: lung-seg's peak memory.
+    let shape = dense.raw_dim();
+    drop(dense);
     // 3. Airways: track the trachea down from the top slice and cut it with the main bronchi.
     if o.remove_airways {
         let head_last = vol.geometry.direction[2][2] >= 0.0;
@@ -196,6 +199,7 @@ fn robust_once(vol: &Volume, dense: &Array3<u8>, o: &LungOptions, body_close: f6
     // from the air eroded by a ball, grown back only as far as the erosion took them.
     let eroded = erode_mm(&air, OPEN_MM, sp);
     let (el, en) = label(&eroded.view(), Connectivity::Six);
+    drop(eroded);
     let es = sizes(&el, en);
     qc.air_components = en;
     // Every eroded piece of at least 1 mL is a seed; all grow together inside the air, so each
@@ -204,6 +208,7 @@ fn robust_once(vol: &Volume, dense: &Array3<u8>, o: &LungOptions, body_close: f6
     let keep: Vec<usize> = (1..=en).filter(|&l| es[l] >= min_seed).collect();
     let grown = grow_labels(&el, &keep, &air, usize::MAX);
     drop(el);
+    drop(air);
     let gs = sizes(&grown, keep.len());
     let mut order: Vec<usize> = (1..=keep.len()).collect();
     order.sort_by(|&a, &b| gs[b].cmp(&gs[a]));
@@ -215,7 +220,7 @@ fn robust_once(vol: &Volume, dense: &Array3<u8>, o: &LungOptions, body_close: f6
     }
     if lungs.is_empty() {
         qc.lungs_found = 0;
-        return Ok(LungResult { labels: Array3::zeros(dense.raw_dim()), qc });
+        return Ok(LungResult { labels: Array3::zeros(shape), qc });
     }
     // Each lung is a label of `source`; the full-size 0/1 copies are made only to split.
     let mut source = grown;
@@ -238,11 +243,12 @@ fn robust_once(vol: &Volume, dense: &Array3<u8>, o: &LungOptions, body_close: f6
         order.swap(0, 1);
     }
     let lungs: Vec<usize> = (1..=ids.len()).collect();
-    let mut labels = Array3::<u8>::zeros(dense.raw_dim());
-    // The lungs are closed and filled independently (in parallel), then pasted in order.
+    let mut labels = Array3::<u8>::zeros(shape);
+    // The lungs are closed and filled one after the other (each step is parallel inside; side by
+    // side they only raised the peak memory), then pasted in order.
     let margin: [usize; 3] = std::array::from_fn(|a| (o.close_mm / sp[a]).ceil() as usize + 2);
     let filled: Vec<_> = order
-        .par_iter()
+        .iter()
         .filter(|&&k| boxes[k].count > 0)
         .map(|&k| {
             // Work inside the lung's bounding box, grown by the closing radius.
