@@ -570,26 +570,29 @@ pub fn close_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     c.slice(ndarray::s![m[2]..m[2] + nz, m[1]..m[1] + ny, m[0]..m[0] + nx]).to_owned()
 }
 
-/// Call `f` on each of the (up to six) face neighbours of `p` inside a grid of `dims` (z, y, x).
-pub fn face_neighbours(p: (usize, usize, usize), dims: (usize, usize, usize), f: &mut impl FnMut((usize, usize, usize))) {
-    let ((z, y, x), (nz, ny, nx)) = (p, dims);
-    if z > 0 {
-        f((z - 1, y, x))
-    }
-    if z + 1 < nz {
-        f((z + 1, y, x))
-    }
-    if y > 0 {
-        f((z, y - 1, x))
-    }
-    if y + 1 < ny {
-        f((z, y + 1, x))
-    }
+/// Call `f` with the flat index of each of the (up to six) face neighbours of flat index `i` in a
+/// C-order `[z, y, x]` grid of `dims`.
+#[inline]
+pub fn face_neighbours(i: usize, (nz, ny, nx): (usize, usize, usize), mut f: impl FnMut(usize)) {
+    let plane = ny * nx;
+    let (x, y, z) = (i % nx, (i / nx) % ny, i / plane);
     if x > 0 {
-        f((z, y, x - 1))
+        f(i - 1)
     }
     if x + 1 < nx {
-        f((z, y, x + 1))
+        f(i + 1)
+    }
+    if y > 0 {
+        f(i - nx)
+    }
+    if y + 1 < ny {
+        f(i + nx)
+    }
+    if z > 0 {
+        f(i - plane)
+    }
+    if z + 1 < nz {
+        f(i + plane)
     }
 }
 

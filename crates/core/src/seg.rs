@@ -229,7 +229,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     if ids.len() == 1 {
         let piece = par_map(&source, |v| u8::from(u32::from(v) == ids[0]));
         if let Some((a, b)) = split_in_two(&piece, 12) {
-            source = grow_seeds(&[a, b], &piece, usize::MAX).mapv(u16::from);
+            source = grow_seeds(&[a, b], &piece, usize::MAX);
             ids = vec![1, 2];
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
@@ -242,33 +242,28 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     if ids.len() == 2 && centroid_x(&boxes[0]) > centroid_x(&boxes[1]) {
         order.swap(0, 1);
     }
-    let lungs: Vec<usize> = (1..=ids.len()).collect();
     let mut labels = Array3::<u8>::zeros(shape);
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
-    // side they only raised the peak memory), then pasted in order.
+    // side they only raised the peak memory), and pasted in order.
     let margin: [usize; 3] = std::array::from_fn(|a| (o.close_mm / sp[a]).ceil() as usize + 2);
-    let filled: Vec<_> = order
-        .iter()
-        .filter(|&&k| boxes[k].count > 0)
-        .map(|&k| {
-            // Work inside the lung's bounding box, grown by the closing radius.
-            let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, margin, [nz, ny, nx]);
-            let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
-            let id = ids[k];
-            let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(u32::from(v) == id));
-            if o.close_mm > 0.0 {
-                m = close_mm(&m, o.close_mm, sp);
-                // Closing may reach outside the body at the chest wall: keep it inside.
-                Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
-            }
-            // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
-            (b, fill_holes_3d(&fill_holes_2d_upto(&m, (2000.0 / (sp[0] * sp[1])) as usize)))
-        })
-        .collect();
-    for (i, (b, m)) in filled.iter().enumerate() {
+    for (i, &k) in order.iter().enumerate() {
+        if boxes[k].count == 0 {
+            continue;
+        }
+        // Work inside the lung's bounding box, grown by the closing radius.
+        let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, margin, [nz, ny, nx]);
         let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
-        let lab = if lungs.len() == 2 { i as u8 + 1 } else { 1 };
-        Zip::from(&mut labels.slice_mut(bx)).and(m).for_each(|d, &v| {
+        let id = ids[k];
+        let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(u32::from(v) == id));
+        if o.close_mm > 0.0 {
+            m = close_mm(&m, o.close_mm, sp);
+            // Closing may reach outside the body at the chest wall: keep it inside.
+            Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
+        }
+        // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
+        let m = fill_holes_3d(&fill_holes_2d_upto(&m, (2000.0 / (sp[0] * sp[1])) as usize));
+        let lab = if ids.len() == 2 { i as u8 + 1 } else { 1 };
+        Zip::from(&mut labels.slice_mut(bx)).and(&m).for_each(|d, &v| {
             if v != 0 && *d == 0 {
                 *d = lab;
             }
@@ -278,14 +273,12 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let all = labels.mapv(|v| u8::from(v != 0));
         let grown = dilate_mm(&all, o.dilate_mm, sp);
         // New voxels take the label of the lung that reaches them first (6-neighbour steps).
-        let seeds = par_map(&labels, u32::from);
-        labels = par_map(&grow_labels(&seeds, &[1, 2], &grown, usize::MAX), |v| v as u8);
+        labels = par_map(&grow_labels(&labels, &[1, 2], &grown, usize::MAX), |v| v as u8);
     }
     // QC.
     let (mut r, mut l, mut sum_hu, mut n) = (0u64, 0u64, 0.0f64, 0u64);
     let mut ilo = [usize::MAX; 3];
     let mut ihi = [0usize; 3];
-    let rescale = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
     crate::with_data!(&vol.data, a => Zip::indexed(&labels).and(a).for_each(|(z, y, x), &v, &h| {
         if v == 0 {
             return;
@@ -315,8 +308,8 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
             }
         }
     }
-    qc.lungs_found = lungs.len();
-    if lungs.len() == 2 {
+    qc.lungs_found = ids.len();
+    if ids.len() == 2 {
         qc.right_ml = r as f64 * voxel_ml;
         qc.left_ml = l as f64 * voxel_ml;
     }
@@ -350,23 +343,23 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<(Array3<u8>, Arra
 }
 
 /// Grow the (u8 mask) seeds inside `within`, all at once; labels 1..=seeds.len().
-fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Array3<u8> {
-    let mut lab = Array3::<u32>::zeros(within.raw_dim());
+fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
+    let mut lab = Array3::<u8>::zeros(within.raw_dim());
     for (i, s) in seeds.iter().enumerate() {
         Zip::from(&mut lab).and(s).for_each(|l, &v| {
             if v != 0 {
-                *l = i as u32 + 1;
+                *l = i as u8 + 1;
             }
         });
     }
     let keep: Vec<usize> = (1..=seeds.len()).collect();
-    grow_labels(&lab, &keep, within, max_steps).mapv(|v| v as u8)
+    grow_labels(&lab, &keep, within, max_steps)
 }
 
 /// Grow the labels in `keep` (values of `seeds`) inside `within`, all at once (breadth first, at
 /// most `max_steps` 6-neighbour steps), relabelled 1..=keep.len(). Voxels no seed reaches stay 0;
 /// each voxel joins the label that reaches it first.
-fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
+fn grow_labels<L: Copy + Into<u64>>(seeds: &Array3<L>, keep: &[usize], within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
     // 16-bit labels (half the memory of the volume-sized array): the first 65,535 seeds.
     let keep = &keep[..keep.len().min(u16::MAX as usize)];
     let top = keep.iter().copied().max().unwrap_or(0);
@@ -375,15 +368,13 @@ fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_ste
         map[k] = i as u16 + 1;
     }
     // Flat indices over contiguous copies: the growth touches every air voxel once.
-    let (nz, ny, nx) = within.dim();
-    let dims = within.raw_dim();
+    let dims = within.dim();
     let within = within.as_standard_layout();
     let within = within.as_slice().expect("standard layout");
-    let plane = ny * nx;
     let mut lab = vec![0u16; within.len()];
     let mut frontier: Vec<usize> = Vec::new();
     for (i, &v) in seeds.as_standard_layout().iter().enumerate() {
-        if let Some(&l) = map.get(v as usize).filter(|&&l| l != 0) {
+        if let Some(&l) = map.get(v.into() as usize).filter(|&&l| l != 0) {
             lab[i] = l;
             frontier.push(i);
         }
@@ -395,31 +386,12 @@ fn grow_labels(seeds: &Array3<u32>, keep: &[usize], within: &Array3<u8>, max_ste
         next.clear();
         for &i in &frontier {
             let l = lab[i];
-            let (x, y, z) = (i % nx, (i / nx) % ny, i / plane);
-            let mut visit = |j: usize| {
+            crate::morph::face_neighbours(i, dims, |j| {
                 if within[j] != 0 && lab[j] == 0 {
                     lab[j] = l;
                     next.push(j);
                 }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < nx {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - nx);
-            }
-            if y + 1 < ny {
-                visit(i + nx);
-            }
-            if z > 0 {
-                visit(i - plane);
-            }
-            if z + 1 < nz {
-                visit(i + plane);
-            }
+            });
         }
         std::mem::swap(&mut frontier, &mut next);
     }
@@ -486,23 +458,25 @@ fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: b
     // Grow through the air front by front (6-neighbours). Inside the airway tree the front stays
     // about as large as the trachea's cross-section; when it explodes, the growth has leaked into
     // the lung: stop, and drop the last fronts.
-    let (ny, nx) = (air.shape()[1], air.shape()[2]);
-    let mut fronts: Vec<Vec<(usize, usize, usize)>> = vec![seed.clone()];
-    for &p in &seed {
-        out[p] = 1;
+    let dims = air.dim();
+    let flat = |(z, y, x): (usize, usize, usize)| (z * dims.1 + y) * dims.2 + x;
+    let air = air.as_slice().expect("standard layout");
+    let tree = out.as_slice_mut().expect("standard layout");
+    let mut fronts: Vec<Vec<usize>> = vec![seed.iter().map(|&p| flat(p)).collect()];
+    for &i in &fronts[0] {
+        tree[i] = 1;
     }
     let max_steps = (300.0 / sp.iter().cloned().fold(f64::INFINITY, f64::min)) as usize;
     let mut reference = seed.len() as f64;
     for step in 0..max_steps {
         let mut next = Vec::new();
-        for &(z, y, x) in fronts.last().map(|f| f.as_slice()).unwrap_or(&[]) {
-            let mut visit = |p: (usize, usize, usize)| {
-                if air[p] != 0 && out[p] == 0 {
-                    out[p] = 1;
-                    next.push(p);
+        for &i in fronts.last().map(|f| f.as_slice()).unwrap_or(&[]) {
+            crate::morph::face_neighbours(i, dims, |j| {
+                if air[j] != 0 && tree[j] == 0 {
+                    tree[j] = 1;
+                    next.push(j);
                 }
-            };
-            crate::morph::face_neighbours((z, y, x), (nz, ny, nx), &mut visit);
+            });
         }
         if next.is_empty() {
             break;
@@ -516,8 +490,8 @@ fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: b
             // Undo the leak: the last few fronts.
             let undo = fronts.len().min(1 + (5.0 / sp[0]).ceil() as usize);
             for f in fronts.drain(fronts.len() - undo..) {
-                for p in f {
-                    out[p] = 0;
+                for i in f {
+                    tree[i] = 0;
                 }
             }
             break;
