@@ -772,6 +772,21 @@ mod tests {
         }
 
         #[test]
+        fn ball_mask_slab_by_slab_equals_the_whole_transform(bits in proptest::collection::vec(0u8..6, 80 * 5 * 6), r in 0.6f64..3.5) {
+            // 80 slices: several z slabs (at least 32 slices each), so their seams are crossed.
+            let f = Array3::from_shape_vec((80, 5, 6), bits).unwrap().mapv(|v| v == 0);
+            let sp = [0.9, 1.0, 0.8];
+            let full = edt_squared(&f, sp);
+            let r2 = (r * r) as f32 * (1.0 + 1e-6);
+            for near in [true, false] {
+                let m = ball_mask(&f, sp, r, near);
+                for (&d, &v) in full.iter().zip(m.iter()) {
+                    prop_assert_eq!(v, u8::from((d <= r2) == near));
+                }
+            }
+        }
+
+        #[test]
         fn bounded_edt_is_exact_within_the_radius(bits in proptest::collection::vec(0u8..8, 5 * 6 * 7), r in 0.5f64..4.0) {
             let f = Array3::from_shape_vec((5, 6, 7), bits).unwrap().mapv(|v| v == 0);
             let sp = [0.7, 1.1, 1.6];
