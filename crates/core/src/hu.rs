@@ -109,17 +109,19 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
         }
     }
     let Volume { data: mut src, geometry, meta: src_meta } = vol;
-    let (data, fov, padded) = if !want && dtype == src.dtype() {
+    // The FOV mask (only when asked for) is read off the stored values before they change.
+    let fov = want.then(|| with_data!(&src, a => fov_mask(a, &convert)));
+    let (data, padded) = if dtype == src.dtype() {
         let n = with_data!(&mut src, a => map_hu_in_place(a, &convert));
-        (src, None, n)
+        (src, n)
     } else {
         with_data!(&src, a => match dtype {
-            DType::U8 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U8(o), f, n) }
-            DType::I16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I16(o), f, n) }
-            DType::U16 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::U16(o), f, n) }
-            DType::I32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::I32(o), f, n) }
-            DType::F32 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F32(o), f, n) }
-            DType::F64 => { let (o, f, n) = map_hu(a, want, &convert); (VolumeData::F64(o), f, n) }
+            DType::U8 => map_hu::<_, u8>(a, &convert),
+            DType::I16 => map_hu::<_, i16>(a, &convert),
+            DType::U16 => map_hu::<_, u16>(a, &convert),
+            DType::I32 => map_hu::<_, i32>(a, &convert),
+            DType::F32 => map_hu::<_, f32>(a, &convert),
+            DType::F64 => map_hu::<_, f64>(a, &convert),
         })
     };
     let mut meta = src_meta;
@@ -180,49 +182,32 @@ fn map_hu_in_place<S: Voxel>(a: &mut Array3<S>, convert: &(impl Fn(f64) -> (f64,
         .sum()
 }
 
-/// Convert every voxel (parallel over slices); the FOV mask only when asked; the padded count.
-fn map_hu<S: Voxel, T: Voxel>(
-    a: &Array3<S>,
-    want_mask: bool,
-    convert: &(impl Fn(f64) -> (f64, bool) + Sync),
-) -> (Array3<T>, Option<Array3<u8>>, usize) {
+/// Convert every voxel into a new volume of type T (parallel over slices); the padded count.
+fn map_hu<S: Voxel, T: Voxel>(a: &Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> (VolumeData, usize) {
     use rayon::prelude::*;
     let convert_one = lookup::<S, T>(convert);
     let mut out = Array3::<T>::default(a.raw_dim());
-    let mut mask = want_mask.then(|| Array3::<u8>::zeros(a.raw_dim()));
-    let padded = match mask.as_mut() {
-        Some(m) => out
-            .axis_iter_mut(ndarray::Axis(0))
-            .into_par_iter()
-            .zip(m.axis_iter_mut(ndarray::Axis(0)))
-            .zip(a.axis_iter(ndarray::Axis(0)))
-            .map(|((mut o, mut mk), s)| {
-                let mut n = 0;
-                Zip::from(&mut o).and(&mut mk).and(&s).for_each(|o, mk, &v| {
-                    let (h, pad) = convert_one(v);
-                    *o = h;
-                    *mk = u8::from(!pad);
-                    n += usize::from(pad);
-                });
-                n
-            })
-            .sum(),
-        None => out
-            .axis_iter_mut(ndarray::Axis(0))
-            .into_par_iter()
-            .zip(a.axis_iter(ndarray::Axis(0)))
-            .map(|(mut o, s)| {
-                let mut n = 0;
-                Zip::from(&mut o).and(&s).for_each(|o, &v| {
-                    let (h, pad) = convert_one(v);
-                    *o = h;
-                    n += usize::from(pad);
-                });
-                n
-            })
-            .sum(),
-    };
-    (out, mask, padded)
+    let padded = out
+        .axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .zip(a.axis_iter(ndarray::Axis(0)))
+        .map(|(mut o, s)| {
+            let mut n = 0;
+            Zip::from(&mut o).and(&s).for_each(|o, &v| {
+                let (h, pad) = convert_one(v);
+                *o = h;
+                n += usize::from(pad);
+            });
+            n
+        })
+        .sum();
+    (T::wrap(out), padded)
+}
+
+/// 1 where the scanner measured, 0 where the stored value is padding (or outside the floor).
+fn fov_mask<S: Voxel>(a: &Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> Array3<u8> {
+    let convert_one = lookup::<S, S>(convert);
+    Zip::from(a).par_map_collect(|&v| u8::from(!convert_one(v).1))
 }
 
 /// Warnings when a volume does not look like CT in HU (air far from -1000, nothing negative).
