@@ -237,7 +237,6 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         }
         with_data!(&vol.data, d => run_as(&d.view(), &m, dtype, threshold))
     };
-    let data = out;
     if !separable {
         notes.push("output grid is rotated relative to the input: general (per-voxel) path".into());
     }
@@ -246,7 +245,7 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         "resample".into(),
         serde_json::json!({ "interp": format!("{interp:?}").to_lowercase(), "fill": fill, "spacing_xyz_mm": out_geo.spacing }),
     );
-    Ok(Resampled { volume: Volume { data, geometry: out_geo, meta }, interp, notes })
+    Ok(Resampled { volume: Volume { data: out, geometry: out_geo, meta }, interp, notes })
 }
 
 /// How output indices map onto the input: index_in = a * index_out + b, plus the kernel.
@@ -417,7 +416,6 @@ fn separable_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 fn general_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3<O> {
     let ([mz, my, mx], [nz, ny, nx], (a, b), (pad, interp, fill)) = (m.out_shape, m.in_shape, (&m.a, &m.b), (m.pad, m.interp, m.fill));
     let mut out = Array3::<O>::default((mz, my, mx));
@@ -506,7 +504,8 @@ fn filter_axis(c: &mut Array3<f32>, axis: usize) {
 /// Lanes filtered side by side.
 const LANES: usize = 8;
 
-/// `bspline3_prefilter` on LANES lines at once: `c[i][k]` is sample i of line k.
+/// The cubic B-spline prefilter with mirror boundaries (scipy ni_splines.c) on LANES lines at
+/// once: `c[i][k]` is sample i of line k. Lines need at least two samples.
 fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]]) {
     let n = c.len();
     let z = 3f64.sqrt() - 2.0;
@@ -548,33 +547,6 @@ fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]]) {
         for k in 0..LANES {
             c[i][k] = z * (next[k] - c[i][k]);
         }
-    }
-}
-
-/// In-place cubic B-spline prefilter with mirror boundaries (scipy ni_splines.c).
-pub fn bspline3_prefilter(c: &mut [f64]) {
-    let n = c.len();
-    if n < 2 {
-        return;
-    }
-    let z = 3f64.sqrt() - 2.0;
-    let gain = (1.0 - z) * (1.0 - 1.0 / z);
-    c.iter_mut().for_each(|v| *v *= gain);
-    // Causal initialisation (mirror).
-    let z_n_1 = z.powi(n as i32 - 1);
-    let mut z_i = z;
-    let mut c0 = c[0] + z_n_1 * c[n - 1];
-    for i in 1..n - 1 {
-        c0 += z_i * (c[i] + z_n_1 * c[n - 1 - i]);
-        z_i *= z;
-    }
-    c[0] = c0 / (1.0 - z_n_1 * z_n_1);
-    for i in 1..n {
-        c[i] += z * c[i - 1];
-    }
-    c[n - 1] = (z * c[n - 2] + c[n - 1]) * z / (z * z - 1.0);
-    for i in (0..n - 1).rev() {
-        c[i] = z * (c[i + 1] - c[i]);
     }
 }
 
@@ -757,12 +729,29 @@ mod tests {
     #[test]
     fn prefilter_then_evaluate_interpolates_samples() {
         let orig = [3.0, -1.0, 4.0, 1.0, -5.0, 9.0, 2.0];
-        let mut c = orig.to_vec();
-        bspline3_prefilter(&mut c);
+        // Line k is the samples times (k + 1): every lane must come out right, not only the first.
+        let mut c: Vec<[f64; LANES]> = orig.iter().map(|&v| std::array::from_fn(|k| v * (k + 1) as f64)).collect();
+        bspline3_prefilter_lanes(&mut c);
+        for k in 0..LANES {
+            for i in 0..orig.len() {
+                let m = |j: i64| c[mirror(j, c.len())][k];
+                let v = (m(i as i64 - 1) + 4.0 * m(i as i64) + m(i as i64 + 1)) / 6.0;
+                assert!((v - orig[i] * (k + 1) as f64).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_stop_the_causal_sum_without_losing_precision() {
+        // 300 samples: the causal initialisation stops at z^40; evaluating the spline must still
+        // give the samples back to double precision.
+        let orig: Vec<f64> = (0..300).map(|i| ((i * 37 % 101) as f64 - 50.0) * 13.7).collect();
+        let mut c: Vec<[f64; LANES]> = orig.iter().map(|&v| [v; LANES]).collect();
+        bspline3_prefilter_lanes(&mut c);
         for i in 0..orig.len() {
-            let m = |k: i64| c[mirror(k, c.len())];
+            let m = |j: i64| c[mirror(j, c.len())][3];
             let v = (m(i as i64 - 1) + 4.0 * m(i as i64) + m(i as i64 + 1)) / 6.0;
-            assert!((v - orig[i]).abs() < 1e-9);
+            assert!((v - orig[i]).abs() < 1e-9, "{i}: {v} vs {}", orig[i]);
         }
     }
 
