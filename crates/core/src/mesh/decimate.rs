@@ -5,6 +5,7 @@
 //! vertex left with fewer than three faces, no face flipped or squashed flat. Open edges are kept.
 
 use super::Mesh;
+use crate::geometry::{cross, dot, sub};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -52,8 +53,9 @@ fn error(q: &Quadric, p: [f64; 3]) -> f64 {
 fn minimiser(q: &Quadric) -> Option<[f64; 3]> {
     let m = [[q[0], q[1], q[2]], [q[1], q[4], q[5]], [q[2], q[5], q[7]]];
     let b = [-q[3], -q[6], -q[8]];
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    // Cramer's rule: the determinant of m, then of m with one column replaced by b.
+    let det3 = |k: [[f64; 3]; 3]| dot(k[0], cross(k[1], k[2]));
+    let det = det3(m);
     let scale = (q[0] + q[4] + q[7]).powi(3);
     // Also refuses NaN (a quadric of degenerate faces).
     if det.abs().partial_cmp(&(1e-9 * scale)) != Some(Ordering::Greater) {
@@ -64,23 +66,17 @@ fn minimiser(q: &Quadric) -> Option<[f64; 3]> {
         for r in 0..3 {
             k[r][col] = b[r];
         }
-        (k[0][0] * (k[1][1] * k[2][2] - k[1][2] * k[2][1]) - k[0][1] * (k[1][0] * k[2][2] - k[1][2] * k[2][0])
-            + k[0][2] * (k[1][0] * k[2][1] - k[1][1] * k[2][0]))
-            / det
+        det3(k) / det
     };
     Some([solve(0), solve(1), solve(2)])
 }
 
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+/// The vertices other than `me` of `faces`, sorted, each once, into `out`.
+fn ring_of(tris: &[[u32; 3]], faces: &[u32], me: u32, out: &mut Vec<u32>) {
+    out.clear();
+    out.extend(faces.iter().flat_map(|&f| tris[f as usize]).filter(|&w| w != me));
+    out.sort_unstable();
+    out.dedup();
 }
 
 struct State {
@@ -102,13 +98,12 @@ impl State {
         &self.faces[v as usize]
     }
 
-    /// The vertices sharing a face with `u`.
+    /// The vertices sharing a live face with `u`.
     fn ring(&mut self, u: u32) -> Vec<u32> {
-        let faces = self.live_faces(u).to_vec();
-        let mut ring: Vec<u32> = faces.iter().flat_map(|&f| self.tris[f as usize]).filter(|&w| w != u).collect();
-        ring.sort_unstable();
-        ring.dedup();
-        ring
+        self.live_faces(u);
+        let mut r = Vec::new();
+        ring_of(&self.tris, &self.faces[u as usize], u, &mut r);
+        r
     }
 
     /// Cost and position of merging u and v.
@@ -157,14 +152,8 @@ impl State {
             return false;
         }
         // Link condition: u and v have exactly the two opposite vertices as common neighbours.
-        let ring = |faces: &[u32], me: u32, r: &mut Vec<u32>| {
-            r.clear();
-            r.extend(faces.iter().flat_map(|&f| self.tris[f as usize]).filter(|&w| w != me));
-            r.sort_unstable();
-            r.dedup();
-        };
-        ring(fu, u, ru);
-        ring(fv, v, rv);
+        ring_of(&self.tris, fu, u, ru);
+        ring_of(&self.tris, fv, v, rv);
         let common = ru.iter().filter(|w| **w != v && rv.binary_search(w).is_ok()).count();
         if common != 2 {
             return false;
@@ -298,10 +287,8 @@ impl Mesh {
         // next pass re-costs them.
         let mut alive = faces_before;
         let mut moved = vec![0u32; nv];
-        let mut pass = 0u32;
-        let mut passes = 0usize;
         while alive > target {
-            pass += 1;
+            let pass = report.passes as u32 + 1;
             let st_ref = &st;
             let mut cand: Vec<(u64, u32, u32)> = st
                 .tris
@@ -359,12 +346,11 @@ impl Mesh {
                 alive -= 2;
                 report.max_error_mm2 = report.max_error_mm2.max(cost);
             }
-            passes += 1;
+            report.passes += 1;
             if done == 0 {
                 break;
             }
         }
-        report.passes = passes;
         self.vertices = st.pos.iter().map(|p| p.map(|c| c as f32)).collect();
         self.triangles = st.tris.iter().zip(&st.tri_alive).filter(|(_, a)| **a).map(|(t, _)| *t).collect();
         self.compact();

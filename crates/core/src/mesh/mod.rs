@@ -7,7 +7,7 @@ pub mod render;
 pub mod table;
 
 use crate::error::{Error, Result};
-use crate::geometry::Geometry;
+use crate::geometry::{Geometry, cross};
 use crate::volume::{Volume, Voxel};
 use crate::with_data;
 use ndarray::{Array3, ArrayView3};
@@ -256,9 +256,6 @@ pub fn to_space(mesh: &mut Mesh, g: &Geometry, space: Space) {
 
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f64; 3] {
     [(a[0] - b[0]) as f64, (a[1] - b[1]) as f64, (a[2] - b[2]) as f64]
-}
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
 
 /// Mesh quality numbers.
