@@ -92,6 +92,12 @@ fn file_head(path: &std::path::Path) -> Vec<u8> {
     buf
 }
 
+/// The file head when a requested tag is a padding tag (whose raw US is read from it), else nothing.
+fn head_for(path: &std::path::Path, tags: &[(String, Vec<PathStep>)]) -> Vec<u8> {
+    let wants_raw = tags.iter().any(|(_, s)| s.len() == 1 && inspect::is_padding_tag(s[0].tag));
+    if wants_raw { file_head(path) } else { Vec::new() }
+}
+
 /// The value as pydicom shows it: the file's raw `US` for padding tags that dicom-rs re-typed.
 fn shown_value(e: &dicom_object::mem::InMemElement, head: &[u8]) -> String {
     use dicom_core::header::Header;
@@ -150,7 +156,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
         return Ok(Exit::Ok);
     }
     if !tags.is_empty() {
-        let head = file_head(path);
+        let head = head_for(path, tags);
         let mut found = 0;
         let mut json = serde_json::Map::new();
         for (i, (name, path_steps)) in tags.iter().enumerate() {
@@ -199,8 +205,7 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
         .par_iter()
         .map(|p| {
             let r = open_until_pixels(p).map(|obj| {
-                let wants_raw = tags.iter().any(|(_, s)| s.len() == 1 && inspect::is_padding_tag(s[0].tag));
-                let head = if wants_raw { file_head(p) } else { Vec::new() };
+                let head = head_for(p, tags);
                 tags.iter().map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args, &head))).collect()
             });
             (p.clone(), r)

@@ -284,10 +284,8 @@ fn scan(data: &[u8], h: &Huffman, precision: u8, predictor: u8, rows: usize, col
             ra = put(predict(predictor, ra, above[x] as i32, above[x - 1] as i32), next(&mut bits)?) as i32;
             row[x] = ra as u16;
         }
-        if bits.overrun > 16 {
-            return corrupt("the scan's data ends early");
-        }
     }
+    // Past the data, zeros are fed; more than a few bytes of them means it ended early.
     if bits.overrun > 16 {
         return corrupt("the scan's data ends early");
     }

@@ -18,21 +18,11 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let (order, code) = descr.split_at(1.min(descr.len()));
     let be = order == ">";
-    match code {
-        "u1" | "b1" => {}
-        "i1" => {}
-        "i2" => {}
-        "u2" => {}
-        "i4" => {}
-        "f4" => {}
-        "f8" => {}
-        "f2" => {}
-        _ => {
-            return Err(Error::unsupported(format!("NPY dtype '{descr}' is not supported")).with_path(name).with_hint(
-                "supported: uint8, bool, int8, int16, uint16, int32, float16, float32, float64; convert with arr.astype(np.float32)",
-            ));
-        }
-    };
+    if !matches!(code, "u1" | "b1" | "i1" | "i2" | "u2" | "i4" | "f2" | "f4" | "f8") {
+        return Err(Error::unsupported(format!("NPY dtype '{descr}' is not supported")).with_path(name).with_hint(
+            "supported: uint8, bool, int8, int16, uint16, int32, float16, float32, float64; convert with arr.astype(np.float32)",
+        ));
+    }
     let shape: Vec<usize> = match header.shape.len() {
         3 => header.shape.clone(),
         2 => vec![1, header.shape[0], header.shape[1]],

@@ -74,8 +74,17 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     // Ids of vertices borrowed from the next chunk's first slice carry this bit until the merge.
     const TAG: u32 = 1 << 31;
     let plane = py * px;
-    // x- and y-edge vertices of slice z; rows are compared as byte slices (most rows have no
-    // crossing at all, so only the few that do cost more than a scan).
+    // Positions where two flag rows differ (most pairs of rows are equal and cost one comparison).
+    fn crossings(a: &[u8], b: &[u8], f: &mut impl FnMut(usize)) {
+        if a != b {
+            for x in 0..a.len() {
+                if a[x] != b[x] {
+                    f(x);
+                }
+            }
+        }
+    }
+    // x- and y-edge vertices of slice z.
     let slice_edges = |z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32| {
         ex.fill(NONE);
         ey.fill(NONE);
@@ -87,14 +96,9 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
                 }
             }
             if y + 1 < py {
-                let next = &flags[idx(z, y + 1, 0)..idx(z, y + 1, 0) + px];
-                if row != next {
-                    for x in 0..px {
-                        if row[x] != next[x] {
-                            ey[y * px + x] = make(verts, [z, y, x], [z, y + 1, x]) | tag;
-                        }
-                    }
-                }
+                crossings(row, &flags[idx(z, y + 1, 0)..idx(z, y + 1, 0) + px], &mut |x| {
+                    ey[y * px + x] = make(verts, [z, y, x], [z, y + 1, x]) | tag
+                });
             }
         }
     };
@@ -139,14 +143,9 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
                     }
                     ez.fill(NONE);
                     for y in 0..py {
-                        let (lo, hi) = (&flags[idx(z, y, 0)..idx(z, y, 0) + px], &flags[idx(z + 1, y, 0)..idx(z + 1, y, 0) + px]);
-                        if lo != hi {
-                            for x in 0..px {
-                                if lo[x] != hi[x] {
-                                    ez[y * px + x] = make(&mut verts, [z, y, x], [z + 1, y, x]);
-                                }
-                            }
-                        }
+                        crossings(&flags[idx(z, y, 0)..idx(z, y, 0) + px], &flags[idx(z + 1, y, 0)..idx(z + 1, y, 0) + px], &mut |x| {
+                            ez[y * px + x] = make(&mut verts, [z, y, x], [z + 1, y, x])
+                        });
                     }
                     for y in 0..py - 1 {
                         let (r00, r01, r10, r11) = (idx(z, y, 0), idx(z, y + 1, 0), idx(z + 1, y, 0), idx(z + 1, y + 1, 0));
