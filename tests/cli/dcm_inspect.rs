@@ -113,3 +113,22 @@ fn series_preflight_flags_localizer_gap_and_tilt() {
     let s = stdout(&o);
     assert!(s.contains("[LOCALIZER]") && s.contains("IRREGULAR") && s.contains("gantry tilt 12.00 deg"), "{s}");
 }
+
+#[test]
+fn padding_written_as_us_shows_as_the_file_says() {
+    // Rewrite the phantom's `SS -2000` padding as `US 63536` (same bytes, the VR scanners use):
+    // dicom-rs re-types it as signed, pydicom and the file say 63536.
+    let d = tempfile::tempdir().unwrap();
+    let f = one_file(d.path());
+    let mut bytes = std::fs::read(&f).unwrap();
+    let at = bytes.windows(8).position(|w| w == [0x28, 0x00, 0x20, 0x01, b'S', b'S', 2, 0]).expect("padding element");
+    bytes[at + 4] = b'U';
+    std::fs::write(&f, &bytes).unwrap();
+    let o = tool("dcm-inspect").arg(&f).args(["--tag", "PixelPaddingValue", "-v"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "63536\n");
+    assert!(stderr(&o).contains("written as US 63536 in the file; -2000 as signed"), "{}", stderr(&o));
+    // The same in a folder table.
+    let o = tool("dcm-inspect").arg(d.path()).args(["--tag", "PixelPaddingValue", "--format", "csv"]).output().unwrap();
+    assert!(stdout(&o).contains(",63536\n"), "{}", stdout(&o));
+}
