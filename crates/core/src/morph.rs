@@ -3,7 +3,7 @@
 //! filling (2-D per slice and 3-D), and dilation/erosion/closing with balls in millimetres via an
 //! exact anisotropic Euclidean distance transform.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 use rayon::prelude::*;
 
 /// Voxel connectivity.
@@ -42,115 +42,187 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
     }
 }
 
+/// Connected components kept as runs along x, each run knowing its label: sizes, border contact
+/// and masks come from the runs, so callers that need one component never paint (and page in)
+/// a 4-byte label per voxel.
+pub struct Components {
+    dims: (usize, usize, usize),
+    /// Per slice: its runs, and each row's first run (one more entry than rows).
+    slices: Vec<(Vec<Run>, Vec<u32>)>,
+    /// Index of each slice's first run among all runs.
+    base: Vec<u32>,
+    /// Label (1..=n) of every run.
+    id: Vec<u32>,
+    /// Number of components.
+    pub n: usize,
+}
+
+impl Components {
+    /// Components of the voxels where `fg` holds, numbered 1..=n by first voxel in raster order
+    /// (as `scipy.ndimage.label`/`skimage.measure.label` number them).
+    pub fn new<T: Copy + Sync>(mask: &ArrayView3<T>, conn: Connectivity, fg: impl Fn(T) -> bool + Sync) -> Self {
+        let (nz, ny, nx) = mask.dim();
+        // Runs per slice (flat), with each row's first run index; in parallel over slices.
+        let slices: Vec<(Vec<Run>, Vec<u32>)> = (0..nz)
+            .into_par_iter()
+            .map(|z| {
+                let plane = mask.index_axis(Axis(0), z);
+                let mut runs = Vec::new();
+                let mut starts = Vec::with_capacity(ny + 1);
+                let scan = |row: &[T], runs: &mut Vec<Run>| {
+                    let mut x = 0;
+                    let n = row.len();
+                    while x < n {
+                        if fg(row[x]) {
+                            let x0 = x;
+                            while x < n && fg(row[x]) {
+                                x += 1;
+                            }
+                            runs.push(Run { x0: x0 as u32, x1: x as u32 });
+                        } else {
+                            x += 1;
+                        }
+                    }
+                };
+                for y in 0..ny {
+                    starts.push(runs.len() as u32);
+                    let row = plane.index_axis(Axis(0), y);
+                    match row.as_slice() {
+                        Some(r) => scan(r, &mut runs),
+                        None => scan(&row.to_vec(), &mut runs),
+                    }
+                }
+                starts.push(runs.len() as u32);
+                (runs, starts)
+            })
+            .collect();
+        let mut base = vec![0u32; nz + 1];
+        for z in 0..nz {
+            base[z + 1] = base[z] + slices[z].0.len() as u32;
+        }
+        let mut c = Components { dims: (nz, ny, nx), slices, base, id: Vec::new(), n: 0 };
+        let total = c.base[nz] as usize;
+        let mut parent: Vec<u32> = (0..total as u32).collect();
+        // Neighbour rows already visited: (dz, dy, dilated overlap?).
+        let neigh: &[(i64, i64, bool)] = match conn {
+            Connectivity::Six => &[(0, -1, false), (-1, 0, false)],
+            Connectivity::Eighteen => &[(0, -1, true), (-1, 0, true), (-1, -1, false), (-1, 1, false)],
+            Connectivity::TwentySix => &[(0, -1, true), (-1, -1, true), (-1, 0, true), (-1, 1, true)],
+        };
+        for z in 0..nz {
+            for y in 0..ny {
+                let (here, base_here) = c.row(z, y);
+                if here.is_empty() {
+                    continue;
+                }
+                for &(dz, dy, dilate) in neigh {
+                    let (qz, qy) = (z as i64 + dz, y as i64 + dy);
+                    if qz < 0 || qy < 0 || qy >= ny as i64 {
+                        continue;
+                    }
+                    let (other, obase) = c.row(qz as usize, qy as usize);
+                    let d = u32::from(dilate);
+                    let mut j = 0;
+                    for (i, r) in here.iter().enumerate() {
+                        // Overlap of [x0 - d, x1 + d) with [o.x0, o.x1).
+                        while j < other.len() && other[j].x1 + d <= r.x0 {
+                            j += 1;
+                        }
+                        let mut k = j;
+                        while k < other.len() && other[k].x0 < r.x1 + d {
+                            union(&mut parent, base_here + i as u32, obase + k as u32);
+                            k += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Number roots in raster order.
+        let mut id = vec![0u32; total];
+        let mut n = 0u32;
+        for i in 0..total as u32 {
+            let r = find(&mut parent, i);
+            if r == i {
+                n += 1;
+                id[i as usize] = n;
+            } else {
+                id[i as usize] = id[r as usize];
+            }
+        }
+        c.id = id;
+        c.n = n as usize;
+        c
+    }
+
+    /// Row (z, y)'s runs and the index of the first among all runs.
+    fn row(&self, z: usize, y: usize) -> (&[Run], u32) {
+        let (runs, starts) = &self.slices[z];
+        (&runs[starts[y] as usize..starts[y + 1] as usize], self.base[z] + starts[y])
+    }
+
+    /// Every run as (z, y, run, label).
+    fn runs(&self) -> impl Iterator<Item = (usize, usize, Run, u32)> + '_ {
+        let (nz, ny, _) = self.dims;
+        (0..nz).flat_map(move |z| {
+            (0..ny).flat_map(move |y| {
+                let (runs, b) = self.row(z, y);
+                runs.iter().enumerate().map(move |(i, &r)| (z, y, r, self.id[(b + i as u32) as usize]))
+            })
+        })
+    }
+
+    /// Voxel count of each label (index 0, the background, counts nothing).
+    pub fn sizes(&self) -> Vec<u64> {
+        let mut s = vec![0u64; self.n + 1];
+        for (_, _, r, l) in self.runs() {
+            s[l as usize] += u64::from(r.x1 - r.x0);
+        }
+        s
+    }
+
+    /// Which labels touch the border: the x and y faces, and the z faces when `z_faces` (false
+    /// for one slice seen as a 2-D image).
+    pub fn on_border(&self, z_faces: bool) -> Vec<bool> {
+        let (nz, ny, nx) = self.dims;
+        let mut b = vec![false; self.n + 1];
+        for (z, y, r, l) in self.runs() {
+            if r.x0 == 0 || r.x1 as usize == nx || y == 0 || y + 1 == ny || (z_faces && (z == 0 || z + 1 == nz)) {
+                b[l as usize] = true;
+            }
+        }
+        b
+    }
+
+    /// Write `value(label)` into every component voxel of `out` (same shape) where it is `Some`.
+    pub fn paint_into<L: Copy + Send + Sync>(&self, out: &mut ArrayViewMut3<L>, value: impl Fn(u32) -> Option<L> + Sync) {
+        let ny = self.dims.1;
+        out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut s)| {
+            for y in 0..ny {
+                let (runs, b) = self.row(z, y);
+                let mut row = s.index_axis_mut(Axis(0), y);
+                for (i, r) in runs.iter().enumerate() {
+                    if let Some(v) = value(self.id[(b + i as u32) as usize]) {
+                        row.slice_mut(ndarray::s![r.x0 as usize..r.x1 as usize]).fill(v);
+                    }
+                }
+            }
+        });
+    }
+
+    /// A volume holding `value(label)` on the components (where `Some`) and `bg` elsewhere.
+    pub fn paint<L: Copy + Send + Sync>(&self, bg: L, value: impl Fn(u32) -> Option<L> + Sync) -> Array3<L> {
+        let mut out = Array3::from_elem(self.dims, bg);
+        self.paint_into(&mut out.view_mut(), value);
+        out
+    }
+}
+
 /// Label connected components of `mask` (non-zero = foreground). Returns labels (0 = background,
 /// 1..=n numbered by first voxel in raster order) and n.
 pub fn label<T: Copy + PartialEq + Default + Sync>(mask: &ArrayView3<T>, conn: Connectivity) -> (Array3<u32>, usize) {
-    let (nz, ny, _) = mask.dim();
     let zero = T::default();
-    // Runs per slice (flat), with each row's first run index; in parallel over slices.
-    let slices: Vec<(Vec<Run>, Vec<u32>)> = (0..nz)
-        .into_par_iter()
-        .map(|z| {
-            let plane = mask.index_axis(Axis(0), z);
-            let mut runs = Vec::new();
-            let mut starts = Vec::with_capacity(ny + 1);
-            let scan = |row: &[T], runs: &mut Vec<Run>| {
-                let mut x = 0;
-                let n = row.len();
-                while x < n {
-                    if row[x] != zero {
-                        let x0 = x;
-                        while x < n && row[x] != zero {
-                            x += 1;
-                        }
-                        runs.push(Run { x0: x0 as u32, x1: x as u32 });
-                    } else {
-                        x += 1;
-                    }
-                }
-            };
-            for y in 0..ny {
-                starts.push(runs.len() as u32);
-                let row = plane.index_axis(Axis(0), y);
-                match row.as_slice() {
-                    Some(r) => scan(r, &mut runs),
-                    None => scan(&row.to_vec(), &mut runs),
-                }
-            }
-            starts.push(runs.len() as u32);
-            (runs, starts)
-        })
-        .collect();
-    let mut base = vec![0u32; nz + 1];
-    for z in 0..nz {
-        base[z + 1] = base[z] + slices[z].0.len() as u32;
-    }
-    let row_runs = |z: usize, y: usize| -> (&[Run], u32) {
-        let (runs, starts) = &slices[z];
-        (&runs[starts[y] as usize..starts[y + 1] as usize], base[z] + starts[y])
-    };
-    let total = base[nz] as usize;
-    let mut parent: Vec<u32> = (0..total as u32).collect();
-    // Neighbour rows already visited: (dz, dy, dilated overlap?).
-    let neigh: &[(i64, i64, bool)] = match conn {
-        Connectivity::Six => &[(0, -1, false), (-1, 0, false)],
-        Connectivity::Eighteen => &[(0, -1, true), (-1, 0, true), (-1, -1, false), (-1, 1, false)],
-        Connectivity::TwentySix => &[(0, -1, true), (-1, -1, true), (-1, 0, true), (-1, 1, true)],
-    };
-    for z in 0..nz {
-        for y in 0..ny {
-            let (here, base_here) = row_runs(z, y);
-            if here.is_empty() {
-                continue;
-            }
-            for &(dz, dy, dilate) in neigh {
-                let (qz, qy) = (z as i64 + dz, y as i64 + dy);
-                if qz < 0 || qy < 0 || qy >= ny as i64 {
-                    continue;
-                }
-                let (other, obase) = row_runs(qz as usize, qy as usize);
-                let d = u32::from(dilate);
-                let mut j = 0;
-                for (i, r) in here.iter().enumerate() {
-                    // Overlap of [x0 - d, x1 + d) with [o.x0, o.x1).
-                    while j < other.len() && other[j].x1 + d <= r.x0 {
-                        j += 1;
-                    }
-                    let mut k = j;
-                    while k < other.len() && other[k].x0 < r.x1 + d {
-                        union(&mut parent, base_here + i as u32, obase + k as u32);
-                        k += 1;
-                    }
-                }
-            }
-        }
-    }
-    // Number roots in raster order.
-    let mut id = vec![0u32; total];
-    let mut n = 0u32;
-    for i in 0..total as u32 {
-        let r = find(&mut parent, i);
-        if r == i {
-            n += 1;
-            id[i as usize] = n;
-        } else {
-            id[i as usize] = id[r as usize];
-        }
-    }
-    let mut labels = Array3::<u32>::zeros(mask.raw_dim());
-    labels.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut s)| {
-        for y in 0..ny {
-            let (runs, b) = row_runs(z, y);
-            let mut row = s.index_axis_mut(Axis(0), y);
-            for (i, r) in runs.iter().enumerate() {
-                let l = id[(b + i as u32) as usize];
-                for x in r.x0..r.x1 {
-                    row[x as usize] = l;
-                }
-            }
-        }
-    });
-    (labels, n as usize)
+    let c = Components::new(mask, conn, |v| v != zero);
+    (c.paint(0, Some), c.n)
 }
 
 /// Voxel count of each label (index 0 = background).
@@ -187,21 +259,10 @@ pub fn label2d<T: Copy + PartialEq + Default + Sync>(slice: &ArrayView2<T>, full
 
 /// Fill holes: background regions not connected (6-conn) to the volume border.
 pub fn fill_holes_3d(mask: &Array3<u8>) -> Array3<u8> {
-    let bg = par_map(mask, |v| u8::from(v == 0));
-    let (l, n) = label(&bg.view(), Connectivity::Six);
-    let mut border = vec![false; n + 1];
-    let (nz, ny, nx) = mask.dim();
-    for ((z, y, x), &v) in l.indexed_iter() {
-        if v != 0 && (z == 0 || y == 0 || x == 0 || z == nz - 1 || y == ny - 1 || x == nx - 1) {
-            border[v as usize] = true;
-        }
-    }
+    let bg = Components::new(&mask.view(), Connectivity::Six, |v| v == 0);
+    let border = bg.on_border(true);
     let mut out = mask.clone();
-    Zip::from(&mut out).and(&l).par_for_each(|o, &v| {
-        if v != 0 && !border[v as usize] {
-            *o = 1;
-        }
-    });
+    bg.paint_into(&mut out.view_mut(), |l| (!border[l as usize]).then_some(1));
     out
 }
 
@@ -214,26 +275,11 @@ pub fn fill_holes_2d(mask: &Array3<u8>) -> Array3<u8> {
 /// lung wraps around, such as the diaphragm's dome).
 pub fn fill_holes_2d_upto(mask: &Array3<u8>, max_area: usize) -> Array3<u8> {
     let mut out = mask.clone();
-    out.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut s| {
-        let bg = s.mapv(|v| u8::from(v == 0));
-        let (l, n) = label2d(&bg.view(), false);
-        let (ny, nx) = s.dim();
-        let mut border = vec![false; n + 1];
-        let mut area = vec![0usize; n + 1];
-        for ((y, x), &v) in l.indexed_iter() {
-            area[v as usize] += 1;
-            if v != 0 && (y == 0 || x == 0 || y == ny - 1 || x == nx - 1) {
-                border[v as usize] = true;
-            }
-        }
-        for (b, a) in border.iter_mut().zip(&area) {
-            *b |= *a > max_area;
-        }
-        Zip::from(&mut s).and(&l).for_each(|o, &v| {
-            if v != 0 && !border[v as usize] {
-                *o = 1;
-            }
-        });
+    out.axis_iter_mut(Axis(0)).into_par_iter().for_each(|s| {
+        let mut s = s.insert_axis(Axis(0));
+        let bg = Components::new(&s.view(), Connectivity::Six, |v| v == 0);
+        let (border, area) = (bg.on_border(false), bg.sizes());
+        bg.paint_into(&mut s, |l| (!border[l as usize] && area[l as usize] <= max_area as u64).then_some(1));
     });
     out
 }
@@ -460,7 +506,7 @@ pub struct LabelBox {
     pub hi: [usize; 3],
 }
 
-/// Count, index sum and bounds of each label in `ids`, in one parallel pass.
+/// Count, index sum and bounds of each label in `ids` (non-zero), in one parallel pass.
 pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) -> Vec<LabelBox> {
     let empty = LabelBox { count: 0, index_sum: [0.0; 3], lo: [usize::MAX; 3], hi: [0; 3] };
     let top = ids.iter().copied().max().unwrap_or(0) as usize;
@@ -485,16 +531,23 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
         .enumerate()
         .map(|(z, plane)| {
             let mut out = vec![empty; ids.len()];
-            for ((y, x), &v) in plane.indexed_iter() {
-                let Some(&i) = slot.get(v.into() as usize).filter(|&&i| i != usize::MAX) else { continue };
-                let b = &mut out[i];
-                b.count += 1;
-                b.index_sum[0] += x as f64;
-                b.index_sum[1] += y as f64;
-                b.index_sum[2] += z as f64;
-                for (k, c) in [z, y, x].into_iter().enumerate() {
-                    b.lo[k] = b.lo[k].min(c);
-                    b.hi[k] = b.hi[k].max(c);
+            for (y, row) in plane.outer_iter().enumerate() {
+                for (x, &v) in row.iter().enumerate() {
+                    let v = v.into();
+                    // Most voxels are background: skip them before any lookup.
+                    if v == 0 {
+                        continue;
+                    }
+                    let Some(&i) = slot.get(v as usize).filter(|&&i| i != usize::MAX) else { continue };
+                    let b = &mut out[i];
+                    b.count += 1;
+                    b.index_sum[0] += x as f64;
+                    b.index_sum[1] += y as f64;
+                    b.index_sum[2] += z as f64;
+                    for (k, c) in [z, y, x].into_iter().enumerate() {
+                        b.lo[k] = b.lo[k].min(c);
+                        b.hi[k] = b.hi[k].max(c);
+                    }
                 }
             }
             out
@@ -570,12 +623,107 @@ pub fn close_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     c.slice(ndarray::s![m[2]..m[2] + nz, m[1]..m[1] + ny, m[0]..m[0] + nx]).to_owned()
 }
 
+/// Voxels per block of a grid of about 2 mm: per axis (x, y, z) the spacing's nearest multiple
+/// of 2 mm, at least one voxel. The coarse grid is where lung-seg's wide morphology runs.
+pub fn coarse_factors(spacing: [f64; 3]) -> [usize; 3] {
+    spacing.map(|s| ((2.0 / s).round() as usize).max(1))
+}
+
+/// How many of a block's voxels must be set for its coarse voxel to be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every voxel (blocks cut by the volume's end never are).
+    All,
+    /// At least one.
+    Any,
+}
+
+/// One voxel per block of `factors` (x, y, z) voxels, set where the block's set voxels reach
+/// `coverage`.
+pub fn coarsen(mask: &ArrayView3<u8>, factors: [usize; 3], coverage: Coverage) -> Array3<u8> {
+    let [fx, fy, fz] = factors;
+    let (nz, ny, nx) = mask.dim();
+    let (cz, cy, cx) = (nz.div_ceil(fz), ny.div_ceil(fy), nx.div_ceil(fx));
+    let full = (fx * fy * fz) as u32;
+    let mut out = Array3::<u8>::zeros((cz, cy, cx));
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(c, mut plane)| {
+        let mut count = vec![0u32; cy * cx];
+        for z in c * fz..((c + 1) * fz).min(nz) {
+            for y in 0..ny {
+                let row = mask.slice(ndarray::s![z, y, ..]);
+                let counts = &mut count[(y / fy) * cx..(y / fy + 1) * cx];
+                for (x, &v) in row.iter().enumerate() {
+                    counts[x / fx] += u32::from(v != 0);
+                }
+            }
+        }
+        for (o, &n) in plane.iter_mut().zip(&count) {
+            *o = u8::from(match coverage {
+                Coverage::All => n == full,
+                Coverage::Any => n > 0,
+            });
+        }
+    });
+    out
+}
+
+/// Closing by a ball of `r` mm run on the grid of `factors` (x, y, z) blocks: the mask plus every
+/// block the coarse closing fills that holds none of the mask's voxels. Where the mask is, its
+/// edge stays voxel-exact; what the closing adds comes in blocks. With single-voxel blocks this
+/// is [`close_mm`].
+pub fn close_mm_blocks(mask: &Array3<u8>, r: f64, spacing: [f64; 3], factors: [usize; 3]) -> Array3<u8> {
+    if factors == [1, 1, 1] {
+        return close_mm(mask, r, spacing);
+    }
+    let any = coarsen(&mask.view(), factors, Coverage::Any);
+    let coarse_spacing: [f64; 3] = std::array::from_fn(|a| spacing[a] * factors[a] as f64);
+    let closed = close_mm(&any, r, coarse_spacing);
+    let [fx, fy, fz] = factors;
+    // A block gets all its voxels when the closing filled it and it held none of the mask's, or
+    // when it and its six neighbours are all inside the closing (deep in a filled concavity).
+    let (cz, cy, cx) = closed.dim();
+    let at = |z: isize, y: isize, x: isize| {
+        z >= 0
+            && y >= 0
+            && x >= 0
+            && (z as usize) < cz
+            && (y as usize) < cy
+            && (x as usize) < cx
+            && closed[[z as usize, y as usize, x as usize]] != 0
+    };
+    let fill = Array3::from_shape_fn(closed.raw_dim(), |(z, y, x)| {
+        let (zi, yi, xi) = (z as isize, y as isize, x as isize);
+        closed[[z, y, x]] != 0
+            && (any[[z, y, x]] == 0
+                || (at(zi - 1, yi, xi)
+                    && at(zi + 1, yi, xi)
+                    && at(zi, yi - 1, xi)
+                    && at(zi, yi + 1, xi)
+                    && at(zi, yi, xi - 1)
+                    && at(zi, yi, xi + 1)))
+    });
+    let mut out = mask.clone();
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut plane)| {
+        let fill = fill.index_axis(Axis(0), z / fz);
+        for ((y, x), v) in plane.indexed_iter_mut() {
+            if fill[(y / fy, x / fx)] {
+                *v = 1;
+            }
+        }
+    });
+    out
+}
+
 /// Call `f` with the flat index of each of the (up to six) face neighbours of flat index `i` in a
 /// C-order `[z, y, x]` grid of `dims`.
 #[inline]
 pub fn face_neighbours(i: usize, (nz, ny, nx): (usize, usize, usize), mut f: impl FnMut(usize)) {
     let plane = ny * nx;
-    let (x, y, z) = (i % nx, (i / nx) % ny, i / plane);
+    // Two divisions, not three (this runs once per voxel of every growth).
+    let z = i / plane;
+    let row = i - z * plane;
+    let y = row / nx;
+    let x = row - y * nx;
     if x > 0 {
         f(i - 1)
     }
