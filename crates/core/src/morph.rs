@@ -629,18 +629,9 @@ pub fn coarse_factors(spacing: [f64; 3]) -> [usize; 3] {
     spacing.map(|s| ((2.0 / s).round() as usize).max(1))
 }
 
-/// How many of a block's voxels must be set for its coarse voxel to be set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coverage {
-    /// Every voxel (blocks cut by the volume's end never are).
-    All,
-    /// At least one.
-    Any,
-}
-
-/// One voxel per block of `factors` (x, y, z) voxels, set where the block's set voxels reach
-/// `coverage`.
-pub fn coarsen(mask: &ArrayView3<u8>, factors: [usize; 3], coverage: Coverage) -> Array3<u8> {
+/// One voxel per block of `factors` (x, y, z) voxels, set where every voxel of the block is set
+/// (blocks cut short by the volume's end never are).
+pub fn coarsen(mask: &ArrayView3<u8>, factors: [usize; 3]) -> Array3<u8> {
     let [fx, fy, fz] = factors;
     let (nz, ny, nx) = mask.dim();
     let (cz, cy, cx) = (nz.div_ceil(fz), ny.div_ceil(fy), nx.div_ceil(fx));
@@ -658,57 +649,7 @@ pub fn coarsen(mask: &ArrayView3<u8>, factors: [usize; 3], coverage: Coverage) -
             }
         }
         for (o, &n) in plane.iter_mut().zip(&count) {
-            *o = u8::from(match coverage {
-                Coverage::All => n == full,
-                Coverage::Any => n > 0,
-            });
-        }
-    });
-    out
-}
-
-/// Closing by a ball of `r` mm run on the grid of `factors` (x, y, z) blocks: the mask plus every
-/// block the coarse closing fills that holds none of the mask's voxels. Where the mask is, its
-/// edge stays voxel-exact; what the closing adds comes in blocks. With single-voxel blocks this
-/// is [`close_mm`].
-pub fn close_mm_blocks(mask: &Array3<u8>, r: f64, spacing: [f64; 3], factors: [usize; 3]) -> Array3<u8> {
-    if factors == [1, 1, 1] {
-        return close_mm(mask, r, spacing);
-    }
-    let any = coarsen(&mask.view(), factors, Coverage::Any);
-    let coarse_spacing: [f64; 3] = std::array::from_fn(|a| spacing[a] * factors[a] as f64);
-    let closed = close_mm(&any, r, coarse_spacing);
-    let [fx, fy, fz] = factors;
-    // A block gets all its voxels when the closing filled it and it held none of the mask's, or
-    // when it and its six neighbours are all inside the closing (deep in a filled concavity).
-    let (cz, cy, cx) = closed.dim();
-    let at = |z: isize, y: isize, x: isize| {
-        z >= 0
-            && y >= 0
-            && x >= 0
-            && (z as usize) < cz
-            && (y as usize) < cy
-            && (x as usize) < cx
-            && closed[[z as usize, y as usize, x as usize]] != 0
-    };
-    let fill = Array3::from_shape_fn(closed.raw_dim(), |(z, y, x)| {
-        let (zi, yi, xi) = (z as isize, y as isize, x as isize);
-        closed[[z, y, x]] != 0
-            && (any[[z, y, x]] == 0
-                || (at(zi - 1, yi, xi)
-                    && at(zi + 1, yi, xi)
-                    && at(zi, yi - 1, xi)
-                    && at(zi, yi + 1, xi)
-                    && at(zi, yi, xi - 1)
-                    && at(zi, yi, xi + 1)))
-    });
-    let mut out = mask.clone();
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut plane)| {
-        let fill = fill.index_axis(Axis(0), z / fz);
-        for ((y, x), v) in plane.indexed_iter_mut() {
-            if fill[(y / fy, x / fx)] {
-                *v = 1;
-            }
+            *o = u8::from(n == full);
         }
     });
     out
@@ -806,6 +747,22 @@ mod tests {
     }
 
     #[test]
+    fn coarsen_counts_whole_blocks() {
+        // 3 x 4 x 5 voxels in blocks of (x, y, z) = (2, 2, 2): coarse 2 x 2 x 3, the last x and z
+        // blocks cut short by the volume's end.
+        let mut a = Array3::<u8>::zeros((3, 4, 5));
+        a.slice_mut(ndarray::s![0..2, 0..2, 0..2]).fill(1); // one whole block
+        a[[0, 2, 2]] = 1; // one voxel of another
+        a.slice_mut(ndarray::s![.., .., 4]).fill(1); // the cut x blocks, full as far as they go
+        let c = coarsen(&a.view(), [2, 2, 2]);
+        assert_eq!(c.dim(), (2, 2, 3));
+        assert_eq!(c.iter().filter(|&&v| v != 0).count(), 1);
+        assert_eq!(c[[0, 0, 0]], 1);
+        assert_eq!(c[[0, 1, 1]], 0, "one voxel of eight");
+        assert_eq!(c[[0, 0, 2]], 0, "a block cut short is never whole");
+    }
+
+    #[test]
     fn connectivities_differ_on_diagonals() {
         // Oracle (scipy 1.17.1, ndimage.label with generate_binary_structure(3, 1/2/3)):
         // a -> 3, 1, 1 components; b -> 2, 2, 1.
@@ -885,6 +842,24 @@ mod tests {
             }
             let c = close_mm(&a, r, [1.0, 1.2, 1.5]);
             for (&cv, &av) in c.iter().zip(a.iter()) { prop_assert!(cv >= av); }
+        }
+
+        #[test]
+        fn run_components_agree_with_the_painted_labels(bits in proptest::collection::vec(0u8..2, 5 * 6 * 7)) {
+            let a = Array3::from_shape_vec((5, 6, 7), bits).unwrap();
+            for conn in [Connectivity::Six, Connectivity::TwentySix] {
+                let c = Components::new(&a.view(), conn, |v| v != 0);
+                let (l, n) = label(&a.view(), conn);
+                prop_assert_eq!(c.n, n);
+                prop_assert_eq!(&c.sizes()[1..], &sizes(&l, n)[1..]);
+                let mut border = vec![false; n + 1];
+                for ((z, y, x), &v) in l.indexed_iter() {
+                    if v != 0 && (z == 0 || y == 0 || x == 0 || z == 4 || y == 5 || x == 6) {
+                        border[v as usize] = true;
+                    }
+                }
+                prop_assert_eq!(c.on_border(true), border);
+            }
         }
 
         #[test]

@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use crate::meta::Kind;
 use crate::morph::{
-    Components, Connectivity, Coverage, close_mm, close_mm_blocks, coarse_factors, coarsen, count_nonzero, dilate_cross, dilate_mm,
-    erode_cross, erode_mm, fill_holes_2d, fill_holes_2d_upto, fill_holes_3d, label, label2d, par_map, sizes,
+    Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_cross, dilate_mm, erode_cross, erode_mm,
+    fill_holes_2d, fill_holes_2d_upto, fill_holes_3d, label, label2d, par_map, sizes,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, Axis, Zip};
@@ -201,7 +201,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let coarse_sp: [f64; 3] = std::array::from_fn(|a| sp[a] * factors[a] as f64);
     // A block wholly air already lies about half a block inside the air: the ball is smaller by that.
     let shrink = (0..3).map(|a| (coarse_sp[a] - sp[a]) / 2.0).fold(0.0, f64::max);
-    let eroded = erode_mm(&coarsen(&air.view(), factors, Coverage::All), OPEN_MM - shrink, coarse_sp);
+    let eroded = erode_mm(&coarsen(&air.view(), factors), OPEN_MM - shrink, coarse_sp);
     let pieces = Components::new(&eroded.view(), Connectivity::Six, |v| v != 0);
     drop(eroded);
     qc.air_components = pieces.n;
@@ -268,7 +268,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let id = ids[k];
         let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(u32::from(v) == id));
         if o.close_mm > 0.0 {
-            m = close_mm_blocks(&m, o.close_mm, sp, factors);
+            m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
             Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
         }
@@ -647,5 +647,63 @@ mod tests {
         hu[[5, 5, 5]] = 40.0;
         assert_eq!(tutorial(&hu, false)[[5, 5, 5]], 0);
         assert_eq!(tutorial(&hu, true)[[5, 5, 5]], 1);
+    }
+
+    /// A chest at 1 mm (so the wide morphology runs on 2 mm blocks): body, trachea, two lungs, a
+    /// nodule on the right lung's outer wall, and a gas pocket under the left lung joined to it
+    /// by a 3 mm neck. Returns the HU volume, the true lungs, the nodule and the gas.
+    fn chest_1mm() -> (Volume, Array3<u8>, Array3<u8>, Array3<u8>) {
+        let dims = (128, 100, 130);
+        let inside = |p: [f64; 3], c: [f64; 3], r: [f64; 3]| (0..3).map(|a| ((p[a] - c[a]) / r[a]).powi(2)).sum::<f64>() <= 1.0;
+        // Lungs of 120 mL each (the robust method wants at least 50 mL a lung, 200 mL in all).
+        let (right, left) = ([30.0, 50.0, 75.0], [100.0, 50.0, 75.0]);
+        let lung_r = [20.0, 32.0, 45.0];
+        let nodule = ([11.0, 50.0, 75.0], [4.0; 3]);
+        // Big enough to seed its own growth (a 7 mm erosion leaves more than 1 mL of it).
+        let gas = ([100.0, 50.0, 14.0], [14.0; 3]);
+        let mut hu = Array3::<f32>::from_elem(dims, -1000.0);
+        let (mut truth, mut nod, mut gas_m) = (Array3::<u8>::zeros(dims), Array3::<u8>::zeros(dims), Array3::<u8>::zeros(dims));
+        for ((z, y, x), v) in hu.indexed_iter_mut() {
+            let p = [x as f64, y as f64, z as f64];
+            if inside(p, [65.0, 50.0, 0.0], [60.0, 45.0, 1e9]) {
+                *v = 40.0;
+            }
+            if (p[0] - 65.0).powi(2) + (p[1] - 35.0).powi(2) <= 36.0 && p[2] > 116.0 {
+                *v = -1000.0; // the trachea, open at the top
+            }
+            let neck = (p[0] - 100.0).powi(2) + (p[1] - 50.0).powi(2) <= 2.25 && p[2] > 14.0 && p[2] < 34.0;
+            if inside(p, gas.0, gas.1) || neck {
+                *v = -900.0;
+                gas_m[[z, y, x]] = u8::from(!neck);
+            }
+            if inside(p, right, lung_r) || inside(p, left, lung_r) {
+                *v = -850.0;
+                truth[[z, y, x]] = 1;
+            }
+            if inside(p, nodule.0, nodule.1) && truth[[z, y, x]] == 1 {
+                *v = 40.0;
+                nod[[z, y, x]] = 1;
+            }
+        }
+        let meta = crate::meta::Meta { kind: Kind::Hu, ..crate::meta::Meta::default() };
+        (Volume::new(VolumeData::F32(hu), crate::geometry::Geometry::identity([1.0; 3]), meta), truth, nod, gas_m)
+    }
+
+    #[test]
+    fn robust_at_1mm_keeps_the_pleural_nodule_and_drops_the_gas_below() {
+        let (vol, truth, nodule, gas) = chest_1mm();
+        let r = robust(&vol, &LungOptions::default()).unwrap();
+        let mask = par_map(&r.labels, |v| u8::from(v != 0));
+        assert!(dice(&mask, &truth) >= 0.98, "dice {}: {:?}", dice(&mask, &truth), r.qc);
+        assert_eq!(r.qc.lungs_found, 2);
+        // A closing fills a dent up to about a voxel short of its mouth: the nodule is inside
+        // except where it meets the lung's outermost voxel layer.
+        let core = erode_mm(&truth, 1.5, [1.0; 3]);
+        let missed = Zip::from(&mask).and(&nodule).and(&core).fold(0, |c, &m, &n, &k| c + usize::from(n == 1 && k == 1 && m == 0));
+        assert_eq!(missed, 0, "the nodule on the wall is inside");
+        assert!(Zip::from(&mask).and(&gas).all(|&m, &g| g == 0 || m == 0), "the gas below is outside");
+        // Right is -x in LPS: the lung at the smaller x index is label 1.
+        assert_eq!((r.labels[[75, 50, 30]], r.labels[[75, 50, 100]]), (1, 2));
+        assert!(r.qc.airway_voxels_removed > 0);
     }
 }
