@@ -132,3 +132,20 @@ fn padding_written_as_us_shows_as_the_file_says() {
     let o = tool("dcm-inspect").arg(d.path()).args(["--tag", "PixelPaddingValue", "--format", "csv"]).output().unwrap();
     assert!(stdout(&o).contains(",63536\n"), "{}", stdout(&o));
 }
+
+#[test]
+fn file_meta_tags_are_found_like_any_other() {
+    use ctprep_phantom::{PhantomOptions, Syntax};
+    // TransferSyntaxUID lives in the file meta group (0002), which dicom-rs keeps apart from the
+    // dataset; asking for it must still work, for one file and for a folder table.
+    let d = tempfile::tempdir().unwrap();
+    let w = phantom(d.path(), &PhantomOptions { syntax: Syntax::JpegLossless, ..small() });
+    for t in ["TransferSyntaxUID", "(0002,0010)"] {
+        let o = tool("dcm-inspect").arg(&w.files[0]).args(["--tag", t]).output().unwrap();
+        assert_eq!((o.status.code(), stdout(&o)), (Some(0), "1.2.840.10008.1.2.4.70\n".to_string()), "{t}");
+    }
+    let o = tool("dcm-inspect").arg(d.path()).args(["--tag", "TransferSyntaxUID", "--format", "csv"]).output().unwrap();
+    let rows: Vec<String> = stdout(&o).lines().skip(1).map(String::from).collect();
+    assert_eq!(rows.len(), w.files.len());
+    assert!(rows.iter().all(|r| r.ends_with(",1.2.840.10008.1.2.4.70")), "{rows:?}");
+}

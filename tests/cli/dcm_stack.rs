@@ -86,7 +86,7 @@ fn missing_slice_is_resampled_kept_or_refused() {
 #[test]
 fn every_writable_transfer_syntax_decodes_identically() {
     let mut reference = None;
-    for syntax in [Syntax::ExplicitLittle, Syntax::ImplicitLittle, Syntax::DeflatedExplicit, Syntax::Rle] {
+    for syntax in [Syntax::ExplicitLittle, Syntax::ImplicitLittle, Syntax::DeflatedExplicit, Syntax::Rle, Syntax::JpegLossless] {
         let d = tempfile::tempdir().unwrap();
         phantom(d.path(), &PhantomOptions { syntax, ..small() });
         let r = tool("dcm-stack").arg(d.path()).arg("-q").output().unwrap();

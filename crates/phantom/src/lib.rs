@@ -25,6 +25,9 @@ pub enum Syntax {
     ImplicitLittle,
     DeflatedExplicit,
     Rle,
+    /// JPEG lossless, first-order prediction (process 14, selection value 1), one fragment per
+    /// frame: how most archived CT is stored.
+    JpegLossless,
 }
 
 impl Syntax {
@@ -34,6 +37,7 @@ impl Syntax {
             Syntax::ImplicitLittle => "1.2.840.10008.1.2",
             Syntax::DeflatedExplicit => "1.2.840.10008.1.2.1.99",
             Syntax::Rle => "1.2.840.10008.1.2.5",
+            Syntax::JpegLossless => "1.2.840.10008.1.2.4.70",
         }
     }
     pub fn parse(s: &str) -> Option<Syntax> {
@@ -42,6 +46,7 @@ impl Syntax {
             "implicit" => Syntax::ImplicitLittle,
             "deflate" => Syntax::DeflatedExplicit,
             "rle" => Syntax::Rle,
+            "jpeg-lossless" => Syntax::JpegLossless,
             _ => return None,
         })
     }
@@ -493,11 +498,27 @@ fn write_slice(
             }
         })
         .collect();
-    if o.syntax == Syntax::Rle {
-        let frag = rle_encode(&words);
-        obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, dicom_core::value::Value::from(PixelFragmentSequence::new(vec![], vec![frag]))));
-    } else {
-        put(&mut obj, tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.into()));
+    let fragment = match o.syntax {
+        Syntax::Rle => Some(rle_encode(&words)),
+        Syntax::JpegLossless => {
+            let mut f = ctprep_core::dicom::ljpeg::encode(&words, rows, cols, 16, 1);
+            // Fragments have even length: pad after the end-of-image marker.
+            if f.len() % 2 == 1 {
+                f.push(0);
+            }
+            Some(f)
+        }
+        _ => None,
+    };
+    match fragment {
+        Some(frag) => {
+            obj.put(DataElement::new(
+                tags::PIXEL_DATA,
+                VR::OB,
+                dicom_core::value::Value::from(PixelFragmentSequence::new(vec![], vec![frag])),
+            ));
+        }
+        None => put(&mut obj, tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.into())),
     }
     let file = obj
         .with_meta(

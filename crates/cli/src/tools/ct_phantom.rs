@@ -59,8 +59,8 @@ pub struct Args {
     /// Add non-DICOM files (DIRFILE, notes.txt)
     #[arg(long)]
     pub junk: bool,
-    /// Transfer syntax: explicit, implicit, deflate, rle
-    #[arg(long, default_value = "explicit", value_parser = ["explicit", "implicit", "deflate", "rle"])]
+    /// Transfer syntax: explicit, implicit, deflate, rle, jpeg-lossless
+    #[arg(long, default_value = "explicit", value_parser = ["explicit", "implicit", "deflate", "rle", "jpeg-lossless"])]
     pub syntax: String,
     /// Write the SliceThickness tag
     #[arg(long)]

@@ -156,6 +156,8 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
         return Ok(Exit::Ok);
     }
     if !tags.is_empty() {
+        let mut obj = obj;
+        inspect::merge_meta(&mut obj);
         let head = head_for(path, tags);
         let mut found = 0;
         let mut json = serde_json::Map::new();
@@ -204,7 +206,8 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
     let rows: Vec<(PathBuf, std::result::Result<Vec<Option<serde_json::Value>>, ctprep_core::Error>)> = files
         .par_iter()
         .map(|p| {
-            let r = open_until_pixels(p).map(|obj| {
+            let r = open_until_pixels(p).map(|mut obj| {
+                inspect::merge_meta(&mut obj);
                 let head = head_for(p, tags);
                 tags.iter().map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args, &head))).collect()
             });

@@ -93,6 +93,16 @@ pub fn resolve<'a>(obj: &'a InMemDicomObject, path: &[PathStep]) -> Option<&'a I
     Some(e)
 }
 
+/// Put the file meta elements (group 0002) into the dataset, so a tag lookup finds
+/// TransferSyntaxUID and its neighbours like any other element (dicom-rs keeps them apart).
+pub fn merge_meta(obj: &mut dicom_object::DefaultDicomObject) {
+    let meta: Vec<InMemElement> =
+        obj.meta().to_element_iter().filter_map(|e| e.value().primitive().map(|v| InMemElement::new(e.tag(), e.vr(), v.clone()))).collect();
+    for e in meta {
+        obj.put(e);
+    }
+}
+
 fn is_binary(vr: VR) -> bool {
     matches!(vr, VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN)
 }

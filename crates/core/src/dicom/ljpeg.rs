@@ -292,98 +292,99 @@ fn scan(data: &[u8], h: &Huffman, precision: u8, predictor: u8, rows: usize, col
     Ok(())
 }
 
+/// A plain lossless JPEG (SOF3) encoder for fixtures: ct-phantom's `--syntax jpeg-lossless` and
+/// the decoder's round-trip tests. One fixed Huffman table in which category k has a (k+2)-bit
+/// code (capped at 16), so every category 0..=16 exists; not tuned for size.
+pub fn encode(img: &[u16], rows: usize, cols: usize, precision: u8, predictor: u8) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    let seg = |out: &mut Vec<u8>, m: u8, body: &[u8]| {
+        out.extend([0xFF, m]);
+        out.extend(((body.len() + 2) as u16).to_be_bytes());
+        out.extend(body);
+    };
+    seg(&mut out, 0xE0, b"JFIF\0test");
+    let mut sof = vec![precision];
+    sof.extend((rows as u16).to_be_bytes());
+    sof.extend((cols as u16).to_be_bytes());
+    sof.extend([1, 1, 0x11, 0]);
+    seg(&mut out, 0xC3, &sof);
+    // Code lengths: 17 symbols with lengths 2..=18 do not fit 16 bits; use lengths
+    // 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,16,16 (a valid prefix code).
+    let lens: Vec<usize> = (0..17).map(|k| (k + 2).min(16)).collect();
+    let mut counts = [0u8; 16];
+    for &l in &lens {
+        counts[l - 1] += 1;
+    }
+    let mut dht = vec![0x00];
+    dht.extend(counts);
+    dht.extend(0u8..17);
+    seg(&mut out, 0xC4, &dht);
+    seg(&mut out, 0xDA, &[1, 1, 0x00, predictor, 0, 0]);
+    // Canonical codes in symbol order (symbols are listed by increasing length).
+    let mut codes = vec![(0u32, 0usize); 17];
+    let mut code = 0u32;
+    let mut len = 1usize;
+    for (k, &l) in lens.iter().enumerate() {
+        while len < l {
+            code <<= 1;
+            len += 1;
+        }
+        codes[k] = (code, l);
+        code += 1;
+    }
+    // Bit writer: (accumulator, bits in it, bytes out), 0xFF stuffed with 0x00.
+    fn push(w: &mut (u64, u32, Vec<u8>), v: u32, k: u32) {
+        w.0 = (w.0 << k) | v as u64;
+        w.1 += k;
+        while w.1 >= 8 {
+            let b = (w.0 >> (w.1 - 8)) as u8;
+            w.2.push(b);
+            if b == 0xFF {
+                w.2.push(0);
+            }
+            w.1 -= 8;
+        }
+    }
+    let mut w = (0u64, 0u32, Vec::new());
+    let at = |y: usize, x: usize| img[y * cols + x] as i32;
+    for y in 0..rows {
+        for x in 0..cols {
+            let p = if y == 0 && x == 0 {
+                1 << (precision - 1)
+            } else if y == 0 {
+                at(y, x - 1)
+            } else if x == 0 {
+                at(y - 1, x)
+            } else {
+                predict(predictor, at(y, x - 1), at(y - 1, x), at(y - 1, x - 1))
+            };
+            // Difference modulo 2^16, as a signed value in -32767..=32768.
+            let mut d = (at(y, x) - p).rem_euclid(65536);
+            if d > 32768 {
+                d -= 65536;
+            }
+            let s = if d == 0 { 0 } else { 32 - d.unsigned_abs().leading_zeros() } as usize;
+            let (c, l) = codes[s];
+            push(&mut w, c, l as u32);
+            if (1..16).contains(&s) {
+                let v = if d < 0 { d + (1 << s) - 1 } else { d } as u32;
+                push(&mut w, v, s as u32);
+            }
+        }
+    }
+    if w.1 > 0 {
+        let k = 8 - w.1;
+        push(&mut w, (1 << k) - 1, k); // pad with ones
+    }
+    out.extend(w.2);
+    out.extend([0xFF, 0xD9]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    /// A minimal lossless JPEG encoder (test only): one Huffman table in which category k has a
-    /// (k+2)-bit code, so categories 0..=16 all exist.
-    fn encode(img: &[u16], rows: usize, cols: usize, precision: u8, predictor: u8) -> Vec<u8> {
-        let mut out = vec![0xFF, 0xD8];
-        let seg = |out: &mut Vec<u8>, m: u8, body: &[u8]| {
-            out.extend([0xFF, m]);
-            out.extend(((body.len() + 2) as u16).to_be_bytes());
-            out.extend(body);
-        };
-        seg(&mut out, 0xE0, b"JFIF\0test");
-        let mut sof = vec![precision];
-        sof.extend((rows as u16).to_be_bytes());
-        sof.extend((cols as u16).to_be_bytes());
-        sof.extend([1, 1, 0x11, 0]);
-        seg(&mut out, 0xC3, &sof);
-        // Code lengths: 17 symbols with lengths 2..=18 do not fit 16 bits; use lengths
-        // 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,16,16 (a valid prefix code).
-        let lens: Vec<usize> = (0..17).map(|k| (k + 2).min(16)).collect();
-        let mut counts = [0u8; 16];
-        for &l in &lens {
-            counts[l - 1] += 1;
-        }
-        let mut dht = vec![0x00];
-        dht.extend(counts);
-        dht.extend(0u8..17);
-        seg(&mut out, 0xC4, &dht);
-        seg(&mut out, 0xDA, &[1, 1, 0x00, predictor, 0, 0]);
-        // Canonical codes in symbol order (symbols are listed by increasing length).
-        let mut codes = vec![(0u32, 0usize); 17];
-        let mut code = 0u32;
-        let mut len = 1usize;
-        for (k, &l) in lens.iter().enumerate() {
-            while len < l {
-                code <<= 1;
-                len += 1;
-            }
-            codes[k] = (code, l);
-            code += 1;
-        }
-        // Bit writer: (accumulator, bits in it, bytes out), 0xFF stuffed with 0x00.
-        fn push(w: &mut (u64, u32, Vec<u8>), v: u32, k: u32) {
-            w.0 = (w.0 << k) | v as u64;
-            w.1 += k;
-            while w.1 >= 8 {
-                let b = (w.0 >> (w.1 - 8)) as u8;
-                w.2.push(b);
-                if b == 0xFF {
-                    w.2.push(0);
-                }
-                w.1 -= 8;
-            }
-        }
-        let mut w = (0u64, 0u32, Vec::new());
-        let at = |y: usize, x: usize| img[y * cols + x] as i32;
-        for y in 0..rows {
-            for x in 0..cols {
-                let p = if y == 0 && x == 0 {
-                    1 << (precision - 1)
-                } else if y == 0 {
-                    at(y, x - 1)
-                } else if x == 0 {
-                    at(y - 1, x)
-                } else {
-                    predict(predictor, at(y, x - 1), at(y - 1, x), at(y - 1, x - 1))
-                };
-                // Difference modulo 2^16, as a signed value in -32767..=32768.
-                let mut d = (at(y, x) - p).rem_euclid(65536);
-                if d > 32768 {
-                    d -= 65536;
-                }
-                let s = if d == 0 { 0 } else { 32 - d.unsigned_abs().leading_zeros() } as usize;
-                let (c, l) = codes[s];
-                push(&mut w, c, l as u32);
-                if (1..16).contains(&s) {
-                    let v = if d < 0 { d + (1 << s) - 1 } else { d } as u32;
-                    push(&mut w, v, s as u32);
-                }
-            }
-        }
-        if w.1 > 0 {
-            let k = 8 - w.1;
-            push(&mut w, (1 << k) - 1, k); // pad with ones
-        }
-        out.extend(w.2);
-        out.extend([0xFF, 0xD9]);
-        out
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
