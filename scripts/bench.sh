@@ -33,6 +33,15 @@ med() {
   done
   printf '%s\n' "${ts[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
+# median of the "time in memory: X s" a tool reports with -v (the work alone, no file I/O: what
+# the peers are timed on)
+inmem() {
+  local ts=()
+  for _ in $(seq "$RUNS"); do
+    ts+=("$("$@" -v 2>&1 >/dev/null | sed -n 's/.*time in memory: \([0-9.]*\) s.*/\1/p' | head -1)")
+  done
+  printf '%s\n' "${ts[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
 # peak resident memory (MB) of one run
 peak() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident/ {printf "%.0f", $2/1024}'; }
 
@@ -51,6 +60,13 @@ T[lungseg_tutorial]=$(med "$BIN/lung-seg" "$OUT/hu_1mm.nii" --method tutorial --
 T[normalize]=$(med "$BIN/vol-normalize" "$OUT/hu_1mm.nii" -o "$OUT/x_n.npy" -q)
 T[copy_io]=$(med cp "$OUT/hu_1mm.nii" "$OUT/x_copy.nii")
 T[mesh]=$(med "$BIN/vol-mesh" "$OUT/hu_1mm.nii" --level 400 -o "$OUT/x_bone.stl" -q)
+declare -A K
+K[stack_hu]=$(inmem "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii")
+K[resample_linear]=$(inmem "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii")
+K[resample_cubic]=$(inmem "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii")
+K[lungseg]=$(inmem "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii")
+K[normalize]=$(inmem "$BIN/vol-normalize" "$OUT/hu_1mm.nii" -o "$OUT/x_n.npy")
+K[mesh]=$(inmem "$BIN/vol-mesh" "$OUT/hu_1mm.nii" --level 400 -o "$OUT/x_bone.stl")
 pipeline() {
   "$BIN/hu-convert" "$IN" -q | "$BIN/vol-resample" --spacing 1 -o "$OUT/p_hu_1mm.nii" -q
   "$BIN/lung-seg" "$OUT/p_hu_1mm.nii" -o "$OUT/p_lungs.nii" -q &
@@ -74,6 +90,9 @@ peer = json.load(open(f"{out}/peers.json"))
 ours = {k: float(v) for k, v in {
 $(for k in "${!T[@]}"; do echo "  '$k': '${T[$k]}',"; done)
 }.items()}
+inmem = {k: float(v) for k, v in {
+$(for k in "${!K[@]}"; do echo "  '$k': '${K[$k]}',"; done)
+}.items()}
 mem = {
 $(for k in "${!M[@]}"; do echo "  '$k': '${M[$k]}',"; done)
 }
@@ -96,6 +115,17 @@ lines = [f"Input: {label}. Machine: {cpu[0] if cpu else platform.processor()}, {
          "| stage | ctprep | tutorial (Python) | speed-up | best peer | peer | ctprep vs peer |", "|---|---|---|---|---|---|---|"]
 for name, o, t, p, pn in rows:
     lines.append(f"| {name} | {f(o)} | {f(t)} | {r(o, t)} | {f(p)} | {pn} | {r(o, p)} |")
+lines += ["", "The work alone, in memory (what each tool reports with -v; the peers are timed the same way):", "",
+          "| stage | ctprep in memory | best peer | peer | ctprep vs peer |", "|---|---|---|---|---|"]
+for name, key, p, pn in [
+    ("DICOM -> HU volume (reading and decoding included)", "stack_hu", peer["sitk_read_series"], "SimpleITK ImageSeriesReader"),
+    ("resample 1 mm, linear (anti-aliasing included)", "resample_linear", peer["sitk_linear_resample_1mm"], "SimpleITK Resample linear"),
+    ("resample 1 mm, cubic", "resample_cubic", peer["sitk_bspline_resample_1mm"], "SimpleITK B-spline"),
+    ("lung mask, robust default", "lungseg", peer["cc3d_label_26"], "cc3d labelling alone"),
+    ("normalize + zero-center", "normalize", peer["numpy_normalize_center"], "numpy"),
+    ("bone mesh, marching cubes", "mesh", peer["vtk_flying_edges_400"], "VTK flying edges"),
+]:
+    lines.append(f"| {name} | {f(inmem[key])} | {f(p)} | {pn} | {inmem[key] / p:.2f} of the peer's time |")
 lines += ["", f"Copying the 1 mm volume file (I/O floor for normalize): {ours['copy_io']:.3f} s.",
           "Peak memory (MB): " + ", ".join(f"{k} {v}" for k, v in sorted(mem.items())),
           f"VTK flying edges: {peer['vtk_flying_edges_points']} points, {peer['vtk_flying_edges_cells']} triangles; tutorial (skimage) bone mesh on its cubic volume: {json.load(open(f'{out}/tutorial.json'))['bone_mesh_vertices']} vertices.",

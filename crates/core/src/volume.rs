@@ -112,8 +112,10 @@ macro_rules! int_voxel {
                 self as f64
             }
             fn from_f64(v: f64) -> Self {
-                // `as` saturates and maps NaN to 0.
-                v.round() as $t
+                // Half away from zero, as `round`, without its library call (baseline x86-64 has
+                // no rounding instruction; `as` truncates, saturates and maps NaN to 0). Exact
+                // for every value an f32 computation gives.
+                (v + 0.5f64.copysign(v)) as $t
             }
             fn from_i32(v: i32) -> Self {
                 v.clamp(<$t>::MIN as i32, <$t>::MAX as i32) as $t
@@ -279,5 +281,29 @@ impl Volume {
         let m = self.geometry.index_matrix();
         let c = |a: usize| [m[0][a], m[1][a], m[2][a]];
         crate::geometry::dot(c(0), crate::geometry::cross(c(1), c(2))).abs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn integer_conversion_rounds_half_away_from_zero_and_saturates() {
+        assert_eq!((i16::from_f64(2.5), i16::from_f64(-2.5), i16::from_f64(-0.5)), (3, -3, -1));
+        assert_eq!((i16::from_f64(0.499_999_97_f32 as f64), i16::from_f64(-1.49)), (0, -1));
+        assert_eq!((i16::from_f64(1e9), i16::from_f64(-1e9), i16::from_f64(f64::NAN)), (i16::MAX, i16::MIN, 0));
+        assert_eq!((u8::from_f64(-3.7), u8::from_f64(254.5), u16::from_f64(f64::INFINITY)), (0, 255, u16::MAX));
+    }
+
+    proptest! {
+        #[test]
+        fn integer_conversion_equals_round_for_f32_values(v in -70000.0f32..70000.0) {
+            let r = (v as f64).round();
+            prop_assert_eq!(i16::from_f64(v as f64), r as i16);
+            prop_assert_eq!(i32::from_f64(v as f64), r as i32);
+            prop_assert_eq!(u16::from_f64(v as f64), r as u16);
+        }
     }
 }

@@ -64,6 +64,7 @@ fn is_dicom_input(s: &str) -> bool {
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.check(args.input.path_str())?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
+    let t0 = std::time::Instant::now();
     let vol = if is_dicom_input(&args.input.input) {
         cx.verbose("input is DICOM: stacking it first");
         super::dcm_stack::stack_inputs(std::slice::from_ref(&args.input.input), &args.stack, cx)?.volume
@@ -78,6 +79,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         fov_mask: args.fov_mask.is_some(),
     };
     let mut r = to_hu_owned(vol, &opts).map_err(crate::core)?;
+    cx.verbose(format!("time in memory: {:.3} s (reading and decoding included, writing not)", t0.elapsed().as_secs_f64()));
     cx.verbose(format!("padding rule: {}; {} voxel(s) set to {} HU", r.padding_rule, r.padded_voxels, args.air));
     for w in &r.warnings {
         cx.warn(w);

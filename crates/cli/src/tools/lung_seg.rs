@@ -72,7 +72,9 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let vol = args.input.read(cx)?;
     let method = if args.method == "tutorial" { Method::Tutorial { fill: args.fill && !args.no_fill } } else { Method::Robust };
     let opts = LungOptions { remove_airways: !args.keep_airways, close_mm: args.close, dilate_mm: args.dilate };
+    let t0 = std::time::Instant::now();
     let (mut mask, qc) = segment(&vol, method, &opts, args.labels).map_err(crate::core)?;
+    cx.verbose(format!("time in memory: {:.3} s (segmentation alone)", t0.elapsed().as_secs_f64()));
     cx.verbose(format!(
         "lungs: {} found, total {:.1} mL (right {:.1}, left {:.1}), {:.1}% of the body, mean {:.0} HU, {} airway voxels removed",
         qc.lungs_found,

@@ -149,7 +149,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let t0 = std::time::Instant::now();
     let mut mesh = isosurface(&vol, level, args.step as usize, args.sigma, space).map_err(crate::core)?;
     cx.verbose(format!(
-        "marching cubes: {} vertices, {} faces in {:.3} s",
+        "marching cubes: {} vertices, {} faces; time in memory: {:.3} s",
         mesh.vertices.len(),
         mesh.triangles.len(),
         t0.elapsed().as_secs_f64()

@@ -139,7 +139,9 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         mean = Some(p.sum / p.count.max(1) as f64);
         cx.warn(format!("per-image mean {:.6} subtracted (--force)", mean.unwrap_or(0.0)));
     }
+    let t0 = std::time::Instant::now();
     let mut n = normalize(&vol, &NormalizeOptions { min, max, mean }).map_err(crate::core)?;
+    cx.verbose(format!("time in memory: {:.3} s (normalization alone)", t0.elapsed().as_secs_f64()));
     if let Some(m) = &args.mask {
         let mv = read_volume(&Source::parse(m), &ReadOptions::default()).map_err(crate::core)?.volume;
         let mask = match mv.data.cast(ctprep_core::DType::U8) {

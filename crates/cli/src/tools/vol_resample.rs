@@ -92,7 +92,9 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         antialias: args.antialias == "on",
         dtype: args.dtype.as_deref().and_then(DType::parse),
     };
+    let t0 = std::time::Instant::now();
     let mut r = resample(&vol, &opts).map_err(crate::core)?;
+    cx.verbose(format!("time in memory: {:.3} s (resampling alone)", t0.elapsed().as_secs_f64()));
     for n in &r.notes {
         cx.verbose(n);
     }
