@@ -219,15 +219,18 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         notes.push(format!("anti-aliasing: Gaussian sigma (x,y,z) = {:.3?} input voxels", sigmas));
     }
     let out = if interp == Interp::Cubic {
-        // The B-spline coefficients (a padded float array) come straight from the input, or from
-        // a smoothed float copy when anti-aliasing, dropped before interpolating.
-        let coefficients = if smooth {
-            let mut f = vol.data.to_f32(None);
-            gaussian_smooth(&mut f, sigmas);
-            spline_coefficients(&f, CUBIC_PAD)
-        } else {
-            crate::with_data!(&vol.data, a => spline_coefficients(a, CUBIC_PAD))
-        };
+        // The B-spline coefficients: a padded float copy of the input, smoothed in place when
+        // anti-aliasing (no second float copy), then prefiltered.
+        let mut coefficients = crate::with_data!(&vol.data, a => padded_copy(a, CUBIC_PAD));
+        if smooth {
+            let p = CUBIC_PAD;
+            let (cz, cy, cx) = coefficients.dim();
+            gaussian_smooth(&mut coefficients.slice_mut(ndarray::s![p..cz - p, p..cy - p, p..cx - p]), sigmas);
+            repad(&mut coefficients, p);
+        }
+        for axis in [2, 1, 0] {
+            filter_axis(&mut coefficients, axis);
+        }
         m.pad = CUBIC_PAD;
         run_as(&coefficients.view(), &m, dtype, threshold)
     } else {
@@ -447,9 +450,9 @@ fn general_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3<O
 /// Padding (voxels per side) before the cubic prefilter, as scipy does for mode='nearest'.
 const CUBIC_PAD: usize = 12;
 
-/// Cubic B-spline coefficients of an edge-padded copy (scipy: pad 12 with 'nearest', then
-/// `spline_filter` with mirror boundaries). Computed in f64 per line, stored as f32.
-fn spline_coefficients<T: Voxel>(f: &Array3<T>, pad: usize) -> Array3<f32> {
+/// A float copy padded by `pad` voxels per side with the nearest edge value (scipy's 'nearest'
+/// padding before `spline_filter`; the B-spline prefilter, with mirror boundaries, follows).
+fn padded_copy<T: Voxel>(f: &Array3<T>, pad: usize) -> Array3<f32> {
     let (nz, ny, nx) = f.dim();
     let mut c = Array3::<f32>::zeros((nz + 2 * pad, ny + 2 * pad, nx + 2 * pad));
     let cl = |i: usize, n: usize| i.saturating_sub(pad).min(n - 1);
@@ -460,10 +463,33 @@ fn spline_coefficients<T: Voxel>(f: &Array3<T>, pad: usize) -> Array3<f32> {
             }
         }
     });
-    for axis in [2, 1, 0] {
-        filter_axis(&mut c, axis);
-    }
     c
+}
+
+/// Set the `pad` border of `c` again from its interior (each border voxel = the nearest interior
+/// voxel), as [`padded_copy`] does.
+fn repad(c: &mut Array3<f32>, pad: usize) {
+    let (cz, cy, cx) = c.dim();
+    let cl = |i: usize, n: usize| i.clamp(pad, n - pad - 1);
+    c.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut plane)| {
+        if z < pad || z >= cz - pad {
+            return;
+        }
+        for y in pad..cy - pad {
+            let mut row = plane.row_mut(y);
+            let (first, last) = (row[pad], row[cx - pad - 1]);
+            row.slice_mut(ndarray::s![..pad]).fill(first);
+            row.slice_mut(ndarray::s![cx - pad..]).fill(last);
+        }
+        for y in (0..pad).chain(cy - pad..cy) {
+            let src = plane.row(cl(y, cy)).to_owned();
+            plane.row_mut(y).assign(&src);
+        }
+    });
+    for z in (0..pad).chain(cz - pad..cz) {
+        let src = c.index_axis(Axis(0), cl(z, cz)).to_owned();
+        c.index_axis_mut(Axis(0), z).assign(&src);
+    }
 }
 
 fn filter_axis(c: &mut Array3<f32>, axis: usize) {
@@ -551,7 +577,7 @@ fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]]) {
 }
 
 /// Separable Gaussian smoothing, sigma per axis (x, y, z) in voxels, edges replicated.
-pub fn gaussian_smooth(f: &mut Array3<f32>, sigma_xyz: [f64; 3]) {
+pub fn gaussian_smooth(f: &mut ndarray::ArrayViewMut3<f32>, sigma_xyz: [f64; 3]) {
     for (k, &s) in sigma_xyz.iter().enumerate() {
         if s <= 0.01 {
             continue;
@@ -709,20 +735,24 @@ mod tests {
 
     #[test]
     fn folded_anti_aliasing_equals_smoothing_first() {
+        // Linear folds the Gaussian into its taps; cubic smooths its padded coefficient copy in
+        // place and pads it again. Both must equal smoothing a copy first, then resampling.
         let a = Array3::from_shape_fn((9, 11, 13), |(z, y, x)| ((z * 7 + y * 5 + x * 3) % 17) as f32 * 10.0 - 80.0);
         let g = Geometry::identity([0.5, 0.6, 0.7]);
         let target = Target::Spacing { spacing: [1.3, 1.1, 1.9], exact: false };
-        let folded =
-            resample(&vol_f32(a.clone(), g.clone(), Kind::Hu), &ResampleOptions { target: target.clone(), ..Default::default() }).unwrap();
-        // Same sigmas (from the actual output spacing), applied to a copy first.
-        let out = folded.volume.geometry.spacing;
-        let sig = [(out[0] / 0.5 - 1.0) / 2.0, (out[1] / 0.6 - 1.0) / 2.0, (out[2] / 0.7 - 1.0) / 2.0];
-        let mut s = a.clone();
-        gaussian_smooth(&mut s, sig);
-        let first = resample(&vol_f32(s, g, Kind::Hu), &ResampleOptions { target, antialias: false, ..Default::default() }).unwrap();
-        let (VolumeData::F32(p), VolumeData::F32(q)) = (&folded.volume.data, &first.volume.data) else { panic!() };
-        for (x, y) in p.iter().zip(q.iter()) {
-            assert!((x - y).abs() < 1e-3, "{x} vs {y}");
+        for interp in [Interp::Linear, Interp::Cubic] {
+            let o = ResampleOptions { target: target.clone(), interp: Some(interp), ..Default::default() };
+            let folded = resample(&vol_f32(a.clone(), g.clone(), Kind::Hu), &o).unwrap();
+            // Same sigmas (from the actual output spacing), applied to a copy first.
+            let out = folded.volume.geometry.spacing;
+            let sig = [(out[0] / 0.5 - 1.0) / 2.0, (out[1] / 0.6 - 1.0) / 2.0, (out[2] / 0.7 - 1.0) / 2.0];
+            let mut s = a.clone();
+            gaussian_smooth(&mut s.view_mut(), sig);
+            let first = resample(&vol_f32(s, g.clone(), Kind::Hu), &ResampleOptions { antialias: false, ..o }).unwrap();
+            let (VolumeData::F32(p), VolumeData::F32(q)) = (&folded.volume.data, &first.volume.data) else { panic!() };
+            for (x, y) in p.iter().zip(q.iter()) {
+                assert!((x - y).abs() < 1e-3, "{interp:?}: {x} vs {y}");
+            }
         }
     }
 
