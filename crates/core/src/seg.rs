@@ -221,8 +221,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let (grown, gs) = grow_from_blocks(&seeds, factors, &air);
     drop(seeds);
     drop(air);
-    let keep: Vec<usize> = (1..=n_seeds).collect();
-    let mut order: Vec<usize> = (1..=keep.len()).collect();
+    let mut order: Vec<usize> = (1..=n_seeds).collect();
     order.sort_by(|&a, &b| gs[b].cmp(&gs[a]));
     let min_voxels = (50.0 / voxel_ml) as u64; // 50 mL
     let mut lungs: Vec<usize> = order.iter().copied().take(2).filter(|&l| gs[l] >= min_voxels).collect();
@@ -241,7 +240,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     if ids.len() == 1 {
         let piece = par_map(&source, |v| u8::from(u32::from(v) == ids[0]));
         if let Some((a, b)) = split_in_two(&piece, 12) {
-            source = grow_seeds(&[a, b], &piece, usize::MAX).0;
+            source = grow_seeds(&[a, b], &piece, usize::MAX);
             ids = vec![1, 2];
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
@@ -285,7 +284,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let all = labels.mapv(|v| u8::from(v != 0));
         let grown = dilate_mm(&all, o.dilate_mm, sp);
         // New voxels take the label of the lung that reaches them first (6-neighbour steps).
-        labels = par_map(&grow_labels(&labels, &[1, 2], &grown, usize::MAX).0, |v| v as u8);
+        labels = par_map(&grow_labels(&labels, &grown, usize::MAX), |v| v as u8);
     }
     // QC: counts and index box per label, and the mean of the stored values (the rescale is
     // affine, so it maps the mean), each in one parallel pass.
@@ -354,7 +353,7 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<(Array3<u8>, Arra
 }
 
 /// Grow the (u8 mask) seeds inside `within`, all at once; labels 1..=seeds.len().
-fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> (Array3<u16>, Vec<u64>) {
+fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
     let mut lab = Array3::<u8>::zeros(within.raw_dim());
     for (i, s) in seeds.iter().enumerate() {
         Zip::from(&mut lab).and(s).for_each(|l, &v| {
@@ -363,30 +362,22 @@ fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> (A
             }
         });
     }
-    let keep: Vec<usize> = (1..=seeds.len()).collect();
-    grow_labels(&lab, &keep, within, max_steps)
+    grow_labels(&lab, within, max_steps)
 }
 
-/// Grow the labels in `keep` (values of `seeds`) inside `within`, all at once (breadth first, at
-/// most `max_steps` 6-neighbour steps), relabelled 1..=keep.len(). Voxels no seed reaches stay 0;
-/// each voxel joins the label that reaches it first.
-fn grow_labels<L: Copy + Into<u64>>(seeds: &Array3<L>, keep: &[usize], within: &Array3<u8>, max_steps: usize) -> (Array3<u16>, Vec<u64>) {
-    // 16-bit labels (half the memory of the volume-sized array): the first 65,535 seeds.
-    let keep = &keep[..keep.len().min(u16::MAX as usize)];
-    let top = keep.iter().copied().max().unwrap_or(0);
-    let mut map = vec![0u16; top + 1];
-    for (i, &k) in keep.iter().enumerate() {
-        map[k] = i as u16 + 1;
-    }
+/// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, at most
+/// `max_steps` 6-neighbour steps). Voxels no seed reaches stay 0; each voxel joins the label
+/// that reaches it first.
+fn grow_labels(seeds: &Array3<u8>, within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
     let mut lab = vec![0u16; within.len()];
     let mut frontier: Vec<usize> = Vec::new();
     for (i, &v) in seeds.as_standard_layout().iter().enumerate() {
-        if let Some(&l) = map.get(v.into() as usize).filter(|&&l| l != 0) {
-            lab[i] = l;
+        if v != 0 {
+            lab[i] = u16::from(v);
             frontier.push(i);
         }
     }
-    grow_flat(lab, frontier, within, max_steps)
+    grow_flat(lab, frontier, within, max_steps).0
 }
 
 /// Grow labels seeded on a coarse grid (blocks of `factors` (x, y, z) voxels; 0 = no seed)
