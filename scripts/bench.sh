@@ -54,7 +54,7 @@ T[stack_hu]=$(med "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii" -q);               
 T[inspect]=$(med "$BIN/dcm-inspect" "$IN" --tag PatientID --tag ImagePositionPatient)
 T[series]=$(med "$BIN/dcm-inspect" --series "$IN")
 T[resample_linear]=$(med "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii" -q); M[resample_linear]=$(peak "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii" -q)
-T[resample_cubic]=$(med "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii" -q)
+T[resample_cubic]=$(med "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii" -q); M[resample_cubic]=$(peak "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii" -q)
 T[lungseg]=$(med "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii" -q);        M[lungseg]=$(peak "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii" -q)
 T[lungseg_tutorial]=$(med "$BIN/lung-seg" "$OUT/hu_1mm.nii" --method tutorial --fill -o "$OUT/x_m.nii" -q)
 T[normalize]=$(med "$BIN/vol-normalize" "$OUT/hu_1mm.nii" -o "$OUT/x_n.npy" -q)
