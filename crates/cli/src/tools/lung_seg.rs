@@ -75,16 +75,21 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let t0 = std::time::Instant::now();
     let (mut mask, qc) = segment(&vol, method, &opts, args.labels).map_err(crate::core)?;
     cx.verbose(format!("time in memory: {:.3} s (segmentation alone)", t0.elapsed().as_secs_f64()));
-    cx.verbose(format!(
-        "lungs: {} found, total {:.1} mL (right {:.1}, left {:.1}), {:.1}% of the body, mean {:.0} HU, {} airway voxels removed",
-        qc.lungs_found,
-        qc.total_ml,
-        qc.right_ml,
-        qc.left_ml,
-        100.0 * qc.body_fraction,
-        qc.mean_hu,
-        qc.airway_voxels_removed
-    ));
+    if method == Method::Robust {
+        cx.verbose(format!(
+            "lungs: {} found, total {:.1} mL (right {:.1}, left {:.1}), {:.1}% of the body, mean {:.0} HU, {} airway voxels removed",
+            qc.lungs_found,
+            qc.total_ml,
+            qc.right_ml,
+            qc.left_ml,
+            100.0 * qc.body_fraction,
+            qc.mean_hu,
+            qc.airway_voxels_removed
+        ));
+    } else {
+        // The tutorial's method finds one air pocket and knows nothing of sides, body or airways.
+        cx.verbose(format!("largest air pocket: {:.1} mL, mean {:.0} HU", qc.total_ml, qc.mean_hu));
+    }
     if let Some(b) = qc.bbox_lps_mm {
         cx.verbose(format!(
             "bounding box (LPS mm): x {:.1}..{:.1}, y {:.1}..{:.1}, z {:.1}..{:.1}",
