@@ -645,8 +645,10 @@ mod tests {
 
     /// A chest at 1 mm (so the wide morphology runs on 2 mm blocks): body, trachea, two lungs, a
     /// nodule on the right lung's outer wall, and a gas pocket under the left lung joined to it
-    /// by a 3 mm neck. Returns the HU volume, the true lungs, the nodule and the gas.
-    fn chest_1mm() -> (Volume, Array3<u8>, Array3<u8>, Array3<u8>) {
+    /// by a 3 mm neck; with `bridge`, the lungs also meet across the midline along a 20 mm wide
+    /// band of lung (too wide for the 7 mm opening to cut). Returns the HU volume, the true lungs
+    /// (bridge included), the nodule and the gas.
+    fn chest_1mm(bridge: bool) -> (Volume, Array3<u8>, Array3<u8>, Array3<u8>) {
         let dims = (128, 100, 130);
         let inside = |p: [f64; 3], c: [f64; 3], r: [f64; 3]| (0..3).map(|a| ((p[a] - c[a]) / r[a]).powi(2)).sum::<f64>() <= 1.0;
         // Lungs of 120 mL each (the robust method wants at least 50 mL a lung, 200 mL in all).
@@ -670,7 +672,8 @@ mod tests {
                 *v = -900.0;
                 gas_m[[z, y, x]] = u8::from(!neck);
             }
-            if inside(p, right, lung_r) || inside(p, left, lung_r) {
+            let band = bridge && (40.0..90.0).contains(&p[0]) && (40.0..60.0).contains(&p[1]) && (65.0..85.0).contains(&p[2]);
+            if inside(p, right, lung_r) || inside(p, left, lung_r) || band {
                 *v = -850.0;
                 truth[[z, y, x]] = 1;
             }
@@ -685,7 +688,7 @@ mod tests {
 
     #[test]
     fn robust_at_1mm_keeps_the_pleural_nodule_and_drops_the_gas_below() {
-        let (vol, truth, nodule, gas) = chest_1mm();
+        let (vol, truth, nodule, gas) = chest_1mm(false);
         let r = robust(&vol, &LungOptions::default()).unwrap();
         let mask = par_map(&r.labels, |v| u8::from(v != 0));
         assert!(dice(&mask, &truth) >= 0.98, "dice {}: {:?}", dice(&mask, &truth), r.qc);
@@ -699,5 +702,18 @@ mod tests {
         // Right is -x in LPS: the lung at the smaller x index is label 1.
         assert_eq!((r.labels[[75, 50, 30]], r.labels[[75, 50, 100]]), (1, 2));
         assert!(r.qc.airway_voxels_removed > 0);
+    }
+
+    #[test]
+    fn lungs_joined_by_a_broad_band_are_split_in_two() {
+        let (vol, truth, _, _) = chest_1mm(true);
+        let r = robust(&vol, &LungOptions::default()).unwrap();
+        assert_eq!(r.qc.lungs_found, 2, "{:?}", r.qc);
+        assert!(r.qc.warnings.iter().any(|w| w.contains("the lungs touch")), "{:?}", r.qc.warnings);
+        let mask = par_map(&r.labels, |v| u8::from(v != 0));
+        assert!(dice(&mask, &truth) >= 0.98, "dice {}", dice(&mask, &truth));
+        assert_eq!((r.labels[[75, 50, 30]], r.labels[[75, 50, 100]]), (1, 2));
+        // Each lung keeps its own side of the band.
+        assert_eq!((r.labels[[75, 50, 45]], r.labels[[75, 50, 85]]), (1, 2));
     }
 }
