@@ -171,6 +171,13 @@ impl Components {
         })
     }
 
+    /// The label of voxel (z, y, x), or `None` where it is not in a component.
+    pub fn label_at(&self, z: usize, y: usize, x: usize) -> Option<u32> {
+        let (runs, b) = self.row(z, y);
+        let i = runs.partition_point(|r| r.x1 as usize <= x);
+        runs.get(i).filter(|r| r.x0 as usize <= x).map(|_| self.id[(b + i as u32) as usize])
+    }
+
     /// Voxel count of each label (index 0, the background, counts nothing).
     pub fn sizes(&self) -> Vec<u64> {
         let mut s = vec![0u64; self.n + 1];
@@ -223,21 +230,6 @@ pub fn label<T: Copy + PartialEq + Default + Sync>(mask: &ArrayView3<T>, conn: C
     let zero = T::default();
     let c = Components::new(mask, conn, |v| v != zero);
     (c.paint(0, Some), c.n)
-}
-
-/// Voxel count of each label (index 0 = background).
-pub fn sizes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, n: usize) -> Vec<u64> {
-    let count = |mut s: Vec<u64>, plane: ArrayView2<L>| {
-        for &l in plane.iter() {
-            s[l.into() as usize] += 1;
-        }
-        s
-    };
-    let add = |mut a: Vec<u64>, b: Vec<u64>| {
-        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-        a
-    };
-    labels.outer_iter().into_par_iter().fold(|| vec![0u64; n + 1], count).reduce(|| vec![0u64; n + 1], add)
 }
 
 /// `a.mapv(f)` over all cores.
@@ -851,7 +843,9 @@ mod tests {
                 let c = Components::new(&a.view(), conn, |v| v != 0);
                 let (l, n) = label(&a.view(), conn);
                 prop_assert_eq!(c.n, n);
-                prop_assert_eq!(&c.sizes()[1..], &sizes(&l, n)[1..]);
+                let mut painted = vec![0u64; n + 1];
+                l.iter().for_each(|&v| painted[v as usize] += 1);
+                prop_assert_eq!(&c.sizes()[1..], &painted[1..]);
                 let mut border = vec![false; n + 1];
                 for ((z, y, x), &v) in l.indexed_iter() {
                     if v != 0 && (z == 0 || y == 0 || x == 0 || z == 4 || y == 5 || x == 6) {
@@ -859,6 +853,9 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(c.on_border(true), border);
+                for ((z, y, x), &v) in l.indexed_iter() {
+                    prop_assert_eq!(c.label_at(z, y, x), (v != 0).then_some(v));
+                }
             }
         }
 

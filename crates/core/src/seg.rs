@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::meta::Kind;
 use crate::morph::{
     Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_cross, dilate_mm, erode_cross, erode_mm,
-    fill_holes_2d, fill_holes_2d_upto, fill_holes_3d, label, label2d, par_map, sizes,
+    fill_holes_2d, fill_holes_2d_upto, fill_holes_3d, label2d, par_map,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, Axis, Zip};
@@ -38,41 +38,28 @@ fn largest_label(counts: &[u64], bg: Option<usize>) -> Option<usize> {
 pub fn tutorial(hu: &Array3<f32>, fill: bool) -> Array3<u8> {
     // binary_image = (image > -320) + 1: 1 = air, 2 = dense.
     let mut b: Array3<u8> = par_map(hu, |v| if v > THRESHOLD_HU { 2 } else { 1 });
-    // measure.label(binary_image): components of equal value (background 0 is absent).
-    let (air_l, _) = label(&par_map(&b, |v| u8::from(v == 1)).view(), Connectivity::TwentySix);
+    // measure.label(binary_image): components of equal value (background 0 is absent); the air
+    // component holding voxel [0, 0, 0] is the outside and becomes dense.
     if b[[0, 0, 0]] == 1 {
-        let bgl = air_l[[0, 0, 0]];
-        Zip::from(&mut b).and(&air_l).par_for_each(|v, &l| {
-            if l == bgl {
-                *v = 2;
-            }
-        });
+        let air = Components::new(&b.view(), Connectivity::TwentySix, |v| v == 1);
+        let outside = air.label_at(0, 0, 0);
+        air.paint_into(&mut b.view_mut(), |l| (Some(l) == outside).then_some(2));
     }
     if fill {
-        b.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut s| {
+        b.axis_iter_mut(Axis(0)).into_par_iter().for_each(|s| {
             // axial_slice - 1: 0 = air, 1 = dense; label (8-conn), keep the largest dense part.
-            let dense = s.mapv(|v| u8::from(v == 2));
-            let (l, n) = label2d(&dense.view(), true);
-            let mut counts = vec![0u64; n + 1];
-            for &v in l.iter() {
-                counts[v as usize] += 1;
-            }
-            if let Some(lmax) = largest_label(&counts, Some(0)) {
-                Zip::from(&mut s).and(&l).for_each(|v, &lab| {
-                    if lab as usize != lmax {
-                        *v = 1;
-                    }
-                });
+            let mut s = s.insert_axis(Axis(0));
+            let dense = Components::new(&s.view(), Connectivity::Eighteen, |v| v == 2);
+            if let Some(lmax) = largest_label(&dense.sizes(), Some(0)) {
+                dense.paint_into(&mut s, |l| (l as usize != lmax).then_some(1));
             }
         });
     }
-    // binary -= 1; binary = 1 - binary: lungs (air) are now 1.
-    let lungs = par_map(&b, |v| u8::from(v == 1));
-    let (l, n) = label(&lungs.view(), Connectivity::TwentySix);
-    let counts = sizes(&l, n);
-    match largest_label(&counts, Some(0)) {
-        Some(lmax) => par_map(&l, |v| u8::from(v as usize == lmax)),
-        None => lungs,
+    // binary -= 1; binary = 1 - binary: lungs (air) are now 1; keep the largest.
+    let lungs = Components::new(&b.view(), Connectivity::TwentySix, |v| v == 1);
+    match largest_label(&lungs.sizes(), Some(0)) {
+        Some(lmax) => lungs.paint(0u8, |l| (l as usize == lmax).then_some(1)),
+        None => Array3::zeros(b.raw_dim()),
     }
 }
 
@@ -242,8 +229,8 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
     if ids.len() == 1 {
         let piece = par_map(&source, |v| u8::from(u32::from(v) == ids[0]));
-        if let Some((a, b)) = split_in_two(&piece, 12) {
-            source = grow_seeds(&[a, b], &piece, usize::MAX);
+        if let Some(seeds) = split_in_two(&piece, 12) {
+            source = grow_labels(&seeds, &piece, usize::MAX);
             ids = vec![1, 2];
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
@@ -299,7 +286,6 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         |s, &v, &h| if v != 0 { s + h.to_f64() } else { s },
         |a, b| a + b
     ));
-    let sum_hu = if n > 0 { rescale.apply(sum_stored / n as f64) * n as f64 } else { 0.0 };
     let (mut ilo, mut ihi) = ([usize::MAX; 3], [0usize; 3]);
     for b in qc_boxes.iter().filter(|b| b.count > 0) {
         for a in 0..3 {
@@ -328,44 +314,31 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     }
     qc.total_ml = n as f64 * voxel_ml;
     qc.body_fraction = n as f64 / body_voxels.max(1.0);
-    qc.mean_hu = sum_hu / n.max(1) as f64;
+    qc.mean_hu = if n > 0 { rescale.apply(sum_stored / n as f64) } else { 0.0 };
     qc.bbox_lps_mm = (n > 0).then(|| std::array::from_fn(|a| [lo[a], hi[a]]));
     Ok(LungResult { labels, qc })
 }
 
-/// Erode a mask (6-neighbour steps, at most `max_steps`) until its two largest pieces are each
-/// at least a tenth of the whole; return those pieces (the seeds of two lungs).
-fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<(Array3<u8>, Array3<u8>)> {
-    let total = mask.iter().filter(|&&v| v != 0).count() as u64;
+/// Erode a mask (6-neighbour steps, at most `max_steps`) until its second largest piece holds
+/// at least a hundredth of the whole; return the two largest pieces as seeds (1 = the largest).
+fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
+    let total = count_nonzero(mask);
     let mut cur = mask.clone();
     for _ in 0..max_steps {
         cur = erode_cross(&cur);
-        let (l, n) = label(&cur.view(), Connectivity::Six);
-        let s = sizes(&l, n);
-        let mut order: Vec<usize> = (1..=n).collect();
-        order.sort_by(|&a, &b| s[b].cmp(&s[a]));
-        if order.len() >= 2 && s[order[1]] * 10 >= total / 10 {
+        let pieces = Components::new(&cur.view(), Connectivity::Six, |v| v != 0);
+        let s = pieces.sizes();
+        let mut order: Vec<u32> = (1..=pieces.n as u32).collect();
+        order.sort_by(|&a, &b| s[b as usize].cmp(&s[a as usize]));
+        if order.len() >= 2 && s[order[1] as usize] * 10 >= total / 10 {
             let (a, b) = (order[0], order[1]);
-            return Some((l.mapv(|v| u8::from(v as usize == a)), l.mapv(|v| u8::from(v as usize == b))));
+            return Some(pieces.paint(0u8, |l| (l == a).then_some(1).or((l == b).then_some(2))));
         }
         if order.is_empty() {
             return None;
         }
     }
     None
-}
-
-/// Grow the (u8 mask) seeds inside `within`, all at once; labels 1..=seeds.len().
-fn grow_seeds(seeds: &[Array3<u8>], within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
-    let mut lab = Array3::<u8>::zeros(within.raw_dim());
-    for (i, s) in seeds.iter().enumerate() {
-        Zip::from(&mut lab).and(s).for_each(|l, &v| {
-            if v != 0 {
-                *l = i as u8 + 1;
-            }
-        });
-    }
-    grow_labels(&lab, within, max_steps)
 }
 
 /// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, at most
