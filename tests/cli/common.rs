@@ -253,3 +253,32 @@ fn interrupt_removes_the_temporary_file() {
     assert_eq!(status.code(), Some(130));
     assert!(files_in(&out_dir).is_empty(), "left behind: {:?}", files_in(&out_dir));
 }
+
+#[test]
+fn verbose_reports_the_time_in_memory_that_make_bench_reads() {
+    // scripts/bench.sh takes the number after "time in memory: " from each tool's -v output.
+    let d = tempfile::tempdir().unwrap();
+    let (_, hu, _) = hu_and_mask(d.path());
+    let dicom = d.path().join("dicom");
+    let out = |name: &str| d.path().join(name);
+    let runs: [(&str, Vec<std::ffi::OsString>); 5] = [
+        ("hu-convert", vec![dicom.into(), "-o".into(), out("h.nii").into()]),
+        ("vol-resample", vec![hu.clone().into(), "--spacing".into(), "4".into(), "-o".into(), out("r.nii").into()]),
+        ("lung-seg", vec![hu.clone().into(), "-o".into(), out("l.nii").into()]),
+        ("vol-normalize", vec![hu.clone().into(), "-o".into(), out("n.npy").into()]),
+        ("vol-mesh", vec![hu.clone().into(), "--level".into(), "400".into(), "-o".into(), out("b.stl").into()]),
+    ];
+    for (name, args) in runs {
+        let r = tool(name).args(&args).arg("-v").output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{name}: {}", stderr(&r));
+        let e = stderr(&r);
+        let lines: Vec<&str> = e.lines().filter(|l| l.contains("time in memory: ")).collect();
+        assert_eq!(lines.len(), 1, "{name}: {e}");
+        let secs = lines[0].split("time in memory: ").nth(1).and_then(|t| t.split(" s (").next()).and_then(|t| t.parse::<f64>().ok());
+        assert!(secs.is_some_and(|s| s >= 0.0), "{name}: {}", lines[0]);
+        assert!(lines[0].starts_with(&format!("{name}: ")), "{}", lines[0]);
+        // Quiet runs stay quiet.
+        let q = tool(name).args(&args).arg("-q").output().unwrap();
+        assert!(!stderr(&q).contains("time in memory"), "{name}");
+    }
+}

@@ -66,6 +66,11 @@ impl Cx {
             eprintln!("{}: {}", self.tool, msg.as_ref());
         }
     }
+    /// Under -v, how long the work itself took since `start` (no file I/O), in the one wording
+    /// `make bench` reads: `time in memory: X s (what)`.
+    pub fn time_in_memory(&self, start: std::time::Instant, what: &str) {
+        self.verbose(format!("time in memory: {:.3} s ({what})", start.elapsed().as_secs_f64()));
+    }
     /// Warnings (hidden only by -q).
     pub fn warn(&self, msg: impl AsRef<str>) {
         self.warned.set(self.warned.get() + 1);

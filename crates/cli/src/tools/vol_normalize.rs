@@ -141,7 +141,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     }
     let t0 = std::time::Instant::now();
     let mut n = normalize(&vol, &NormalizeOptions { min, max, mean }).map_err(crate::core)?;
-    cx.verbose(format!("time in memory: {:.3} s (normalization alone)", t0.elapsed().as_secs_f64()));
+    cx.time_in_memory(t0, "normalization alone");
     if let Some(m) = &args.mask {
         let mv = read_volume(&Source::parse(m), &ReadOptions::default()).map_err(crate::core)?.volume;
         let mask = match mv.data.cast(ctprep_core::DType::U8) {
