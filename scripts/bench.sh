@@ -24,6 +24,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # median wall time (s) of RUNS runs of a command
 med() {
   local ts=() t0 t1
@@ -31,42 +32,40 @@ med() {
     t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
     ts+=("$(awk "BEGIN {print $t1 - $t0}")")
   done
-  printf '%s\n' "${ts[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
-}
-# median of the "time in memory: X s" a tool reports with -v (the work alone, no file I/O: what
-# the peers are timed on)
-inmem() {
-  local ts=()
-  for _ in $(seq "$RUNS"); do
-    ts+=("$("$@" -v 2>&1 >/dev/null | sed -n 's/.*time in memory: \([0-9.]*\) s.*/\1/p' | head -1)")
-  done
-  printf '%s\n' "${ts[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  median "${ts[@]}"
 }
 # peak resident memory (MB) of one run
 peak() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident/ {printf "%.0f", $2/1024}'; }
+# A ctprep tool, RUNS runs with -v: median wall time into T[key], median of the "time in memory:
+# X s" it reports (the work alone, no file I/O: how the peers are timed) into K[key], and the
+# peak memory of one more run into M[key].
+tool_bench() {
+  local key=$1 ws=() ks=() t0 t1 k
+  shift
+  for _ in $(seq "$RUNS"); do
+    t0=$(date +%s.%N)
+    k=$("$@" -v 2>&1 >/dev/null | sed -n 's/.*time in memory: \([0-9.]*\) s.*/\1/p')
+    t1=$(date +%s.%N)
+    ws+=("$(awk "BEGIN {print $t1 - $t0}")"); ks+=("$k")
+  done
+  T[$key]=$(median "${ws[@]}"); K[$key]=$(median "${ks[@]}"); M[$key]=$(peak "$@" -q)
+}
 
 "$BIN/hu-convert" "$IN" -o "$OUT/hu.nii" -q
 "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/hu_1mm.nii" -q
 "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/lungs.nii" -q
 
-declare -A T M
-T[stack_hu]=$(med "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii" -q);               M[stack_hu]=$(peak "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii" -q)
+declare -A T M K
 T[inspect]=$(med "$BIN/dcm-inspect" "$IN" --tag PatientID --tag ImagePositionPatient)
 T[series]=$(med "$BIN/dcm-inspect" --series "$IN")
-T[resample_linear]=$(med "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii" -q); M[resample_linear]=$(peak "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii" -q)
-T[resample_cubic]=$(med "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii" -q); M[resample_cubic]=$(peak "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii" -q)
-T[lungseg]=$(med "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii" -q);        M[lungseg]=$(peak "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii" -q)
-T[lungseg_tutorial]=$(med "$BIN/lung-seg" "$OUT/hu_1mm.nii" --method tutorial --fill -o "$OUT/x_m.nii" -q)
-T[normalize]=$(med "$BIN/vol-normalize" "$OUT/hu_1mm.nii" -o "$OUT/x_n.npy" -q)
 T[copy_io]=$(med cp "$OUT/hu_1mm.nii" "$OUT/x_copy.nii")
-T[mesh]=$(med "$BIN/vol-mesh" "$OUT/hu_1mm.nii" --level 400 -o "$OUT/x_bone.stl" -q)
-declare -A K
-K[stack_hu]=$(inmem "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii")
-K[resample_linear]=$(inmem "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii")
-K[resample_cubic]=$(inmem "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii")
-K[lungseg]=$(inmem "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii")
-K[normalize]=$(inmem "$BIN/vol-normalize" "$OUT/hu_1mm.nii" -o "$OUT/x_n.npy")
-K[mesh]=$(inmem "$BIN/vol-mesh" "$OUT/hu_1mm.nii" --level 400 -o "$OUT/x_bone.stl")
+tool_bench stack_hu "$BIN/hu-convert" "$IN" -o "$OUT/x_hu.nii"
+tool_bench resample_linear "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 -o "$OUT/x_r.nii"
+tool_bench resample_cubic "$BIN/vol-resample" "$OUT/hu.nii" --spacing 1 --interp cubic -o "$OUT/x_r.nii"
+tool_bench lungseg "$BIN/lung-seg" "$OUT/hu_1mm.nii" -o "$OUT/x_m.nii"
+tool_bench lungseg_tutorial "$BIN/lung-seg" "$OUT/hu_1mm.nii" --method tutorial --fill -o "$OUT/x_m.nii"
+tool_bench normalize "$BIN/vol-normalize" "$OUT/hu_1mm.nii" -o "$OUT/x_n.npy"
+tool_bench mesh "$BIN/vol-mesh" "$OUT/hu_1mm.nii" --level 400 -o "$OUT/x_bone.stl"
 pipeline() {
   "$BIN/hu-convert" "$IN" -q | "$BIN/vol-resample" --spacing 1 -o "$OUT/p_hu_1mm.nii" -q
   "$BIN/lung-seg" "$OUT/p_hu_1mm.nii" -o "$OUT/p_lungs.nii" -q &
