@@ -36,19 +36,17 @@ med() {
 }
 # peak resident memory (MB) of one run
 peak() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F: '/Maximum resident/ {printf "%.0f", $2/1024}'; }
-# A ctprep tool, RUNS runs with -v: median wall time into T[key], median of the "time in memory:
-# X s" it reports (the work alone, no file I/O: how the peers are timed) into K[key], and the
-# peak memory of one more run into M[key].
+# A ctprep tool: median wall time of RUNS quiet runs into T[key]; median of the "time in memory:
+# X s" it reports under -v (the work alone, no file I/O: how the peers are timed) over RUNS more
+# runs into K[key] (separate runs: -v adds work, e.g. vol-mesh's mesh QC); peak memory into M[key].
 tool_bench() {
-  local key=$1 ws=() ks=() t0 t1 k
+  local key=$1 ks=()
   shift
+  T[$key]=$(med "$@" -q)
   for _ in $(seq "$RUNS"); do
-    t0=$(date +%s.%N)
-    k=$("$@" -v 2>&1 >/dev/null | sed -n 's/.*time in memory: \([0-9.]*\) s.*/\1/p')
-    t1=$(date +%s.%N)
-    ws+=("$(awk "BEGIN {print $t1 - $t0}")"); ks+=("$k")
+    ks+=("$("$@" -v 2>&1 >/dev/null | sed -n 's/.*time in memory: \([0-9.]*\) s.*/\1/p')")
   done
-  T[$key]=$(median "${ws[@]}"); K[$key]=$(median "${ks[@]}"); M[$key]=$(peak "$@" -q)
+  K[$key]=$(median "${ks[@]}"); M[$key]=$(peak "$@" -q)
 }
 
 "$BIN/hu-convert" "$IN" -o "$OUT/hu.nii" -q
