@@ -402,9 +402,41 @@ pub fn persist(tmp: tempfile::TempPath, target: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
     }
-    let res = tmp.persist(target).map_err(|e| Error::io("cannot rename into place", target, e.error));
+    let res = match exchange_with_existing(&p, target) {
+        // The old file now has the temporary's name: delete it (dropping the TempPath does).
+        Ok(true) => {
+            drop(tmp);
+            Ok(())
+        }
+        _ => tmp.persist(target).map(drop).map_err(|e| Error::io("cannot rename into place", target, e.error)),
+    };
     inflight::remove(&p);
     res
+}
+
+/// Swap a finished temporary with an existing regular file at `target` in one atomic step
+/// (renameat2 RENAME_EXCHANGE). Why not a plain rename: ext4 (auto_da_alloc) starts writing the
+/// whole new file back to disk inside a rename that replaces a file, which cost 0.09-0.35 s per
+/// 160 MB output when a Makefile re-runs a step; an exchange replaces just as atomically and lets
+/// write-back happen later, as for a new file. Ok(false): nothing to swap with, or the
+/// filesystem cannot exchange; the caller renames.
+#[cfg(target_os = "linux")]
+fn exchange_with_existing(tmp: &Path, target: &Path) -> io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    if !std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_file()) {
+        return Ok(false);
+    }
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let (from, to) = (c(tmp)?, c(target)?);
+    // SAFETY: two valid NUL-terminated paths; the syscall reads them and nothing else.
+    let rc =
+        unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 { Ok(true) } else { Err(io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange_with_existing(_tmp: &Path, _target: &Path) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// Read a whole file or stdin (`-`) into memory, naming it in errors.
@@ -415,4 +447,76 @@ pub fn read_all(src: &Source) -> Result<Vec<u8>> {
         Source::Path(p) => File::open(p).and_then(|mut f| f.read_to_end(&mut buf)).map_err(|e| Error::io("cannot read", p, e))?,
     };
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn replacing_a_file_swaps_in_the_new_content_and_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        write_file_atomic(&target, |w| w.write_all(b"old, longer content")).unwrap();
+        write_file_atomic(&target, |w| w.write_all(b"new")).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["out.txt"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o644);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_at_the_target_is_replaced_like_rename_does_and_its_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (real, link) = (dir.path().join("real.txt"), dir.path().join("link.txt"));
+        std::fs::write(&real, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_file_atomic(&link, |w| w.write_all(b"new")).unwrap();
+        assert_eq!(std::fs::read(&real).unwrap(), b"keep me");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_file());
+        assert_eq!(std::fs::read(&link).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["link.txt", "real.txt"]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn exchange_swaps_the_two_files_where_the_filesystem_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"A").unwrap();
+        assert!(!exchange_with_existing(&a, &b).unwrap(), "no target: nothing to swap");
+        std::fs::write(&b, b"B").unwrap();
+        match exchange_with_existing(&a, &b) {
+            Ok(swapped) => {
+                assert!(swapped);
+                assert_eq!((std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap()), (b"B".to_vec(), b"A".to_vec()));
+            }
+            // e.g. an old kernel or a filesystem without RENAME_EXCHANGE: persist falls back to rename
+            Err(e) => eprintln!("exchange unsupported here: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        write_file_atomic(&target, |w| w.write_all(b"old")).unwrap();
+        let err = write_file_atomic(&target, |w| {
+            w.write_all(b"partial")?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+        assert_eq!(names(dir.path()), ["out.txt"]);
+    }
 }
