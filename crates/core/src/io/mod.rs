@@ -140,6 +140,7 @@ pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
     match src {
         Source::Stdin => {
             let stdin = io::stdin();
+            widen_pipe(&stdin);
             read_from(BufReader::with_capacity(1 << 20, stdin.lock()), &name, None, opts)
         }
         Source::Path(p) => {
@@ -263,6 +264,7 @@ pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Fo
     match sink {
         Sink::Stdout => {
             let stdout = io::stdout();
+            widen_pipe(&stdout);
             let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
             encode(vol, format, opts, &mut w).map_err(|e| e.with_path("<stdout>"))?;
             w.flush().map_err(|e| Error::io("cannot write", Path::new("<stdout>"), e))?;
@@ -334,6 +336,23 @@ pub fn parse_sidecar(text: &str) -> std::result::Result<(Geometry, crate::meta::
     let s: Side = serde_json::from_str(text).map_err(|e| e.to_string())?;
     Ok((s.geometry, s.meta, s.shape_zyx))
 }
+
+/// Volumes are tens to hundreds of MB: when `fd` is a pipe, ask for the largest buffer an
+/// unprivileged process may have (Linux: 1 MiB, against 64 KiB by default), so writer and reader
+/// take turns 16 times less often. Best effort: nothing changes where it is refused.
+#[cfg(target_os = "linux")]
+fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok().and_then(|s| s.trim().parse::<libc::c_int>().ok());
+    // SAFETY: fcntl on a descriptor we hold; F_SETPIPE_SZ fails harmlessly (EBADF) on non-pipes.
+    unsafe {
+        if libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) > 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, max.unwrap_or(1 << 20).min(1 << 20));
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn widen_pipe<T>(_fd: &T) {}
 
 /// Registry of temporary files in flight, so a SIGINT handler can remove them.
 pub mod inflight {
