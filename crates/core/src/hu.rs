@@ -111,9 +111,9 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
     let Volume { data: mut src, geometry, meta: src_meta } = vol;
     // The FOV mask (only when asked for) is read off the stored values before they change.
     let fov = want.then(|| with_data!(&src, a => fov_mask(a, &convert)));
-    let (data, padded) = if dtype == src.dtype() {
-        let n = with_data!(&mut src, a => map_hu_in_place(a, &convert));
-        (src, n)
+    let (data, tally) = if dtype == src.dtype() {
+        let t = with_data!(&mut src, a => map_hu_in_place(a, &convert));
+        (src, t)
     } else {
         with_data!(&src, a => match dtype {
             DType::U8 => map_hu::<_, u8>(a, &convert),
@@ -124,6 +124,7 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
             DType::F64 => map_hu::<_, f64>(a, &convert),
         })
     };
+    let padded = tally.padded;
     let mut meta = src_meta;
     meta.kind = Kind::Hu;
     meta.rescale = None;
@@ -131,77 +132,94 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
     meta.extra.remove("padding_as_nan");
     meta.extra.insert("hu".into(), serde_json::json!({ "air": air, "padded_voxels": padded, "padding_rule": rule, "rescale": rescale }));
     let volume = Volume { data, geometry, meta };
-    warnings.extend(plausibility(&volume));
+    warnings.extend(plausibility(&tally));
     Ok(HuResult { volume, fov_mask: fov, padded_voxels: padded, padding_rule: rule, warnings })
 }
 
-/// The per-voxel conversion. For 8- and 16-bit stored values (every CT file) it is one table
-/// lookup instead of the float conversion, rounding and padding test.
+/// The per-voxel conversion: output value and whether it was padding. For 8- and 16-bit stored
+/// values (every CT file) it is one lookup in a table of all 65536 values instead of the float
+/// conversion, rounding and padding test.
 fn lookup<S: Voxel, T: Voxel>(convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> impl Fn(S) -> (T, bool) + Sync + '_ {
     use rayon::prelude::*;
-    let base: Option<i32> = match S::DTYPE {
-        DType::I16 => Some(-32768),
-        DType::U16 | DType::U8 => Some(0),
-        _ => None,
+    let one = move |v: f64| -> (T, bool) {
+        let (h, pad) = convert(v);
+        (T::from_f64(h), pad)
     };
-    let table: Option<Vec<(T, bool)>> = base.map(|b| {
-        (0..65536i32)
-            .into_par_iter()
-            .map(|k| {
-                let (h, pad) = convert(f64::from(k + b));
-                (T::from_f64(h), pad)
-            })
-            .collect()
+    // Stored value of each table slot: the inverse of `table_index`.
+    let stored = |k: i32| -> f64 { f64::from(if S::DTYPE == DType::I16 { k - 32768 } else { k }) };
+    let table: Option<Box<[(T, bool); 65536]>> = S::default().table_index().map(|_| {
+        let v: Vec<(T, bool)> = (0..65536i32).into_par_iter().map(|k| one(stored(k))).collect();
+        v.into_boxed_slice().try_into().unwrap_or_else(|_| unreachable!("65536 entries"))
     });
     move |v: S| -> (T, bool) {
-        match (&table, base) {
-            (Some(t), Some(b)) => t[(v.to_f64() as i32 - b) as usize],
-            _ => {
-                let (h, pad) = convert(v.to_f64());
-                (T::from_f64(h), pad)
-            }
+        match (&table, v.table_index()) {
+            (Some(t), Some(i)) => t[usize::from(i)],
+            _ => one(v.to_f64()),
         }
     }
 }
 
-/// Convert every voxel in place (parallel over slices); the padded count.
-fn map_hu_in_place<S: Voxel>(a: &mut Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> usize {
+/// What the conversion pass counts: padded voxels, and the output's minimum for the
+/// plausibility check.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    padded: usize,
+    min: f64,
+}
+
+impl Tally {
+    const EMPTY: Tally = Tally { padded: 0, min: f64::INFINITY };
+    fn add(self, o: Tally) -> Tally {
+        Tally { padded: self.padded + o.padded, min: self.min.min(o.min) }
+    }
+    /// Tally one slice's outputs, in the output type (no float work per voxel).
+    fn of<T: Voxel>(outputs: impl Iterator<Item = (T, bool)>) -> Tally {
+        let (mut padded, mut min) = (0usize, None::<T>);
+        for (h, pad) in outputs {
+            padded += usize::from(pad);
+            // Outputs are never NaN: NaN input becomes air.
+            if min.is_none_or(|m| h < m) {
+                min = Some(h);
+            }
+        }
+        Tally { padded, min: min.map_or(f64::INFINITY, |m| m.to_f64()) }
+    }
+}
+
+/// Convert every voxel in place (parallel over slices).
+fn map_hu_in_place<S: Voxel>(a: &mut Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> Tally {
     use rayon::prelude::*;
     let convert_one = lookup::<S, S>(convert);
     a.axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()
         .map(|mut s| {
-            let mut n = 0;
-            s.iter_mut().for_each(|v| {
-                let (h, pad) = convert_one(*v);
+            Tally::of(s.iter_mut().map(|v| {
+                let (h, f) = convert_one(*v);
                 *v = h;
-                n += usize::from(pad);
-            });
-            n
+                (h, f)
+            }))
         })
-        .sum()
+        .reduce(|| Tally::EMPTY, Tally::add)
 }
 
-/// Convert every voxel into a new volume of type T (parallel over slices); the padded count.
-fn map_hu<S: Voxel, T: Voxel>(a: &Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> (VolumeData, usize) {
+/// Convert every voxel into a new volume of type T (parallel over slices).
+fn map_hu<S: Voxel, T: Voxel>(a: &Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> (VolumeData, Tally) {
     use rayon::prelude::*;
     let convert_one = lookup::<S, T>(convert);
     let mut out = Array3::<T>::default(a.raw_dim());
-    let padded = out
+    let tally = out
         .axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()
         .zip(a.axis_iter(ndarray::Axis(0)))
         .map(|(mut o, s)| {
-            let mut n = 0;
-            Zip::from(&mut o).and(&s).for_each(|o, &v| {
-                let (h, pad) = convert_one(v);
+            Tally::of(o.iter_mut().zip(s.iter()).map(|(o, &v)| {
+                let (h, f) = convert_one(v);
                 *o = h;
-                n += usize::from(pad);
-            });
-            n
+                (h, f)
+            }))
         })
-        .sum();
-    (T::wrap(out), padded)
+        .reduce(|| Tally::EMPTY, Tally::add);
+    (T::wrap(out), tally)
 }
 
 /// 1 where the scanner measured, 0 where the stored value is padding (or outside the floor).
@@ -210,28 +228,20 @@ fn fov_mask<S: Voxel>(a: &Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sy
     Zip::from(a).par_map_collect(|&v| u8::from(!convert_one(v).1))
 }
 
-/// Warnings when a volume does not look like CT in HU (air far from -1000, nothing negative).
-pub fn plausibility(vol: &Volume) -> Vec<String> {
-    let mut w = Vec::new();
-    let Some((mn, _)) = vol.data.min_max() else {
+/// Warnings when a volume does not look like CT in HU (nothing negative, or nothing as low as
+/// air), from the conversion's tally.
+fn plausibility(t: &Tally) -> Vec<String> {
+    let mn = t.min;
+    if mn == f64::INFINITY {
         return vec!["the volume has no finite values".into()];
-    };
+    }
     if mn >= 0.0 {
-        w.push(format!("every value is >= 0 (min {mn}): this does not look like HU; is the rescale intercept missing?"));
-        return w;
+        return vec![format!("every value is >= 0 (min {mn}): this does not look like HU; is the rescale intercept missing?")];
     }
-    let n = vol.data.len().max(1) as f64;
-    let air = with_data!(&vol.data, a => {
-        use rayon::prelude::*;
-        a.axis_iter(ndarray::Axis(0))
-            .into_par_iter()
-            .map(|s| s.iter().filter(|v| (-1100.0..=-900.0).contains(&v.to_f64())).count())
-            .sum::<usize>()
-    }) as f64;
-    if air / n < 0.01 && mn > -900.0 {
-        w.push(format!("almost no voxels near air (-1000 HU; min {mn}): this may not be HU"));
+    if mn > -900.0 {
+        return vec![format!("no voxels near air (-1000 HU; min {mn}): this may not be HU")];
     }
-    w
+    Vec::new()
 }
 
 #[cfg(test)]
@@ -308,5 +318,26 @@ mod tests {
         let v = stored(&[0, 100, 200], None, Rescale::IDENTITY);
         let r = to_hu(&v, &HuOptions::default()).unwrap();
         assert!(r.warnings.iter().any(|w| w.contains(">= 0")), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn plausibility_is_tallied_in_the_conversion_pass_in_place_and_into_floats() {
+        // Negative, but nothing as low as air: warned, with the output's minimum (-500).
+        let soft: Vec<i16> = (0..200).map(|i| 524 + (i % 50) as i16).collect();
+        let int = to_hu(&stored(&soft, None, Rescale { slope: 1.0, intercept: -1024.0 }), &HuOptions::default()).unwrap();
+        let float = to_hu(&stored(&soft, None, Rescale { slope: 1.0, intercept: -1024.5 }), &HuOptions::default()).unwrap();
+        assert_eq!(float.volume.data.dtype(), DType::F32);
+        for (r, min) in [(int, "-500"), (float, "-500.5")] {
+            assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+            assert!(r.warnings[0].contains("no voxels near air") && r.warnings[0].contains(&format!("min {min})")), "{:?}", r.warnings);
+        }
+        // One voxel of air is enough, and padding made air counts (the tutorial's -2000 rule).
+        for (value, padded) in [(-2000i16, 1usize), (24, 0)] {
+            let mut chest = soft.clone();
+            chest[3] = value;
+            let r = to_hu(&stored(&chest, None, Rescale { slope: 1.0, intercept: -1024.0 }), &HuOptions::default()).unwrap();
+            assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+            assert_eq!(r.padded_voxels, padded);
+        }
     }
 }

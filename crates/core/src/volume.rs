@@ -102,10 +102,15 @@ pub trait Voxel: Copy + Send + Sync + Default + PartialOrd + 'static {
         Self::from_f64(v as f64)
     }
     fn wrap(a: Array3<Self>) -> VolumeData;
+    /// For 8- and 16-bit integers, the value's place among all 65536 (or 256) of them, so a
+    /// per-value table can stand in for a computation; `None` for wider types.
+    fn table_index(self) -> Option<u16> {
+        None
+    }
 }
 
 macro_rules! int_voxel {
-    ($t:ty, $d:ident) => {
+    ($t:ty, $d:ident, $index:expr) => {
         impl Voxel for $t {
             const DTYPE: DType = DType::$d;
             fn to_f64(self) -> f64 {
@@ -123,13 +128,17 @@ macro_rules! int_voxel {
             fn wrap(a: Array3<Self>) -> VolumeData {
                 VolumeData::$d(a)
             }
+            fn table_index(self) -> Option<u16> {
+                let index: fn($t) -> Option<u16> = $index;
+                index(self)
+            }
         }
     };
 }
-int_voxel!(u8, U8);
-int_voxel!(i16, I16);
-int_voxel!(u16, U16);
-int_voxel!(i32, I32);
+int_voxel!(u8, U8, |v: u8| Some(u16::from(v)));
+int_voxel!(i16, I16, |v: i16| Some((v as u16) ^ 0x8000));
+int_voxel!(u16, U16, |v: u16| Some(v));
+int_voxel!(i32, I32, |_| None);
 
 impl Voxel for f32 {
     const DTYPE: DType = DType::F32;
