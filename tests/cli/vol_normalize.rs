@@ -64,3 +64,32 @@ fn per_image_centering_is_refused_and_f16_needs_npy() {
     let v = f32_data(&read(&out));
     assert!((v[[0, 0, 0]] - (350.0 / 1500.0 - 0.25)).abs() < 1e-3);
 }
+
+#[test]
+fn mask_outside_value_and_json_mean_on_the_streamed_output() {
+    let d = tempfile::tempdir().unwrap();
+    let a = hu_file(d.path(), "a.nii", vec![-1000, -300, 400, 1000]);
+    let mask = Volume {
+        data: VolumeData::U8(Array3::from_shape_vec((1, 1, 4), vec![1u8, 1, 0, 1]).unwrap()),
+        geometry: Geometry::default(),
+        meta: Meta { kind: Kind::Mask, ..Meta::default() },
+    };
+    let m = d.path().join("m.nii");
+    ctprep_core::io::write_volume(&mask, &ctprep_core::io::Sink::Path(m.clone()), &Default::default()).unwrap();
+    for name in ["n.npy", "n.nii", "n.nii.gz"] {
+        let out = d.path().join(name);
+        let r = tool("vol-normalize").arg(&a).arg("--mask").arg(&m).args(["--outside", "-1", "--json", "-o"]).arg(&out).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+        let v = f32_data(&read(&out));
+        assert_eq!(v.as_slice().unwrap(), &[-0.25, 0.25, -1.0, 0.75], "{name}");
+        let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert!((j["output_mean"].as_f64().unwrap() - (-0.25 + 0.25 - 1.0 + 0.75) / 4.0).abs() < 1e-7, "{j}");
+    }
+    // A mask on another grid: exit 1, nothing written.
+    let b = hu_file(d.path(), "b.nii", vec![-1000, 0, 0]);
+    let out = d.path().join("bad.npy");
+    let r = tool("vol-normalize").arg(&b).arg("--mask").arg(&m).arg("-o").arg(&out).output().unwrap();
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("m.nii") && stderr(&r).contains("vol-resample MASK --like VOLUME"), "{}", stderr(&r));
+    assert!(!out.exists());
+}

@@ -66,10 +66,10 @@ impl Cx {
             eprintln!("{}: {}", self.tool, msg.as_ref());
         }
     }
-    /// Under -v, how long the work itself took since `start` (no file I/O), in the one wording
+    /// Under -v, how long the work itself took (no file I/O), in the one wording
     /// `make bench` reads: `time in memory: X s (what)`.
-    pub fn time_in_memory(&self, start: std::time::Instant, what: &str) {
-        self.verbose(format!("time in memory: {:.3} s ({what})", start.elapsed().as_secs_f64()));
+    pub fn time_in_memory(&self, took: std::time::Duration, what: &str) {
+        self.verbose(format!("time in memory: {:.3} s ({what})", took.as_secs_f64()));
     }
     /// Warnings (hidden only by -q).
     pub fn warn(&self, msg: impl AsRef<str>) {

@@ -3,10 +3,11 @@
 //! Never per image: "CT scanners are calibrated to return accurate HU measurements".
 
 use crate::error::{Error, Result};
-use crate::meta::{Kind, Normalization};
+use crate::meta::{Kind, Meta, Normalization};
 use crate::volume::{Volume, VolumeData, Voxel};
 use crate::with_data;
 use ndarray::{Array3, Zip};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The tutorial's bounds.
@@ -53,39 +54,76 @@ fn check_input(vol: &Volume) -> Result<()> {
     }
 }
 
-/// Clip, scale and (optionally) center. Float32 output; `rescale` (stored values) is applied first.
-pub fn normalize(vol: &Volume, o: &NormalizeOptions) -> Result<Volume> {
+/// Metadata of the normalized volume (bounds and mean recorded so the transform can be
+/// inverted), after checking the input and the options.
+pub fn normalized_meta(vol: &Volume, o: &NormalizeOptions) -> Result<Meta> {
     check_input(vol)?;
     if o.min >= o.max || o.min.is_nan() || o.max.is_nan() {
         return Err(Error::usage(format!("range {}:{} is empty", o.min, o.max)).with_hint("use MIN:MAX with MIN < MAX, e.g. -1000:400"));
     }
-    let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
-    let (lo, hi, mean) = (o.min, o.max, o.mean.unwrap_or(0.0));
-    let scale = 1.0 / (hi - lo);
-    let data = with_data!(&vol.data, a => {
-        let mut out = Array3::<f32>::zeros(a.raw_dim());
-        Zip::from(&mut out).and(a).par_for_each(|d, &v| {
-            let x = ((r.apply(v.to_f64()) - lo) * scale).clamp(0.0, 1.0);
-            *d = (x - mean) as f32;
-        });
-        out
-    });
     let mut meta = vol.meta.clone();
     meta.kind = Kind::Normalized;
     meta.rescale = None;
     meta.padding = None;
-    meta.normalization = Some(Normalization { min: lo, max: hi, mean });
-    Ok(Volume { data: VolumeData::F32(data), geometry: vol.geometry.clone(), meta })
+    meta.normalization = Some(Normalization { min: o.min, max: o.max, mean: o.mean.unwrap_or(0.0) });
+    Ok(meta)
 }
 
-/// Set voxels where `mask` is 0 to `value`.
-pub fn apply_outside(vol: &mut Volume, mask: &Array3<u8>, value: f64) -> Result<()> {
+/// Normalize whole planes `z..` of `vol` into `out` (parallel over planes); `rescale` (stored
+/// values) is applied first. A streaming writer calls this a few planes at a time.
+pub fn normalize_planes(vol: &Volume, o: &NormalizeOptions, z: usize, out: &mut [f32]) {
+    let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
+    let (lo, mean) = (o.min, o.mean.unwrap_or(0.0));
+    let scale = 1.0 / (o.max - o.min);
+    let [_, ny, nx] = vol.shape();
+    let nplanes = out.len() / (ny * nx).max(1);
+    with_data!(&vol.data, a => {
+        let src = a.slice(ndarray::s![z..z + nplanes, .., ..]);
+        let mut dst = ndarray::ArrayViewMut3::from_shape((nplanes, ny, nx), out).expect("whole planes");
+        Zip::from(&mut dst).and(&src).par_for_each(|d, &v| {
+            let x = ((r.apply(v.to_f64()) - lo) * scale).clamp(0.0, 1.0);
+            *d = (x - mean) as f32;
+        });
+    });
+}
+
+/// Clip, scale and (optionally) center into a new float32 volume.
+pub fn normalize(vol: &Volume, o: &NormalizeOptions) -> Result<Volume> {
+    let meta = normalized_meta(vol, o)?;
+    let [nz, ny, nx] = vol.shape();
+    let mut out = Array3::<f32>::zeros((nz, ny, nx));
+    normalize_planes(vol, o, 0, out.as_slice_mut().expect("standard layout"));
+    Ok(Volume { data: VolumeData::F32(out), geometry: vol.geometry.clone(), meta })
+}
+
+/// Check that `mask` lies on `vol`'s grid (same shape).
+pub fn check_mask(vol: &Volume, mask: &Array3<u8>) -> Result<()> {
     if mask.shape() != vol.data.shape() {
         return Err(Error::bad_input(format!("mask shape {:?} differs from the volume's {:?}", mask.shape(), vol.data.shape()))
             .with_hint("resample the mask onto the volume first: `vol-resample MASK --like VOLUME`"));
     }
+    Ok(())
+}
+
+/// Set voxels where `mask` is 0 to `value`.
+pub fn apply_outside(vol: &mut Volume, mask: &Array3<u8>, value: f64) -> Result<()> {
+    check_mask(vol, mask)?;
     with_data!(&mut vol.data, a => Zip::from(a).and(mask).par_for_each(|d, &m| if m == 0 { *d = Voxel::from_f64(value) }));
     Ok(())
+}
+
+/// [`apply_outside`] on whole planes `z..` held in `out` (checked with [`check_mask`] first).
+pub fn apply_outside_planes(mask: &Array3<u8>, value: f64, z: usize, out: &mut [f32]) {
+    let plane = mask.shape()[1] * mask.shape()[2];
+    let m = mask.as_slice().expect("standard layout");
+    let m = &m[z * plane..z * plane + out.len()];
+    out.par_chunks_mut(plane).zip(m.par_chunks(plane)).for_each(|(o, m)| {
+        for (o, &m) in o.iter_mut().zip(m) {
+            if m == 0 {
+                *o = value as f32;
+            }
+        }
+    });
 }
 
 /// Number of histogram bins over [0, 1] in fitted statistics.
@@ -127,11 +165,7 @@ pub struct Part {
 pub fn fit_part(name: &str, vol: &Volume, mask: Option<&Array3<u8>>, min: f64, max: f64) -> Result<Part> {
     check_input(vol)?;
     if let Some(m) = mask {
-        if m.shape() != vol.data.shape() {
-            return Err(Error::bad_input(format!("mask shape {:?} differs from the volume's {:?}", m.shape(), vol.data.shape()))
-                .with_path(name)
-                .with_hint("pair each volume with a mask on the same grid"));
-        }
+        check_mask(vol, m).map_err(|e| e.with_path(name).with_hint("pair each volume with a mask on the same grid"))?;
     }
     let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
     let scale = 1.0 / (max - min);

@@ -273,9 +273,22 @@ pub struct Volume {
     pub meta: Meta,
 }
 
+/// Everything about a volume but its voxels: what a file header holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a> {
+    /// `[z, y, x]`.
+    pub shape: [usize; 3],
+    pub dtype: DType,
+    pub geometry: &'a Geometry,
+    pub meta: &'a Meta,
+}
+
 impl Volume {
     pub fn new(data: VolumeData, geometry: Geometry, meta: Meta) -> Self {
         Volume { data, geometry, meta }
+    }
+    pub fn header(&self) -> Header<'_> {
+        Header { shape: self.shape(), dtype: self.data.dtype(), geometry: &self.geometry, meta: &self.meta }
     }
     /// Shape `[z, y, x]`.
     pub fn shape(&self) -> [usize; 3] {

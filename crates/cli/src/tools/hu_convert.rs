@@ -79,7 +79,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         fov_mask: args.fov_mask.is_some(),
     };
     let mut r = to_hu_owned(vol, &opts).map_err(crate::core)?;
-    cx.time_in_memory(t0, "reading and decoding included, writing not");
+    cx.time_in_memory(t0.elapsed(), "reading and decoding included, writing not");
     cx.verbose(format!("padding rule: {}; {} voxel(s) set to {} HU", r.padding_rule, r.padded_voxels, args.air));
     for w in &r.warnings {
         cx.warn(w);

@@ -74,7 +74,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let opts = LungOptions { remove_airways: !args.keep_airways, close_mm: args.close, dilate_mm: args.dilate };
     let t0 = std::time::Instant::now();
     let (mut mask, qc) = segment(&vol, method, &opts, args.labels).map_err(crate::core)?;
-    cx.time_in_memory(t0, "segmentation alone");
+    cx.time_in_memory(t0.elapsed(), "segmentation alone");
     if method == Method::Robust {
         cx.verbose(format!(
             "lungs: {} found, total {:.1} mL (right {:.1}, left {:.1}), {:.1}% of the body, mean {:.0} HU, {} airway voxels removed",

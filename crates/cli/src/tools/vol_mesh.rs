@@ -148,7 +148,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     };
     let t0 = std::time::Instant::now();
     let mut mesh = isosurface(&vol, level, args.step as usize, args.sigma, space).map_err(crate::core)?;
-    cx.time_in_memory(t0, "marching cubes alone");
+    cx.time_in_memory(t0.elapsed(), "marching cubes alone");
     cx.verbose(format!("marching cubes: {} vertices, {} faces", mesh.vertices.len(), mesh.triangles.len()));
     if mesh.triangles.is_empty() {
         cx.warn(format!("nothing above level {level}: the mesh is empty"));

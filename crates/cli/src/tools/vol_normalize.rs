@@ -6,9 +6,10 @@ use anyhow::Result;
 use clap::Parser;
 use ctprep_core::io::{ReadOptions, Source, read_volume};
 use ctprep_core::normalize::{
-    DatasetStats, LUNA16_MEAN, MAX_BOUND, MIN_BOUND, NormalizeOptions, apply_outside, fit_part, normalize, window_preset,
+    DatasetStats, LUNA16_MEAN, MAX_BOUND, MIN_BOUND, NormalizeOptions, apply_outside_planes, check_mask, fit_part, normalize_planes,
+    normalized_meta, window_preset,
 };
-use ctprep_core::volume::VolumeData;
+use ctprep_core::volume::{Header, VolumeData};
 use rayon::prelude::*;
 use std::io::Write;
 
@@ -139,26 +140,48 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         mean = Some(p.sum / p.count.max(1) as f64);
         cx.warn(format!("per-image mean {:.6} subtracted (--force)", mean.unwrap_or(0.0)));
     }
-    let t0 = std::time::Instant::now();
-    let mut n = normalize(&vol, &NormalizeOptions { min, max, mean }).map_err(crate::core)?;
-    cx.time_in_memory(t0, "normalization alone");
+    let mask = match &args.mask {
+        Some(m) => {
+            let mv = read_volume(&Source::parse(m), &ReadOptions::default()).map_err(crate::core)?.volume;
+            let mask = match mv.data.cast(ctprep_core::DType::U8) {
+                VolumeData::U8(a) => a,
+                _ => unreachable!("cast to u8"),
+            };
+            check_mask(&vol, &mask).map_err(|e| crate::core(e.with_path(m)))?;
+            Some(mask)
+        }
+        None => None,
+    };
+    let o = NormalizeOptions { min, max, mean };
+    let mut meta = normalized_meta(&vol, &o).map_err(crate::core)?;
+    cx.stamp(&mut meta);
+    let header = Header { meta: &meta, ..vol.header() };
+    let mut wo = args.out.options();
+    wo.npy_f16 = args.dtype == "f16";
+    // The output goes out a few planes at a time as it is computed: it never exists whole in
+    // memory, and its pages are the writer's buffer over and over instead of 160 MB of fresh ones.
+    let (mut sum, mut work) = (0.0f64, std::time::Duration::ZERO);
+    let fmt = ctprep_core::io::write_f32_planes(&header, &args.out.sink(), &wo, |z, planes| {
+        let t = std::time::Instant::now();
+        normalize_planes(&vol, &o, z, planes);
+        if let Some(m) = &mask {
+            apply_outside_planes(m, args.outside, z, planes);
+        }
+        if args.json {
+            sum += planes.par_iter().map(|&v| f64::from(v)).sum::<f64>();
+        }
+        work += t.elapsed();
+        Ok(())
+    })
+    .map_err(crate::core)?;
+    cx.time_in_memory(work, "normalization alone");
     if let Some(m) = &args.mask {
-        let mv = read_volume(&Source::parse(m), &ReadOptions::default()).map_err(crate::core)?.volume;
-        let mask = match mv.data.cast(ctprep_core::DType::U8) {
-            VolumeData::U8(a) => a,
-            _ => unreachable!("cast to u8"),
-        };
-        apply_outside(&mut n, &mask, args.outside).map_err(|e| crate::core(e.with_path(m)))?;
         cx.verbose(format!("voxels outside {m} set to {}", args.outside));
     }
-    cx.stamp(&mut n.meta);
-    let mut o = args.out.options();
-    o.npy_f16 = args.dtype == "f16";
-    let fmt = ctprep_core::io::write_volume(&n, &args.out.sink(), &o).map_err(crate::core)?;
     cx.verbose(format!("wrote {} ({:?}, range {min}:{max}, mean {:?})", args.out.output, fmt, mean));
     if args.json {
-        let VolumeData::F32(a) = &n.data else { unreachable!("normalize gives f32") };
-        let s = serde_json::json!({"output": args.out.output, "min_bound": min, "max_bound": max, "mean_subtracted": mean, "output_mean": a.mean().unwrap_or(0.0), "dtype": args.dtype});
+        let output_mean = sum / vol.data.len().max(1) as f64;
+        let s = serde_json::json!({"output": args.out.output, "min_bound": min, "max_bound": max, "mean_subtracted": mean, "output_mean": output_mean, "dtype": args.dtype});
         writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&s)?)?;
     }
     Ok(Exit::Ok)

@@ -94,7 +94,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     };
     let t0 = std::time::Instant::now();
     let mut r = resample(&vol, &opts).map_err(crate::core)?;
-    cx.time_in_memory(t0, "resampling alone");
+    cx.time_in_memory(t0.elapsed(), "resampling alone");
     for n in &r.notes {
         cx.verbose(n);
     }

@@ -10,7 +10,7 @@ pub mod npy;
 
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
-use crate::volume::Volume;
+use crate::volume::{Header, Volume};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -256,24 +256,42 @@ pub fn output_format(sink: &Sink, opts: &WriteOptions) -> Result<Format> {
 /// Write a volume (and its sidecar for file outputs), atomically.
 pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Format> {
     let format = output_format(sink, opts)?;
+    check_f16(format, opts)?;
+    write_encoded(&vol.header(), sink, format, opts, |w| encode(vol, format, opts, w))?;
+    Ok(format)
+}
+
+fn check_f16(format: Format, opts: &WriteOptions) -> Result<()> {
     if opts.npy_f16 && format != Format::Npy {
         return Err(
             Error::usage("float16 output needs NPY (NIfTI-1 has no float16 type)").with_hint("name the output .npy or pass --format npy")
         );
     }
+    Ok(())
+}
+
+/// Send `encode`'s bytes to stdout, or to a file (with the header's sidecar where one belongs)
+/// through temporaries renamed into place only when everything succeeded.
+fn write_encoded(
+    header: &Header,
+    sink: &Sink,
+    format: Format,
+    opts: &WriteOptions,
+    encode: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     match sink {
         Sink::Stdout => {
             let stdout = io::stdout();
             widen_pipe(&stdout);
             let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
-            encode(vol, format, opts, &mut w).map_err(|e| e.with_path("<stdout>"))?;
+            encode(&mut w).map_err(|e| e.with_path("<stdout>"))?;
             w.flush().map_err(|e| Error::io("cannot write", Path::new("<stdout>"), e))?;
         }
         Sink::Path(p) => {
             let sidecar_path = sidecar_path(p);
-            let sidecar = (opts.sidecar || format == Format::Npy).then(|| sidecar_json(vol));
+            let sidecar = (opts.sidecar || format == Format::Npy).then(|| sidecar_json(header));
             // Write both to temporaries first; rename only when both succeeded.
-            let data_tmp = write_temp(p, |w| encode(vol, format, opts, w))?;
+            let data_tmp = write_temp(p, encode)?;
             let side_tmp = match &sidecar {
                 Some(json) => Some(write_temp(&sidecar_path, |w| {
                     w.write_all(json.as_bytes()).map_err(|e| Error::io("cannot write", &sidecar_path, e))
@@ -286,7 +304,7 @@ pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Fo
             }
         }
     }
-    Ok(format)
+    Ok(())
 }
 
 fn encode(vol: &Volume, format: Format, opts: &WriteOptions, w: &mut dyn Write) -> Result<()> {
@@ -294,12 +312,67 @@ fn encode(vol: &Volume, format: Format, opts: &WriteOptions, w: &mut dyn Write) 
         Format::Nifti => nifti::write(vol, w),
         Format::NiftiGz => {
             let mut buf = Vec::new();
-            nifti::write_header(vol, &mut buf)?;
+            nifti::write_header(&vol.header(), &mut buf)?;
             gzip::write_parallel(w, &[&buf, &nifti::data_bytes(vol)], opts.gzip_level)
                 .map_err(|e| Error::io("cannot write", Path::new(""), e))
         }
         Format::Npy if opts.npy_f16 => npy::write_f16(vol, w),
         Format::Npy => npy::write(vol, w),
+    }
+}
+
+/// Write a float32 volume that never exists whole in memory: `fill(z, planes)` fills planes
+/// `z..` (`[z, y, x]` order, whole planes, a few megabytes at a time), in order. Uncompressed
+/// NIfTI and NPY (float32, or float16 with `npy_f16`) stream; `.nii.gz` gathers the volume first.
+pub fn write_f32_planes(
+    header: &Header,
+    sink: &Sink,
+    opts: &WriteOptions,
+    mut fill: impl FnMut(usize, &mut [f32]) -> Result<()>,
+) -> Result<Format> {
+    let format = output_format(sink, opts)?;
+    check_f16(format, opts)?;
+    let [nz, ny, nx] = header.shape;
+    let header = Header { dtype: crate::volume::DType::F32, ..*header };
+    if format == Format::NiftiGz {
+        let mut a = ndarray::Array3::<f32>::zeros((nz, ny, nx));
+        fill(0, a.as_slice_mut().expect("standard layout"))?;
+        let vol = Volume { data: crate::volume::VolumeData::F32(a), geometry: header.geometry.clone(), meta: header.meta.clone() };
+        return write_volume(&vol, sink, opts);
+    }
+    let plane = ny * nx;
+    let per_slab = ((4 << 20) / (4 * plane.max(1))).clamp(1, nz.max(1));
+    let io = |e| Error::io("cannot write", Path::new(""), e);
+    write_encoded(&header, sink, format, opts, |w| {
+        match format {
+            Format::Npy => npy::write_header(w, if opts.npy_f16 { "<f2" } else { "<f4" }, header.shape).map_err(io)?,
+            _ => nifti::write_header(&header, w)?,
+        }
+        let mut slab = vec![0f32; per_slab * plane];
+        let mut f16 = Vec::new();
+        for z in (0..nz).step_by(per_slab) {
+            let planes = &mut slab[..(nz - z).min(per_slab) * plane];
+            fill(z, planes)?;
+            if opts.npy_f16 {
+                f16.clear();
+                f16.extend(planes.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()));
+                w.write_all(&f16).map_err(io)?;
+            } else {
+                w.write_all(&f32_le_bytes(planes)).map_err(io)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(format)
+}
+
+/// Float32 values as little-endian bytes: the memory itself on little-endian machines.
+fn f32_le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding bytes, and every byte is a valid u8.
+        std::borrow::Cow::Borrowed(unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) })
+    } else {
+        std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
     }
 }
 
@@ -311,11 +384,11 @@ pub fn sidecar_path(p: &Path) -> PathBuf {
 }
 
 /// The sidecar: geometry (with both affines), shape, dtype and metadata.
-pub fn sidecar_json(vol: &Volume) -> String {
+pub fn sidecar_json(vol: &Header) -> String {
     let v = serde_json::json!({
         "axes": "zyx",
-        "shape_zyx": vol.shape(),
-        "dtype": vol.data.dtype().name(),
+        "shape_zyx": vol.shape,
+        "dtype": vol.dtype.name(),
         "geometry": vol.geometry,
         "affine_lps": vol.geometry.affine_lps(),
         "affine_ras": vol.geometry.affine_ras(),
@@ -523,6 +596,38 @@ mod tests {
             // e.g. an old kernel or a filesystem without RENAME_EXCHANGE: persist falls back to rename
             Err(e) => assert!(matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)), "{e}"),
         }
+    }
+
+    #[test]
+    fn streamed_planes_write_the_same_files_as_a_whole_volume() {
+        use crate::volume::VolumeData;
+        // 10 planes of 1 MiB: the 4 MiB slabs take 4, 4, then 2 planes.
+        let a = ndarray::Array3::from_shape_fn((10, 512, 512), |(z, y, x)| (z * 7 + y * 3 + x) as f32 * 0.25 - 100.0);
+        let vol = Volume { data: VolumeData::F32(a.clone()), geometry: Default::default(), meta: Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        for (name, f16) in [("v.nii", false), ("v.npy", false), ("h.npy", true), ("v.nii.gz", false)] {
+            let opts = WriteOptions { npy_f16: f16, ..WriteOptions::default() };
+            let (whole, streamed) = (dir.path().join(format!("whole_{name}")), dir.path().join(format!("streamed_{name}")));
+            write_volume(&vol, &Sink::Path(whole.clone()), &opts).unwrap();
+            let mut calls = Vec::new();
+            write_f32_planes(&vol.header(), &Sink::Path(streamed.clone()), &opts, |z, planes| {
+                calls.push((z, planes.len() / (512 * 512)));
+                planes.copy_from_slice(&a.as_slice().unwrap()[z * 512 * 512..][..planes.len()]);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&streamed).unwrap(), "{name}");
+            let side = |p: &Path| std::fs::read(sidecar_path(p)).unwrap();
+            assert_eq!(side(&whole), side(&streamed), "{name}");
+            let expect = if name.ends_with(".gz") { vec![(0, 10)] } else { vec![(0, 4), (4, 4), (8, 2)] };
+            assert_eq!(calls, expect, "{name}");
+        }
+        // A failing fill leaves nothing behind.
+        let target = dir.path().join("failed.npy");
+        let err = write_f32_planes(&vol.header(), &Sink::Path(target.clone()), &WriteOptions::default(), |z, _| {
+            if z > 0 { Err(Error::bad_input("stop")) } else { Ok(()) }
+        });
+        assert!(err.is_err() && !target.exists() && !sidecar_path(&target).exists());
     }
 
     #[test]

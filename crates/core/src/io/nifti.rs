@@ -9,7 +9,7 @@ use super::{Format, Loaded, check_claim, gz_err};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Qform};
 use crate::meta::{Kind, Meta, Rescale};
-use crate::volume::{DType, Volume, VolumeData};
+use crate::volume::{DType, Header, Volume, VolumeData};
 use crate::with_data;
 use ndarray::Array3;
 use std::io::{BufRead, Read, Write};
@@ -267,15 +267,15 @@ fn meta_extension(meta: &Meta) -> Vec<u8> {
 }
 
 /// The header, extender and extension of a volume (everything before the voxels).
-pub fn write_header(vol: &Volume, w: &mut dyn Write) -> Result<()> {
-    let [nz, ny, nx] = vol.shape();
+pub fn write_header(vol: &Header, w: &mut dyn Write) -> Result<()> {
+    let [nz, ny, nx] = vol.shape;
     for (axis, n) in [("x", nx), ("y", ny), ("z", nz)] {
         if n > i16::MAX as usize {
             return Err(Error::unsupported(format!("{n} voxels along {axis} exceed NIfTI-1's limit of 32767"))
                 .with_hint("crop or resample the volume"));
         }
     }
-    let ext = meta_extension(&vol.meta);
+    let ext = meta_extension(vol.meta);
     let mut h = [0u8; HEADER_SIZE];
     let put_i16 = |h: &mut [u8], o: usize, v: i16| h[o..o + 2].copy_from_slice(&v.to_le_bytes());
     let put_i32 = |h: &mut [u8], o: usize, v: i32| h[o..o + 4].copy_from_slice(&v.to_le_bytes());
@@ -286,10 +286,10 @@ pub fn write_header(vol: &Volume, w: &mut dyn Write) -> Result<()> {
     for (i, d) in dims.iter().enumerate() {
         put_i16(&mut h, 40 + 2 * i, *d);
     }
-    let (code, bitpix) = dtype_code(vol.data.dtype());
+    let (code, bitpix) = dtype_code(vol.dtype);
     put_i16(&mut h, 70, code);
     put_i16(&mut h, 72, bitpix);
-    let g = &vol.geometry;
+    let g = vol.geometry;
     let q = g.qform();
     put_f32(&mut h, 76, q.qfac);
     for a in 0..3 {
@@ -297,7 +297,7 @@ pub fn write_header(vol: &Volume, w: &mut dyn Write) -> Result<()> {
     }
     let vox_offset = HEADER_SIZE + 4 + ext.len();
     put_f32(&mut h, 108, vox_offset as f64);
-    let r = vol.meta.rescale.filter(|_| vol.data.dtype().is_integer()).unwrap_or(Rescale::IDENTITY);
+    let r = vol.meta.rescale.filter(|_| vol.dtype.is_integer()).unwrap_or(Rescale::IDENTITY);
     put_f32(&mut h, 112, r.slope);
     put_f32(&mut h, 116, r.intercept);
     h[123] = 2 | 8; // mm, seconds
@@ -350,7 +350,7 @@ pub fn data_bytes(vol: &Volume) -> std::borrow::Cow<'_, [u8]> {
 
 /// Write a whole uncompressed NIfTI-1 file.
 pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
-    write_header(vol, w)?;
+    write_header(&vol.header(), w)?;
     w.write_all(&data_bytes(vol)).map_err(|e| Error::io("cannot write", Path::new(""), e))
 }
 

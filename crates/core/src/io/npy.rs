@@ -123,18 +123,22 @@ pub fn write_header(w: &mut dyn Write, descr: &str, [z, y, x]: [usize; 3]) -> st
     w.write_all(h.as_bytes())
 }
 
-/// Write the array as NPY, bytes straight from memory (the sidecar is written by the caller).
-pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
-    let descr = match vol.data.dtype() {
+/// NPY's type descriptor of a little-endian element type.
+pub fn descr(dtype: DType) -> &'static str {
+    match dtype {
         DType::U8 => "|u1",
         DType::I16 => "<i2",
         DType::U16 => "<u2",
         DType::I32 => "<i4",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
-    };
+    }
+}
+
+/// Write the array as NPY, bytes straight from memory (the sidecar is written by the caller).
+pub fn write(vol: &Volume, w: &mut dyn Write) -> Result<()> {
     let io = |e| Error::io("cannot write", Path::new(""), e);
-    write_header(w, descr, vol.shape()).map_err(io)?;
+    write_header(w, descr(vol.data.dtype()), vol.shape()).map_err(io)?;
     w.write_all(&super::nifti::data_bytes(vol)).map_err(io)
 }
 
