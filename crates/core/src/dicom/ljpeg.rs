@@ -76,8 +76,23 @@ struct Bits<'a> {
 }
 
 impl Bits<'_> {
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
+        // Fast path: the next 8 bytes hold no 0xFF (no stuffing, no marker), so as many whole
+        // bytes as fit go in at once.
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let w = u64::from_be_bytes(chunk.try_into().unwrap_or([0xFF; 8]));
+            let inverted = !w; // a 0xFF byte is a zero byte here
+            if inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080 == 0 {
+                let take = (64 - self.n) / 8;
+                if take > 0 {
+                    self.acc |= (w >> (64 - 8 * take)) << (64 - self.n - 8 * take);
+                    self.n += 8 * take;
+                    self.pos += take as usize;
+                }
+                return;
+            }
+        }
         while self.n <= 56 {
             let mut b = 0u8;
             match self.data.get(self.pos) {
@@ -100,18 +115,18 @@ impl Bits<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek(&self, k: u32) -> u32 {
         (self.acc >> (64 - k)) as u32
     }
 
-    #[inline]
+    #[inline(always)]
     fn consume(&mut self, k: u32) {
         self.acc <<= k;
         self.n -= k;
     }
 
-    #[inline]
+    #[inline(always)]
     fn symbol(&mut self, h: &Huffman) -> Res<u8> {
         if self.n < 32 {
             self.refill();
@@ -132,7 +147,7 @@ impl Bits<'_> {
     }
 
     /// The difference coded by magnitude category `s` (Table H.2).
-    #[inline]
+    #[inline(always)]
     fn difference(&mut self, s: u8) -> Res<i32> {
         match s {
             0 => Ok(0),
@@ -244,9 +259,9 @@ pub fn decode(data: &[u8], rows: usize, cols: usize, out: &mut [u16]) -> Res<()>
 }
 
 /// Table H.1: the prediction from the samples left (a), above (b) and above-left (c).
-#[inline]
-fn predict(predictor: u8, ra: i32, rb: i32, rc: i32) -> i32 {
-    match predictor {
+#[inline(always)]
+fn predict<const P: u8>(ra: i32, rb: i32, rc: i32) -> i32 {
+    match P {
         1 => ra,
         2 => rb,
         3 => rc,
@@ -257,31 +272,60 @@ fn predict(predictor: u8, ra: i32, rb: i32, rc: i32) -> i32 {
     }
 }
 
+/// [`predict`] with the predictor known only at run time (the encoder).
+fn predict_any(predictor: u8, ra: i32, rb: i32, rc: i32) -> i32 {
+    match predictor {
+        1 => predict::<1>(ra, rb, rc),
+        2 => predict::<2>(ra, rb, rc),
+        3 => predict::<3>(ra, rb, rc),
+        4 => predict::<4>(ra, rb, rc),
+        5 => predict::<5>(ra, rb, rc),
+        6 => predict::<6>(ra, rb, rc),
+        _ => predict::<7>(ra, rb, rc),
+    }
+}
+
 fn scan(data: &[u8], h: &Huffman, precision: u8, predictor: u8, rows: usize, cols: usize, out: &mut [u16]) -> Res<()> {
+    // One loop per predictor, so the choice is made once per image instead of per sample.
+    let f = match predictor {
+        1 => scan_with::<1>,
+        2 => scan_with::<2>,
+        3 => scan_with::<3>,
+        4 => scan_with::<4>,
+        5 => scan_with::<5>,
+        6 => scan_with::<6>,
+        _ => scan_with::<7>,
+    };
+    f(data, h, precision, rows, cols, out)
+}
+
+fn scan_with<const P: u8>(data: &[u8], h: &Huffman, precision: u8, rows: usize, cols: usize, out: &mut [u16]) -> Res<()> {
     if out.len() != rows * cols {
         return corrupt("output size");
     }
     let mut bits = Bits { data, pos: 0, acc: 0, n: 0, overrun: 0 };
-    let next = |bits: &mut Bits| -> Res<i32> {
+    // Inlined into the loops: as a call, the Result came back through memory for every sample.
+    #[inline(always)]
+    fn next(bits: &mut Bits, h: &Huffman) -> Res<i32> {
         let s = bits.symbol(h)?;
         bits.difference(s)
-    };
+    }
     let put = |pred: i32, diff: i32| ((pred + diff) & 0xFFFF) as u16;
     // First row: the default value, then the sample to the left (H.1.2.1).
     let first = 1i32 << (precision - 1);
-    let mut left = put(first, next(&mut bits)?);
+    let mut left = put(first, next(&mut bits, h)?);
     out[0] = left;
     for x in 1..cols {
-        left = put(left as i32, next(&mut bits)?);
+        left = put(left as i32, next(&mut bits, h)?);
         out[x] = left;
     }
     for y in 1..rows {
         let (above, row) = out[(y - 1) * cols..(y + 1) * cols].split_at_mut(cols);
         // First column: the sample above.
-        let mut ra = put(above[0] as i32, next(&mut bits)?) as i32;
+        let mut ra = put(above[0] as i32, next(&mut bits, h)?) as i32;
         row[0] = ra as u16;
         for x in 1..cols {
-            ra = put(predict(predictor, ra, above[x] as i32, above[x - 1] as i32), next(&mut bits)?) as i32;
+            ra = put(predict::<P>(ra, above[x] as i32, above[x - 1] as i32), next(&mut bits, h)?) as i32;
             row[x] = ra as u16;
         }
     }
@@ -356,7 +400,7 @@ pub fn encode(img: &[u16], rows: usize, cols: usize, precision: u8, predictor: u
             } else if x == 0 {
                 at(y - 1, x)
             } else {
-                predict(predictor, at(y, x - 1), at(y - 1, x), at(y - 1, x - 1))
+                predict_any(predictor, at(y, x - 1), at(y - 1, x), at(y - 1, x - 1))
             };
             // Difference modulo 2^16, as a signed value in -32767..=32768.
             let mut d = (at(y, x) - p).rem_euclid(65536);
