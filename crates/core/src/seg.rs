@@ -139,8 +139,7 @@ fn plausible(qc: &LungQc) -> Option<String> {
 fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungResult> {
     // Thresholded from the stored values: no float copy of the volume.
     let rescale = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
-    let dense =
-        crate::with_data!(&vol.data, a => Zip::from(a).par_map_collect(|&v| u8::from(rescale.apply(v.to_f64()) > THRESHOLD_HU as f64)));
+    let dense = crate::with_data!(&vol.data, a => above(a, rescale, THRESHOLD_HU as f64));
     let sp = vol.geometry.spacing;
     let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
     let (nz, ny, nx) = dense.dim();
@@ -317,6 +316,22 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     qc.mean_hu = if n > 0 { rescale.apply(sum_stored / n as f64) } else { 0.0 };
     qc.bbox_lps_mm = (n > 0).then(|| std::array::from_fn(|a| [lo[a], hi[a]]));
     Ok(LungResult { labels, qc })
+}
+
+/// 1 where the stored value's HU is above `hu`. For integers under a rising rescale the test
+/// is one integer comparison in the stored type (it vectorizes): m v + b > t exactly when
+/// v > floor((t - b) / m), v being an integer.
+fn above<T: Voxel>(a: &Array3<T>, rescale: crate::meta::Rescale, hu: f64) -> Array3<u8> {
+    if T::DTYPE.is_integer() && rescale.slope > 0.0 {
+        let t = ((hu - rescale.intercept) / rescale.slope).floor();
+        let (lo, hi) = T::DTYPE.range();
+        if t < lo {
+            return Array3::from_elem(a.raw_dim(), 1);
+        }
+        let t = T::from_f64(t.min(hi));
+        return Zip::from(a).par_map_collect(|&v| u8::from(v > t));
+    }
+    Zip::from(a).par_map_collect(|&v| u8::from(rescale.apply(v.to_f64()) > hu))
 }
 
 /// Erode a mask (6-neighbour steps, at most `max_steps`) until its second largest piece holds
@@ -675,6 +690,20 @@ mod tests {
         // Right is -x in LPS: the lung at the smaller x index is label 1.
         assert_eq!((r.labels[[75, 50, 30]], r.labels[[75, 50, 100]]), (1, 2));
         assert!(r.qc.airway_voxels_removed > 0);
+    }
+
+    #[test]
+    fn integer_threshold_equals_the_float_test_for_any_rescale() {
+        let stored: Vec<i16> = (-2100..2100).step_by(3).map(|v| v as i16).chain([i16::MIN, i16::MAX]).collect();
+        let a = Array3::from_shape_vec((1, 1, stored.len()), stored).unwrap();
+        for (slope, intercept) in
+            [(1.0, -1024.0), (1.0, 0.0), (0.5, -1000.5), (2.5, -3.25), (-1.0, 0.0), (1e-4, 0.0), (1.0, 50000.0), (1.0, -40000.0)]
+        {
+            let r = crate::meta::Rescale { slope, intercept };
+            let fast = above(&a, r, THRESHOLD_HU as f64);
+            let float = a.mapv(|v| u8::from(r.apply(f64::from(v)) > THRESHOLD_HU as f64));
+            assert_eq!(fast, float, "slope {slope} intercept {intercept}");
+        }
     }
 
     #[test]
