@@ -527,7 +527,7 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
                 if let Some(sigmas) = smooth_xy {
                     let mut inner = c.slice_mut(ndarray::s![pad..py - pad, pad..px - pad]).insert_axis(Axis(0));
                     gaussian_smooth(&mut inner, sigmas);
-                    repad_plane(&mut c, pad);
+                    repad_plane(c.view_mut(), pad);
                 }
                 filter_plane(c.view_mut(), true);
                 filter_plane(c.view_mut(), false);
@@ -591,7 +591,7 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
 }
 
 /// [`repad`] for one plane: its `pad` border from the nearest interior row or column.
-fn repad_plane(c: &mut Array2<f32>, pad: usize) {
+fn repad_plane(mut c: ArrayViewMut2<f32>, pad: usize) {
     let (cy, cx) = c.dim();
     for y in pad..cy - pad {
         let mut row = c.row_mut(y);
@@ -643,21 +643,11 @@ fn padded_copy<T: Voxel>(f: &Array3<T>, pad: usize) -> Array3<f32> {
 /// Set the `pad` border of `c` again from its interior (each border voxel = the nearest interior
 /// voxel), as [`padded_copy`] does.
 fn repad(c: &mut Array3<f32>, pad: usize) {
-    let (cz, cy, cx) = c.dim();
+    let cz = c.dim().0;
     let cl = |i: usize, n: usize| i.clamp(pad, n - pad - 1);
-    c.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut plane)| {
-        if z < pad || z >= cz - pad {
-            return;
-        }
-        for y in pad..cy - pad {
-            let mut row = plane.row_mut(y);
-            let (first, last) = (row[pad], row[cx - pad - 1]);
-            row.slice_mut(ndarray::s![..pad]).fill(first);
-            row.slice_mut(ndarray::s![cx - pad..]).fill(last);
-        }
-        for y in (0..pad).chain(cy - pad..cy) {
-            let src = plane.row(cl(y, cy)).to_owned();
-            plane.row_mut(y).assign(&src);
+    c.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, plane)| {
+        if z >= pad && z < cz - pad {
+            repad_plane(plane, pad);
         }
     });
     for z in (0..pad).chain(cz - pad..cz) {
