@@ -280,7 +280,7 @@ pub fn fill_holes_2d_upto(mask: &Array3<u8>, max_area: usize) -> Array3<u8> {
 /// true; spacing (x, y, z) mm. Felzenszwalb & Huttenlocher's separable lower envelope; the first
 /// pass (along x, contiguous) is a plain two-way scan.
 pub fn edt_squared(feature: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
-    let mut d = edt_x(feature, spacing[0] as f32);
+    let mut d = edt_x::<f32>(feature, spacing[0] as f32);
     for axis in [1usize, 0] {
         let w = spacing[2 - axis] as f32;
         let n = d.shape()[axis];
@@ -307,16 +307,63 @@ pub fn edt_squared(feature: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
 /// planes; for morphology's radii that is several times faster than the full transform, whose
 /// y and z lanes stride through memory.
 pub fn edt_squared_within(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> Array3<f32> {
-    let d = edt_x(feature, spacing[0] as f32);
+    edt_within::<f32>(feature, spacing, r)
+}
+
+/// A squared distance as the ball morphology's passes carry it: float mm^2 in general; on
+/// isotropic grids whole voxel units in a byte, saturating (255 = farther than the ball), which
+/// puts sixteen to a 128-bit vector instead of four and needs a quarter of the memory.
+trait SqDist: Copy + PartialOrd + Send + Sync + Default + 'static {
+    /// Squared length of `steps` voxels of width `w`; `steps` >= NONE: no feature that way.
+    fn of_steps(steps: u32, w: f32) -> Self;
+    /// Squared length of an offset of `o` voxels of width `w`.
+    fn offset(o: isize, w: f64) -> Self;
+    /// `self + c`, saturating for bytes.
+    fn plus(self, c: Self) -> Self;
+}
+
+/// Farther than any row is long: "no feature on this side".
+const NONE: u32 = 1 << 30;
+
+impl SqDist for f32 {
+    fn of_steps(steps: u32, w: f32) -> f32 {
+        if steps >= NONE {
+            1e20
+        } else {
+            let m = steps as f32 * w;
+            m * m
+        }
+    }
+    fn offset(o: isize, w: f64) -> f32 {
+        ((o as f64 * w).powi(2)) as f32
+    }
+    fn plus(self, c: f32) -> f32 {
+        self + c
+    }
+}
+
+impl SqDist for u8 {
+    fn of_steps(steps: u32, _w: f32) -> u8 {
+        if steps > 15 { u8::MAX } else { (steps * steps) as u8 }
+    }
+    fn offset(o: isize, _w: f64) -> u8 {
+        (o * o).min(255) as u8
+    }
+    fn plus(self, c: u8) -> u8 {
+        self.saturating_add(c)
+    }
+}
+
+fn edt_within<D: SqDist>(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> Array3<D> {
+    let d = edt_x::<D>(feature, spacing[0] as f32);
     let (nz, ny, nx) = d.dim();
     let reach = |w: f64, n: usize| ((r / w).floor() as usize).min(n.saturating_sub(1));
     let (ry, rz) = (reach(spacing[1], ny), reach(spacing[2], nz));
-    let offsets = |reach: usize, w: f64| -> Vec<(isize, f32)> {
-        (-(reach as isize)..=reach as isize).map(|o| (o, ((o as f64 * w).powi(2)) as f32)).collect()
-    };
+    let offsets =
+        |reach: usize, w: f64| -> Vec<(isize, D)> { (-(reach as isize)..=reach as isize).map(|o| (o, D::offset(o, w))).collect() };
     // y pass: per slice, each output row is the minimum of shifted input rows.
     let oy = offsets(ry, spacing[1]);
-    let mut e = Array3::<f32>::zeros(d.raw_dim());
+    let mut e = Array3::<D>::default(d.raw_dim());
     Zip::from(e.outer_iter_mut()).and(d.outer_iter()).par_for_each(|mut out, src| {
         let (out, src) = (out.as_slice_mut().expect("standard layout"), src.as_slice().expect("standard layout"));
         for y in 0..ny {
@@ -337,7 +384,7 @@ pub fn edt_squared_within(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> 
 /// blocks (rows or planes) of `dst.len()` values; blocks outside are skipped. The hot loop of
 /// the ball morphology: compiled for AVX2 too and picked at run time, since the build targets
 /// baseline x86-64 (4 float lanes) and these loops run at the vector width.
-fn min_of_shifted_blocks(dst: &mut [f32], src: &[f32], i: usize, n: usize, offsets: &[(isize, f32)]) {
+fn min_of_shifted_blocks<D: SqDist>(dst: &mut [D], src: &[D], i: usize, n: usize, offsets: &[(isize, D)]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -348,12 +395,12 @@ fn min_of_shifted_blocks(dst: &mut [f32], src: &[f32], i: usize, n: usize, offse
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn min_of_shifted_blocks_avx2(dst: &mut [f32], src: &[f32], i: usize, n: usize, offsets: &[(isize, f32)]) {
+unsafe fn min_of_shifted_blocks_avx2<D: SqDist>(dst: &mut [D], src: &[D], i: usize, n: usize, offsets: &[(isize, D)]) {
     min_of_shifted_blocks_portable(dst, src, i, n, offsets)
 }
 
 #[inline(always)]
-fn min_of_shifted_blocks_portable(dst: &mut [f32], src: &[f32], i: usize, n: usize, offsets: &[(isize, f32)]) {
+fn min_of_shifted_blocks_portable<D: SqDist>(dst: &mut [D], src: &[D], i: usize, n: usize, offsets: &[(isize, D)]) {
     let len = dst.len();
     dst.copy_from_slice(&src[i * len..(i + 1) * len]);
     for &(o, c) in offsets {
@@ -363,35 +410,35 @@ fn min_of_shifted_blocks_portable(dst: &mut [f32], src: &[f32], i: usize, n: usi
         }
         // dst = min(dst, src + c), written so it vectorizes.
         for (d, &s) in dst.iter_mut().zip(&src[j as usize * len..(j as usize + 1) * len]) {
-            let v = s + c;
+            let v = s.plus(c);
             *d = if v < *d { v } else { *d };
         }
     }
 }
 
-/// First pass of both transforms: squared distance along x rows (two-way scan), 1e20 = none.
+/// First pass of both transforms: squared distance along x rows (two-way scan).
 /// Branch-free counting scans; rows without any feature (common in a padded box) are filled at once.
-fn edt_x(feature: &Array3<bool>, wx: f32) -> Array3<f32> {
-    const INF: f32 = 1e20;
-    // Farther than any row is long: "no feature on this side".
-    const NONE: u32 = 1 << 30;
-    let mut d = Array3::<f32>::zeros(feature.raw_dim());
-    Zip::from(d.lanes_mut(Axis(2))).and(feature.lanes(Axis(2))).par_for_each(|mut out, f| {
-        let (Some(out), Some(f)) = (out.as_slice_mut(), f.as_slice()) else { unreachable!("owned arrays are in standard layout") };
-        if !f.contains(&true) {
-            out.fill(INF);
-            return;
-        }
-        let mut k = NONE;
-        for (o, &is) in out.iter_mut().zip(f) {
-            k = if is { 0 } else { k.saturating_add(1) };
-            *o = k as f32;
-        }
-        let mut k = NONE;
-        for (o, &is) in out.iter_mut().zip(f).rev() {
-            k = if is { 0 } else { k.saturating_add(1) };
-            let m = o.min(k as f32);
-            *o = if m >= NONE as f32 { INF } else { (m * wx) * (m * wx) };
+fn edt_x<D: SqDist>(feature: &Array3<bool>, wx: f32) -> Array3<D> {
+    let (_, _, nx) = feature.dim();
+    let mut d = Array3::<D>::default(feature.raw_dim());
+    Zip::from(d.outer_iter_mut()).and(feature.outer_iter()).par_for_each(|mut out, f| {
+        let mut steps = vec![0u32; nx];
+        for (mut out, f) in out.outer_iter_mut().zip(f.outer_iter()) {
+            let (Some(out), Some(f)) = (out.as_slice_mut(), f.as_slice()) else { unreachable!("owned arrays are in standard layout") };
+            if !f.contains(&true) {
+                out.fill(D::of_steps(NONE, wx));
+                continue;
+            }
+            let mut k = NONE;
+            for (s, &is) in steps.iter_mut().zip(f) {
+                k = if is { 0 } else { k.saturating_add(1) };
+                *s = k;
+            }
+            let mut k = NONE;
+            for ((o, s), &is) in out.iter_mut().zip(&steps).zip(f).rev() {
+                k = if is { 0 } else { k.saturating_add(1) };
+                *o = D::of_steps((*s).min(k), wx);
+            }
         }
     });
     d
@@ -569,10 +616,21 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
 /// transform.
 fn ball_mask(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> Array3<u8> {
     let r2 = (r * r) as f32 * (1.0 + 1e-6);
-    let test = |d: f32| u8::from((d <= r2) == near);
     if r / spacing[1].min(spacing[2]) > 24.0 {
-        return Zip::from(&edt_squared(feature, spacing)).par_map_collect(|&d| test(d));
+        return Zip::from(&edt_squared(feature, spacing)).par_map_collect(|&d| u8::from((d <= r2) == near));
     }
+    // Isotropic grids (lung-seg's 1 mm volume, its 2 mm block grid): whole voxel units in bytes.
+    let units2 = (r / spacing[0]).powi(2) * (1.0 + 1e-6);
+    if spacing[0] == spacing[1] && spacing[1] == spacing[2] && units2 < 255.0 {
+        let t = units2.floor() as u8;
+        return ball_slabs::<u8>(feature, spacing, r, |d| u8::from((d <= t) == near));
+    }
+    ball_slabs::<f32>(feature, spacing, r, |d| u8::from((d <= r2) == near))
+}
+
+/// [`ball_mask`] slab by slab along z (a plane depends only on the planes within r), so the
+/// distances never exist for the whole volume at once.
+fn ball_slabs<D: SqDist>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, test: impl Fn(D) -> u8 + Sync) -> Array3<u8> {
     let nz = feature.shape()[0];
     let rz = (r / spacing[2]).floor() as usize;
     let slab = (8 * rz).max(32);
@@ -580,7 +638,7 @@ fn ball_mask(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> A
     for z0 in (0..nz).step_by(slab) {
         let z1 = (z0 + slab).min(nz);
         let (lo, hi) = (z0.saturating_sub(rz), (z1 + rz).min(nz));
-        let d = edt_squared_within(&feature.slice(ndarray::s![lo..hi, .., ..]).to_owned(), spacing, r);
+        let d = edt_within::<D>(&feature.slice(ndarray::s![lo..hi, .., ..]).to_owned(), spacing, r);
         Zip::from(out.slice_mut(ndarray::s![z0..z1, .., ..]))
             .and(d.slice(ndarray::s![z0 - lo..z1 - lo, .., ..]))
             .par_for_each(|o, &dd| *o = test(dd));
@@ -918,6 +976,23 @@ mod tests {
                 let m = ball_mask(&f, sp, r, near);
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near));
+                }
+            }
+        }
+
+        #[test]
+        fn byte_distances_on_isotropic_grids_equal_the_float_transform(bits in proptest::collection::vec(0u8..6, 70 * 9 * 11), r in 0.6f64..15.5, s in prop::sample::select(vec![1.0f64, 2.0, 0.5])) {
+            // The byte path (isotropic grids) against the full float transform: same balls, for
+            // radii up to the byte path's limit (r / s < 15.9), across slab seams.
+            let f = Array3::from_shape_vec((70, 9, 11), bits).unwrap().mapv(|v| v == 0);
+            let sp = [s; 3];
+            let full = edt_squared(&f, sp);
+            let r = r * s;
+            let r2 = (r * r) as f32 * (1.0 + 1e-6);
+            for near in [true, false] {
+                let m = ball_mask(&f, sp, r, near);
+                for (&d, &v) in full.iter().zip(m.iter()) {
+                    prop_assert_eq!(v, u8::from((d <= r2) == near), "r {} s {}", r, s);
                 }
             }
         }
