@@ -250,30 +250,22 @@ pub fn label2d<T: Copy + PartialEq + Default + Sync>(slice: &ArrayView2<T>, full
 }
 
 /// Fill holes: background regions not connected (6-conn) to the volume border.
-pub fn fill_holes_3d(mask: &Array3<u8>) -> Array3<u8> {
+pub fn fill_holes_3d(mask: &mut Array3<u8>) {
     let bg = Components::new(&mask.view(), Connectivity::Six, |v| v == 0);
     let border = bg.on_border(true);
-    let mut out = mask.clone();
-    bg.paint_into(&mut out.view_mut(), |l| (!border[l as usize]).then_some(1));
-    out
+    bg.paint_into(&mut mask.view_mut(), |l| (!border[l as usize]).then_some(1));
 }
 
-/// Fill holes slice by slice (axial, 4-connected background as `binary_fill_holes` in 2-D).
-pub fn fill_holes_2d(mask: &Array3<u8>) -> Array3<u8> {
-    fill_holes_2d_upto(mask, usize::MAX)
-}
-
-/// Fill only holes of at most `max_area` voxels per slice (vessels and nodules, not the space a
-/// lung wraps around, such as the diaphragm's dome).
-pub fn fill_holes_2d_upto(mask: &Array3<u8>, max_area: usize) -> Array3<u8> {
-    let mut out = mask.clone();
-    out.axis_iter_mut(Axis(0)).into_par_iter().for_each(|s| {
+/// Fill holes slice by slice (axial, 4-connected background as `binary_fill_holes` in 2-D), in
+/// place; only holes of at most `max_area` voxels per slice (`usize::MAX`: all), so vessels and
+/// nodules close but not the space a lung wraps around, such as the diaphragm's dome.
+pub fn fill_holes_2d(mask: &mut Array3<u8>, max_area: usize) {
+    mask.axis_iter_mut(Axis(0)).into_par_iter().for_each(|s| {
         let mut s = s.insert_axis(Axis(0));
         let bg = Components::new(&s.view(), Connectivity::Six, |v| v == 0);
         let (border, area) = (bg.on_border(false), bg.sizes());
         bg.paint_into(&mut s, |l| (!border[l as usize] && area[l as usize] <= max_area as u64).then_some(1));
     });
-    out
 }
 
 /// Squared Euclidean distance (mm^2) from every voxel to the nearest voxel where `feature` is
@@ -874,13 +866,22 @@ mod tests {
             }
         }
         a[[2, 2, 2]] = 0;
-        assert_eq!(fill_holes_3d(&a)[[2, 2, 2]], 1);
-        assert_eq!(fill_holes_2d(&a)[[2, 2, 2]], 1);
+        let filled = |a: &Array3<u8>, three_d: bool| {
+            let mut f = a.clone();
+            if three_d {
+                fill_holes_3d(&mut f)
+            } else {
+                fill_holes_2d(&mut f, usize::MAX)
+            }
+            f
+        };
+        assert_eq!(filled(&a, true)[[2, 2, 2]], 1);
+        assert_eq!(filled(&a, false)[[2, 2, 2]], 1);
         // Open to the top in 3-D via a channel, but enclosed in its slice: 2-D fills, 3-D does not.
         a[[1, 2, 2]] = 0;
         a[[0, 2, 2]] = 0;
-        assert_eq!(fill_holes_3d(&a)[[2, 2, 2]], 0);
-        assert_eq!(fill_holes_2d(&a)[[2, 2, 2]], 1);
+        assert_eq!(filled(&a, true)[[2, 2, 2]], 0);
+        assert_eq!(filled(&a, false)[[2, 2, 2]], 1);
     }
 
     #[test]

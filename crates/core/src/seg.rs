@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::meta::Kind;
 use crate::morph::{
     Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_cross, dilate_mm, erode_cross, erode_mm,
-    fill_holes_2d, fill_holes_2d_upto, fill_holes_3d, label2d, par_map,
+    fill_holes_2d, fill_holes_3d, label2d, par_map,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, Axis, Zip};
@@ -154,7 +154,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     if body_close > 0.0 {
         body = close_mm(&body, body_close, sp);
     }
-    let body = fill_holes_2d(&body);
+    fill_holes_2d(&mut body, usize::MAX);
     let body_voxels = count_nonzero(&body) as f64;
     // 2. Air inside the body.
     let mut air = Array3::<u8>::zeros(dense.raw_dim());
@@ -261,7 +261,8 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
             Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
         }
         // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
-        let m = fill_holes_3d(&fill_holes_2d_upto(&m, (2000.0 / (sp[0] * sp[1])) as usize));
+        fill_holes_2d(&mut m, (2000.0 / (sp[0] * sp[1])) as usize);
+        fill_holes_3d(&mut m);
         let lab = if ids.len() == 2 { i as u8 + 1 } else { 1 };
         Zip::from(&mut labels.slice_mut(bx)).and(&m).for_each(|d, &v| {
             if v != 0 && *d == 0 {
