@@ -1,5 +1,10 @@
 # ctprep: the two commands a newcomer needs are `make demo` and `make test`.
 CARGO ?= cargo
+# Cargo's cache of compiler probes (target/.rustc_info.json) was twice found holding a failed
+# probe after a fresh clippy build on this machine, failing every later cargo command of the
+# checkout ("failed to run `rustc` to learn about target-specific information"); without the
+# cache each cargo command probes afresh, ~0.1 s.
+export CARGO_CACHE_RUSTC_INFO := 0
 BIN := target/release
 OUT := demo/out
 TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom
