@@ -1,11 +1,5 @@
 # ctprep: the two commands a newcomer needs are `make demo` and `make test`.
 CARGO ?= cargo
-# On fresh clones here, the first `cargo test` right after the clippy build sometimes fails
-# before compiling: its compiler probe (`rustc -`) reads compiler diagnostics as input ("failed
-# to run `rustc` to learn about target-specific information"); the next cargo command probes
-# fine. So the probe result is never cached (a failed one would fail every later command) and
-# the test step is tried once more when it fails (genuine test failures fail twice).
-export CARGO_CACHE_RUSTC_INFO := 0
 BIN := target/release
 OUT := demo/out
 TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom
@@ -29,7 +23,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 test: lint
-	$(CARGO) test --workspace --locked || $(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked
 
 # The tutorial, step by step, on the built-in phantom; everything lands in demo/out/.
 demo: build

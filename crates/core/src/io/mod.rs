@@ -287,6 +287,7 @@ fn write_encoded(
             encode(&mut w).map_err(|e| e.with_path("<stdout>"))?;
             w.flush().map_err(|e| Error::io("cannot write", Path::new("<stdout>"), e))?;
         }
+        Sink::Path(p) if is_special_file(p) => write_in_place(p, encode)?,
         Sink::Path(p) => {
             let sidecar_path = sidecar_path(p);
             let sidecar = (opts.sidecar || format == Format::Npy).then(|| sidecar_json(header));
@@ -481,8 +482,25 @@ pub fn write_temp(target: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -
 
 /// Write any file atomically: a temporary beside `target`, renamed into place when complete.
 pub fn write_file_atomic(target: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    if is_special_file(target) {
+        return write_in_place(target, |w| f(w).map_err(|e| Error::io("cannot write", target, e)));
+    }
     let t = write_temp(target, |w| f(w).map_err(|e| Error::io("cannot write", target, e)))?;
     persist(t, target)
+}
+
+/// A device or a named pipe (`-o /dev/null`, `-o /dev/stdout`, a FIFO): written in place, since
+/// renaming a temporary over it would replace the device itself with a regular file (a replaced
+/// /dev/null then hands everything written to it to every later reader).
+fn is_special_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+fn write_in_place(p: &Path, encode: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).open(p).map_err(|e| Error::io("cannot open for writing", p, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    encode(&mut w).map_err(|e| e.with_path(p))?;
+    w.flush().map_err(|e| Error::io("cannot write", p, e))
 }
 
 /// Rename a finished temporary into place with the usual permissions of a new file.
@@ -628,6 +646,22 @@ mod tests {
             if z > 0 { Err(Error::bad_input("stop")) } else { Ok(()) }
         });
         assert!(err.is_err() && !target.exists() && !sidecar_path(&target).exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let null = Path::new("/dev/null");
+        write_file_atomic(null, |w| w.write_all(b"discarded")).unwrap();
+        let vol = Volume {
+            data: crate::volume::VolumeData::U8(ndarray::Array3::zeros((2, 3, 4))),
+            geometry: Default::default(),
+            meta: Default::default(),
+        };
+        write_volume(&vol, &Sink::Path(null.into()), &WriteOptions { format: Some(Format::Npy), ..Default::default() }).unwrap();
+        assert!(std::fs::metadata(null).unwrap().file_type().is_char_device(), "/dev/null must stay a device");
+        assert!(!Path::new("/dev/null.json").exists(), "no sidecar beside a device");
     }
 
     #[test]
