@@ -6,7 +6,8 @@
 //! axis depends on one input axis only, and we resample one output slice at a time: combine the few
 //! input slices it needs, then rows, then columns. Memory stays input + output + a slab per thread;
 //! cubic makes its B-spline coefficients a slab of planes at a time too (unless it must smooth
-//! along z, which takes the whole volume's coefficients). Other grids (`--like` with another orientation, `--orient`) use a general per-voxel path.
+//! along z, which takes the whole volume's coefficients). Other grids (`--like` with another
+//! orientation, `--orient`) use a general per-voxel path.
 
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Mat3, inv3};
@@ -469,8 +470,7 @@ fn general_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3<O
 /// relative, far below float32's precision.
 const SLAB: usize = 32;
 const MARGIN: usize = 16;
-/// The exact causal start at a line's first sample sums this many samples (see
-/// `bspline3_prefilter_lanes`).
+/// Samples the prefilter's mirror start sums on a long line (the rest is below a double's precision).
 const HORIZON: usize = 41;
 
 /// Cubic B-spline resampling of a separable mapping without the whole volume's coefficients in
@@ -505,8 +505,6 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
     pending.sort_by_key(|&oz| need(oz));
     // x- and y-prefiltered planes by padded z index, kept while a later slab's margin needs them.
     let mut xy: std::collections::BTreeMap<usize, Array2<f32>> = std::collections::BTreeMap::new();
-    let z1 = 3f64.sqrt() - 2.0;
-    let gain = (1.0 - z1) * (1.0 - 1.0 / z1);
     let mut next = 0usize;
     while next < pending.len() {
         // This slab: coefficient planes [a, b), from the first pending plane's lowest tap.
@@ -535,44 +533,25 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
             })
             .collect();
         xy.extend(made);
-        // z: causal then anticausal recursion over [lo, hi), row by row in parallel.
+        // z: the prefilter over [lo, hi), LANES columns of a row at a time, rows in parallel.
+        let run: Vec<&Array2<f32>> = (lo..hi).map(|k| &xy[&k]).collect();
+        let ends = Ends { first: lo == 0, last: hi == npz };
         let mut coef = Array3::<f32>::zeros((b - a, py, px));
         let rows: Vec<(usize, ArrayViewMut2<f32>)> = coef.axis_iter_mut(Axis(1)).enumerate().collect();
         rows.into_par_iter().for_each(|(y, mut dst)| {
-            let len = hi - lo;
-            let mut c = vec![0f64; len * px];
-            for (i, k) in (lo..hi).enumerate() {
-                for (d, &v) in c[i * px..(i + 1) * px].iter_mut().zip(xy[&k].row(y)) {
-                    *d = v as f64 * gain;
-                }
-            }
-            if lo == 0 {
-                // The exact mirror start (scipy); the far end's term is below z1^64 here.
-                let mut z_i = z1;
-                for i in 1..HORIZON.min(len) {
-                    for x in 0..px {
-                        c[x] += z_i * c[i * px + x];
+            let mut buf = vec![[0f64; LANES]; hi - lo];
+            for x0 in (0..px).step_by(LANES) {
+                let w = LANES.min(px - x0);
+                for (b, plane) in buf.iter_mut().zip(&run) {
+                    for k in 0..w {
+                        b[k] = plane[[y, x0 + k]] as f64;
                     }
-                    z_i *= z1;
                 }
-            }
-            for i in 1..len {
-                for x in 0..px {
-                    c[i * px + x] += z1 * c[(i - 1) * px + x];
-                }
-            }
-            let last = (len - 1) * px;
-            for x in 0..px {
-                c[last + x] = if hi == npz { (z1 * c[last - px + x] + c[last + x]) * z1 / (z1 * z1 - 1.0) } else { -z1 * c[last + x] };
-            }
-            for i in (0..len - 1).rev() {
-                for x in 0..px {
-                    c[i * px + x] = z1 * (c[(i + 1) * px + x] - c[i * px + x]);
-                }
-            }
-            for (i, mut plane_row) in dst.axis_iter_mut(Axis(0)).enumerate() {
-                for (d, &v) in plane_row.iter_mut().zip(&c[(a - lo + i) * px..(a - lo + i + 1) * px]) {
-                    *d = v as f32;
+                bspline3_prefilter_lanes(&mut buf, ends);
+                for (i, b) in buf[a - lo..].iter().take(dst.shape()[0]).enumerate() {
+                    for k in 0..w {
+                        dst[[i, x0 + k]] = b[k] as f32;
+                    }
                 }
             }
         });
@@ -684,7 +663,7 @@ fn filter_plane(mut plane: ndarray::ArrayViewMut2<f32>, along_rows: bool) {
                 b[k] = if along_rows { plane[[w0 + k, i]] } else { plane[[i, w0 + k]] } as f64;
             }
         }
-        bspline3_prefilter_lanes(&mut buf);
+        bspline3_prefilter_lanes(&mut buf, WHOLE_LINE);
         for (i, b) in buf.iter().enumerate() {
             for k in 0..w {
                 let d = if along_rows { &mut plane[[w0 + k, i]] } else { &mut plane[[i, w0 + k]] };
@@ -697,9 +676,21 @@ fn filter_plane(mut plane: ndarray::ArrayViewMut2<f32>, along_rows: bool) {
 /// Lanes filtered side by side.
 const LANES: usize = 8;
 
-/// The cubic B-spline prefilter with mirror boundaries (scipy ni_splines.c) on LANES lines at
-/// once: `c[i][k]` is sample i of line k. Lines need at least two samples.
-fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]]) {
+/// Which ends of its line a run of samples holds. An end it holds gets scipy's mirror boundary;
+/// past an end it does not hold, the recursion starts from zero (cubic_by_slabs' runs reach
+/// MARGIN samples beyond the ones they keep, so that start costs z1^MARGIN, relatively).
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    first: bool,
+    last: bool,
+}
+
+const WHOLE_LINE: Ends = Ends { first: true, last: true };
+
+/// The cubic B-spline prefilter (scipy ni_splines.c) on LANES lines at once: `c[i][k]` is
+/// sample i of line k. Runs need at least two samples, and HORIZON when they hold the first
+/// but not the last end.
+fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]], ends: Ends) {
     let n = c.len();
     let z = 3f64.sqrt() - 2.0;
     let gain = (1.0 - z) * (1.0 - 1.0 / z);
@@ -708,23 +699,26 @@ fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]]) {
             *x *= gain;
         }
     }
-    // Causal initialisation (mirror). Terms past z^40 (< 1e-23) are below a double's precision,
-    // so long lines stop there; short ones sum every term, as scipy does.
-    let z_n_1 = z.powi(n as i32 - 1);
-    let horizon = if n <= 64 { n - 1 } else { 41 };
-    let mut c0 = [0f64; LANES];
-    for k in 0..LANES {
-        c0[k] = c[0][k] + z_n_1 * c[n - 1][k];
-    }
-    let mut z_i = z;
-    for i in 1..horizon {
+    if ends.first {
+        // Causal initialisation (mirror). Terms past z^40 (< 1e-23) are below a double's
+        // precision, so long lines stop there; short ones sum every term, as scipy does. The
+        // far end's terms (z^(n-1)) only count for a run that holds it.
+        let z_n_1 = if ends.last { z.powi(n as i32 - 1) } else { 0.0 };
+        let horizon = if ends.last && n <= 64 { n - 1 } else { HORIZON };
+        let mut c0 = [0f64; LANES];
         for k in 0..LANES {
-            c0[k] += z_i * (c[i][k] + z_n_1 * c[n - 1 - i][k]);
+            c0[k] = c[0][k] + z_n_1 * c[n - 1][k];
         }
-        z_i *= z;
-    }
-    for k in 0..LANES {
-        c[0][k] = c0[k] / (1.0 - z_n_1 * z_n_1);
+        let mut z_i = z;
+        for i in 1..horizon {
+            for k in 0..LANES {
+                c0[k] += z_i * (c[i][k] + z_n_1 * c[n - 1 - i][k]);
+            }
+            z_i *= z;
+        }
+        for k in 0..LANES {
+            c[0][k] = c0[k] / (1.0 - z_n_1 * z_n_1);
+        }
     }
     for i in 1..n {
         let prev = c[i - 1];
@@ -733,7 +727,7 @@ fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]]) {
         }
     }
     for k in 0..LANES {
-        c[n - 1][k] = (z * c[n - 2][k] + c[n - 1][k]) * z / (z * z - 1.0);
+        c[n - 1][k] = if ends.last { (z * c[n - 2][k] + c[n - 1][k]) * z / (z * z - 1.0) } else { -z * c[n - 1][k] };
     }
     for i in (0..n - 1).rev() {
         let next = c[i + 1];
@@ -957,7 +951,7 @@ mod tests {
         let orig = [3.0, -1.0, 4.0, 1.0, -5.0, 9.0, 2.0];
         // Line k is the samples times (k + 1): every lane must come out right, not only the first.
         let mut c: Vec<[f64; LANES]> = orig.iter().map(|&v| std::array::from_fn(|k| v * (k + 1) as f64)).collect();
-        bspline3_prefilter_lanes(&mut c);
+        bspline3_prefilter_lanes(&mut c, WHOLE_LINE);
         for k in 0..LANES {
             for i in 0..orig.len() {
                 let m = |j: i64| c[mirror(j, c.len())][k];
@@ -973,7 +967,7 @@ mod tests {
         // give the samples back to double precision.
         let orig: Vec<f64> = (0..300).map(|i| ((i * 37 % 101) as f64 - 50.0) * 13.7).collect();
         let mut c: Vec<[f64; LANES]> = orig.iter().map(|&v| [v; LANES]).collect();
-        bspline3_prefilter_lanes(&mut c);
+        bspline3_prefilter_lanes(&mut c, WHOLE_LINE);
         for i in 0..orig.len() {
             let m = |j: i64| c[mirror(j, c.len())][3];
             let v = (m(i as i64 - 1) + 4.0 * m(i as i64) + m(i as i64 + 1)) / 6.0;
