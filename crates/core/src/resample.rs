@@ -472,6 +472,9 @@ const SLAB: usize = 32;
 const MARGIN: usize = 16;
 /// Samples the prefilter's mirror start sums on a long line (the rest is below a double's precision).
 const HORIZON: usize = 41;
+/// Columns the slab path's z recursion runs side by side (contiguous in memory here, so wider
+/// than the gathered LANES of the whole-volume path).
+const Z_LANES: usize = 64;
 
 /// Cubic B-spline resampling of a separable mapping without the whole volume's coefficients in
 /// memory: coefficient planes are made SLAB at a time (x and y prefiltered per plane and kept
@@ -533,24 +536,25 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
             })
             .collect();
         xy.extend(made);
-        // z: the prefilter over [lo, hi), LANES columns of a row at a time, rows in parallel.
+        // z: the prefilter over [lo, hi), Z_LANES columns of a row at a time, rows in parallel.
         let run: Vec<&Array2<f32>> = (lo..hi).map(|k| &xy[&k]).collect();
         let ends = Ends { first: lo == 0, last: hi == npz };
         let mut coef = Array3::<f32>::zeros((b - a, py, px));
         let rows: Vec<(usize, ArrayViewMut2<f32>)> = coef.axis_iter_mut(Axis(1)).enumerate().collect();
         rows.into_par_iter().for_each(|(y, mut dst)| {
-            let mut buf = vec![[0f64; LANES]; hi - lo];
-            for x0 in (0..px).step_by(LANES) {
-                let w = LANES.min(px - x0);
-                for (b, plane) in buf.iter_mut().zip(&run) {
-                    for k in 0..w {
-                        b[k] = plane[[y, x0 + k]] as f64;
+            let rows: Vec<&[f32]> = run.iter().map(|p| &p.as_slice().expect("standard layout")[y * px..(y + 1) * px]).collect();
+            let mut buf = vec![[0f64; Z_LANES]; hi - lo];
+            for x0 in (0..px).step_by(Z_LANES) {
+                let w = Z_LANES.min(px - x0);
+                for (b, row) in buf.iter_mut().zip(&rows) {
+                    for (d, &v) in b.iter_mut().zip(&row[x0..x0 + w]) {
+                        *d = v as f64;
                     }
                 }
                 bspline3_prefilter_lanes(&mut buf, ends);
-                for (i, b) in buf[a - lo..].iter().take(dst.shape()[0]).enumerate() {
-                    for k in 0..w {
-                        dst[[i, x0 + k]] = b[k] as f32;
+                for (b, mut out) in buf[a - lo..].iter().zip(dst.outer_iter_mut()) {
+                    for (d, &v) in out.iter_mut().skip(x0).zip(&b[..w]) {
+                        *d = v as f32;
                     }
                 }
             }
@@ -687,10 +691,10 @@ struct Ends {
 
 const WHOLE_LINE: Ends = Ends { first: true, last: true };
 
-/// The cubic B-spline prefilter (scipy ni_splines.c) on LANES lines at once: `c[i][k]` is
+/// The cubic B-spline prefilter (scipy ni_splines.c) on L lines at once: `c[i][k]` is
 /// sample i of line k. Runs need at least two samples, and HORIZON when they hold the first
 /// but not the last end.
-fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]], ends: Ends) {
+fn bspline3_prefilter_lanes<const L: usize>(c: &mut [[f64; L]], ends: Ends) {
     let n = c.len();
     let z = 3f64.sqrt() - 2.0;
     let gain = (1.0 - z) * (1.0 - 1.0 / z);
@@ -705,33 +709,33 @@ fn bspline3_prefilter_lanes(c: &mut [[f64; LANES]], ends: Ends) {
         // far end's terms (z^(n-1)) only count for a run that holds it.
         let z_n_1 = if ends.last { z.powi(n as i32 - 1) } else { 0.0 };
         let horizon = if ends.last && n <= 64 { n - 1 } else { HORIZON };
-        let mut c0 = [0f64; LANES];
-        for k in 0..LANES {
+        let mut c0 = [0f64; L];
+        for k in 0..L {
             c0[k] = c[0][k] + z_n_1 * c[n - 1][k];
         }
         let mut z_i = z;
         for i in 1..horizon {
-            for k in 0..LANES {
+            for k in 0..L {
                 c0[k] += z_i * (c[i][k] + z_n_1 * c[n - 1 - i][k]);
             }
             z_i *= z;
         }
-        for k in 0..LANES {
+        for k in 0..L {
             c[0][k] = c0[k] / (1.0 - z_n_1 * z_n_1);
         }
     }
     for i in 1..n {
         let prev = c[i - 1];
-        for k in 0..LANES {
+        for k in 0..L {
             c[i][k] += z * prev[k];
         }
     }
-    for k in 0..LANES {
+    for k in 0..L {
         c[n - 1][k] = if ends.last { (z * c[n - 2][k] + c[n - 1][k]) * z / (z * z - 1.0) } else { -z * c[n - 1][k] };
     }
     for i in (0..n - 1).rev() {
         let next = c[i + 1];
-        for k in 0..LANES {
+        for k in 0..L {
             c[i][k] = z * (next[k] - c[i][k]);
         }
     }
