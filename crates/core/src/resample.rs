@@ -216,7 +216,7 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
     let sigmas: [f64; 3] = std::array::from_fn(|k| if separable { ((a[k][k].abs() - 1.0) / 2.0).max(0.0) } else { 0.0 });
     let smooth = opts.antialias && !is_mask && sigmas.iter().any(|&s| s > 0.01);
     let dtype = opts.dtype.unwrap_or(vol.data.dtype());
-    let mut m = Mapping { a, b, separable, out_shape, in_shape: shape, fill, pad: 0, interp, sigmas: [0.0; 3] };
+    let mut m = Mapping { a, b, separable, out_shape, in_shape: shape, fill, pad: 0, interp, sigmas: [0.0; 3], slabs: None };
     if smooth {
         notes.push(format!("anti-aliasing: Gaussian sigma (x,y,z) = {:.3?} input voxels", sigmas));
     }
@@ -224,8 +224,8 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
     let out = if slabs {
         // The usual case (a new spacing, no smoothing along z): coefficients a slab at a time.
         m.pad = CUBIC_PAD;
-        let xy = smooth.then_some([sigmas[0], sigmas[1], 0.0]);
-        with_data!(&vol.data, d => cubic_by_slabs_as(&d.view(), &m, xy, dtype, threshold))
+        m.slabs = Some(smooth.then_some([sigmas[0], sigmas[1], 0.0]));
+        with_data!(&vol.data, d => run_as(&d.view(), &m, dtype, threshold))
     } else if interp == Interp::Cubic {
         let coefficients = crate::with_data!(&vol.data, a => cubic_coefficients(a, smooth.then_some(sigmas)));
         m.pad = CUBIC_PAD;
@@ -261,6 +261,9 @@ struct Mapping {
     interp: Interp,
     /// Gaussian anti-aliasing sigma (input voxels) per axis (x, y, z), folded into the taps.
     sigmas: [f64; 3],
+    /// The source is the input itself and cubic makes its coefficients slab by slab
+    /// ([`cubic_by_slabs`]), smoothing each plane first with these sigmas (x, y) when given.
+    slabs: Option<Option<[f64; 3]>>,
 }
 
 /// Taps for one output coordinate along one axis: (first index, weights) or None = outside.
@@ -358,24 +361,12 @@ fn run_as<T: Voxel>(src: &ArrayView3<T>, m: &Mapping, dtype: DType, threshold: b
     }
 }
 
-/// [`run_as`] for [`cubic_by_slabs`].
-fn cubic_by_slabs_as<T: Voxel>(src: &ArrayView3<T>, m: &Mapping, xy: Option<[f64; 3]>, dtype: DType, threshold: bool) -> VolumeData {
-    if threshold {
-        let f: Array3<f32> = cubic_by_slabs(src, m, xy);
-        return VolumeData::U8(f.mapv(|v| u8::from(v >= 0.5)));
-    }
-    match dtype {
-        DType::U8 => VolumeData::U8(cubic_by_slabs(src, m, xy)),
-        DType::I16 => VolumeData::I16(cubic_by_slabs(src, m, xy)),
-        DType::U16 => VolumeData::U16(cubic_by_slabs(src, m, xy)),
-        DType::I32 => VolumeData::I32(cubic_by_slabs(src, m, xy)),
-        DType::F32 => VolumeData::F32(cubic_by_slabs(src, m, xy)),
-        DType::F64 => VolumeData::F64(cubic_by_slabs(src, m, xy)),
-    }
-}
-
 fn run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3<O> {
-    if m.separable { separable_run(src, m) } else { general_run(src, m) }
+    match (m.slabs, m.separable) {
+        (Some(smooth_xy), _) => cubic_by_slabs(src, m, smooth_xy),
+        (None, true) => separable_run(src, m),
+        (None, false) => general_run(src, m),
+    }
 }
 
 /// Per-axis taps of a separable mapping: z, y, x.
@@ -941,6 +932,7 @@ mod tests {
                 pad: CUBIC_PAD,
                 interp: Interp::Cubic,
                 sigmas: [0.0; 3],
+                slabs: None,
             };
             let whole: Array3<f32> = separable_run(&cubic_coefficients(&a, smooth).view(), &m);
             let slabs: Array3<f32> = cubic_by_slabs(&a.view(), &m, smooth);
