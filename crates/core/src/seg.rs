@@ -3,7 +3,7 @@
 //! nodules on the pleura).
 
 use crate::error::{Error, Result};
-use crate::meta::Kind;
+use crate::meta::{Kind, Rescale};
 use crate::morph::{
     Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_cross, dilate_mm, erode_cross, erode_mm,
     fill_holes_2d, fill_holes_3d, label2d, par_map,
@@ -34,10 +34,12 @@ fn largest_label(counts: &[u64], bg: Option<usize>) -> Option<usize> {
 }
 
 /// `segment_lung_mask(image, fill_lung_structures)` from the tutorial, exactly (skimage's full
-/// connectivity in 3-D and 2-D). Input: HU `[z, y, x]`.
-pub fn tutorial(hu: &Array3<f32>, fill: bool) -> Array3<u8> {
+/// connectivity in 3-D and 2-D). Input: `image > -320` `[z, y, x]` (see [`above`]), reused as
+/// the working array.
+pub fn tutorial(dense: Array3<u8>, fill: bool) -> Array3<u8> {
     // binary_image = (image > -320) + 1: 1 = air, 2 = dense.
-    let mut b: Array3<u8> = par_map(hu, |v| if v > THRESHOLD_HU { 2 } else { 1 });
+    let mut b = dense;
+    b.par_mapv_inplace(|v| v + 1);
     // measure.label(binary_image): components of equal value (background 0 is absent); the air
     // component holding voxel [0, 0, 0] is the outside and becomes dense.
     if b[[0, 0, 0]] == 1 {
@@ -137,9 +139,7 @@ fn plausible(qc: &LungQc) -> Option<String> {
 }
 
 fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungResult> {
-    // Thresholded from the stored values: no float copy of the volume.
-    let rescale = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
-    let dense = crate::with_data!(&vol.data, a => above(a, rescale, THRESHOLD_HU as f64));
+    let dense = dense_voxels(vol);
     let sp = vol.geometry.spacing;
     let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
     let (nz, ny, nx) = dense.dim();
@@ -281,11 +281,6 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let qc_boxes = crate::morph::label_boxes(&labels, &[1, 2]);
     let (r, l) = (qc_boxes[0].count, qc_boxes[1].count);
     let n = r + l;
-    let sum_stored = crate::with_data!(&vol.data, a => Zip::from(&labels).and(a).par_fold(
-        || 0.0f64,
-        |s, &v, &h| if v != 0 { s + h.to_f64() } else { s },
-        |a, b| a + b
-    ));
     let (mut ilo, mut ihi) = ([usize::MAX; 3], [0usize; 3]);
     for b in qc_boxes.iter().filter(|b| b.count > 0) {
         for a in 0..3 {
@@ -314,15 +309,32 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     }
     qc.total_ml = n as f64 * voxel_ml;
     qc.body_fraction = n as f64 / body_voxels.max(1.0);
-    qc.mean_hu = if n > 0 { rescale.apply(sum_stored / n as f64) } else { 0.0 };
+    qc.mean_hu = mean_hu_inside(vol, &labels, n);
     qc.bbox_lps_mm = (n > 0).then(|| std::array::from_fn(|a| [lo[a], hi[a]]));
     Ok(LungResult { labels, qc })
+}
+
+/// 1 where the voxel is denser than the tutorial's -320 HU, thresholded from the stored values:
+/// no float copy of the volume.
+fn dense_voxels(vol: &Volume) -> Array3<u8> {
+    let rescale = vol.meta.rescale.unwrap_or(Rescale::IDENTITY);
+    crate::with_data!(&vol.data, a => above(a, rescale, THRESHOLD_HU as f64))
+}
+
+/// Mean HU over the `n` nonzero voxels of `mask`, from the stored values in one parallel pass
+/// (the rescale is affine, so it maps the mean).
+fn mean_hu_inside(vol: &Volume, mask: &Array3<u8>, n: u64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let sum_stored = crate::with_data!(&vol.data, a => Zip::from(mask).and(a).par_fold(|| 0.0f64, |s, &v, &h| if v != 0 { s + h.to_f64() } else { s }, |a, b| a + b));
+    vol.meta.rescale.unwrap_or(Rescale::IDENTITY).apply(sum_stored / n as f64)
 }
 
 /// 1 where the stored value's HU is above `hu`. For integers under a rising rescale the test
 /// is one integer comparison in the stored type (it vectorizes): m v + b > t exactly when
 /// v > floor((t - b) / m), v being an integer.
-fn above<T: Voxel>(a: &Array3<T>, rescale: crate::meta::Rescale, hu: f64) -> Array3<u8> {
+fn above<T: Voxel>(a: &Array3<T>, rescale: Rescale, hu: f64) -> Array3<u8> {
     if T::DTYPE.is_integer() && rescale.slope > 0.0 {
         let t = ((hu - rescale.intercept) / rescale.slope).floor();
         let (lo, hi) = T::DTYPE.range();
@@ -550,18 +562,13 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
     }
     let (mask, qc) = match method {
         Method::Tutorial { fill } => {
-            let hu = vol.real_f32();
-            let mut m = tutorial(&hu, fill);
+            let mut m = tutorial(dense_voxels(vol), fill);
             if o.dilate_mm > 0.0 {
                 m = dilate_mm(&m, o.dilate_mm, vol.geometry.spacing);
             }
-            let n = m.iter().filter(|&&v| v != 0).count();
+            let n = count_nonzero(&m);
             let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
-            let mean_hu = if n > 0 {
-                Zip::from(&m).and(&hu).fold(0.0f64, |s, &mv, &h| if mv != 0 { s + h as f64 } else { s }) / n as f64
-            } else {
-                0.0
-            };
+            let mean_hu = mean_hu_inside(vol, &m, n);
             let qc = LungQc { total_ml: n as f64 * voxel_ml, lungs_found: usize::from(n > 0), mean_hu, ..LungQc::default() };
             (m, qc)
         }
@@ -621,15 +628,16 @@ mod tests {
             }
         }
         for fill in [false, true] {
-            let m = tutorial(&hu, fill);
+            let m = tutorial(above(&hu, Rescale::IDENTITY, THRESHOLD_HU as f64), fill);
             assert_eq!(m.iter().filter(|&&v| v == 1).count(), 64);
             assert_eq!(m[[5, 5, 5]], 1);
             assert_eq!(m[[0, 0, 0]], 0);
         }
         // A vessel inside the cavity: filled only with fill = true.
         hu[[5, 5, 5]] = 40.0;
-        assert_eq!(tutorial(&hu, false)[[5, 5, 5]], 0);
-        assert_eq!(tutorial(&hu, true)[[5, 5, 5]], 1);
+        let dense = above(&hu, Rescale::IDENTITY, THRESHOLD_HU as f64);
+        assert_eq!(tutorial(dense.clone(), false)[[5, 5, 5]], 0);
+        assert_eq!(tutorial(dense, true)[[5, 5, 5]], 1);
     }
 
     /// A chest at 1 mm (so the wide morphology runs on 2 mm blocks): body, trachea, two lungs, a
@@ -700,7 +708,7 @@ mod tests {
         for (slope, intercept) in
             [(1.0, -1024.0), (1.0, 0.0), (0.5, -1000.5), (2.5, -3.25), (-1.0, 0.0), (1e-4, 0.0), (1.0, 50000.0), (1.0, -40000.0)]
         {
-            let r = crate::meta::Rescale { slope, intercept };
+            let r = Rescale { slope, intercept };
             let fast = above(&a, r, THRESHOLD_HU as f64);
             let float = a.mapv(|v| u8::from(r.apply(f64::from(v)) > THRESHOLD_HU as f64));
             assert_eq!(fast, float, "slope {slope} intercept {intercept}");
