@@ -108,19 +108,31 @@ pub fn check_mask(vol: &Volume, mask: &Array3<u8>) -> Result<()> {
 /// Set voxels where `mask` is 0 to `value`.
 pub fn apply_outside(vol: &mut Volume, mask: &Array3<u8>, value: f64) -> Result<()> {
     check_mask(vol, mask)?;
-    with_data!(&mut vol.data, a => Zip::from(a).and(mask).par_for_each(|d, &m| if m == 0 { *d = Voxel::from_f64(value) }));
+    let mask = if mask.is_standard_layout() {
+        std::borrow::Cow::Borrowed(mask)
+    } else {
+        std::borrow::Cow::Owned(mask.as_standard_layout().into_owned())
+    };
+    with_data!(&mut vol.data, a => {
+        if !a.is_standard_layout() {
+            *a = a.as_standard_layout().into_owned();
+        }
+        apply_outside_planes(&mask, value, 0, a.as_slice_mut().expect("standard layout"))
+    });
     Ok(())
 }
 
-/// [`apply_outside`] on whole planes `z..` held in `out` (checked with [`check_mask`] first).
-pub fn apply_outside_planes(mask: &Array3<u8>, value: f64, z: usize, out: &mut [f32]) {
+/// [`apply_outside`] on whole planes `z..` held in `out` (checked with [`check_mask`] first;
+/// `mask` in standard layout).
+pub fn apply_outside_planes<T: Voxel>(mask: &Array3<u8>, value: f64, z: usize, out: &mut [T]) {
     let plane = mask.shape()[1] * mask.shape()[2];
     let m = mask.as_slice().expect("standard layout");
     let m = &m[z * plane..z * plane + out.len()];
+    let value = T::from_f64(value);
     out.par_chunks_mut(plane).zip(m.par_chunks(plane)).for_each(|(o, m)| {
         for (o, &m) in o.iter_mut().zip(m) {
             if m == 0 {
-                *o = value as f32;
+                *o = value;
             }
         }
     });

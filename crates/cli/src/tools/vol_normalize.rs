@@ -142,11 +142,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     }
     let mask = match &args.mask {
         Some(m) => {
-            let mv = read_volume(&Source::parse(m), &ReadOptions::default()).map_err(crate::core)?.volume;
-            let mask = match mv.data.cast(ctprep_core::DType::U8) {
-                VolumeData::U8(a) => a,
-                _ => unreachable!("cast to u8"),
-            };
+            let mask = read_mask(m)?;
             check_mask(&vol, &mask).map_err(|e| crate::core(e.with_path(m)))?;
             Some(mask)
         }
@@ -202,11 +198,7 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
                 Some(suf) => {
                     let stem = ["nii.gz", "nii", "npy"].iter().find_map(|e| name.strip_suffix(&format!(".{e}"))).unwrap_or(name);
                     let mp = format!("{stem}{suf}");
-                    let m = read_volume(&Source::parse(&mp), &ReadOptions::default()).map_err(crate::core)?.volume;
-                    Some(match m.data.cast(ctprep_core::DType::U8) {
-                        VolumeData::U8(a) => a,
-                        _ => unreachable!("cast to u8"),
-                    })
+                    Some(read_mask(&mp)?)
                 }
                 None => None,
             };
@@ -224,4 +216,13 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// A mask file as 0/nonzero bytes (labels kept: any nonzero voxel is inside).
+fn read_mask(path: &str) -> Result<ndarray::Array3<u8>> {
+    let mask = read_volume(&Source::parse(path), &ReadOptions::default()).map_err(crate::core)?.volume;
+    match mask.data.cast(ctprep_core::DType::U8) {
+        VolumeData::U8(a) => Ok(a),
+        _ => unreachable!("cast to u8"),
+    }
 }
