@@ -80,8 +80,8 @@ impl Bits<'_> {
     fn refill(&mut self) {
         // Fast path: the next 8 bytes hold no 0xFF (no stuffing, no marker), so as many whole
         // bytes as fit go in at once.
-        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
-            let w = u64::from_be_bytes(chunk.try_into().unwrap_or([0xFF; 8]));
+        if let Some(chunk) = self.data.get(self.pos..).and_then(|rest| rest.first_chunk::<8>()) {
+            let w = u64::from_be_bytes(*chunk);
             let inverted = !w; // a 0xFF byte is a zero byte here
             if inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080 == 0 {
                 let take = (64 - self.n) / 8;

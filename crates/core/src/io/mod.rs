@@ -416,13 +416,13 @@ pub fn parse_sidecar(text: &str) -> std::result::Result<(Geometry, crate::meta::
 /// take turns 16 times less often. Best effort: nothing changes where it is refused.
 #[cfg(target_os = "linux")]
 fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
-    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok().and_then(|s| s.trim().parse::<libc::c_int>().ok());
-    // SAFETY: fcntl on a descriptor we hold; F_SETPIPE_SZ fails harmlessly (EBADF) on non-pipes.
-    unsafe {
-        if libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) > 0 {
-            libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, max.unwrap_or(1 << 20).min(1 << 20));
-        }
+    // SAFETY: fcntl on a descriptor we hold; both calls fail harmlessly (EBADF) on non-pipes.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) } <= 0 {
+        return;
     }
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok().and_then(|s| s.trim().parse::<libc::c_int>().ok());
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, max.unwrap_or(1 << 20).min(1 << 20)) };
 }
 
 #[cfg(not(target_os = "linux"))]
