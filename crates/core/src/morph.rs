@@ -272,7 +272,7 @@ pub fn fill_holes_2d(mask: &mut Array3<u8>, max_area: usize) {
 /// true; spacing (x, y, z) mm. Felzenszwalb & Huttenlocher's separable lower envelope; the first
 /// pass (along x, contiguous) is a plain two-way scan.
 pub fn edt_squared(feature: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
-    let mut d = edt_x::<f32>(feature, spacing[0] as f32);
+    let mut d = edt_x::<f32>(&feature.view(), spacing[0] as f32);
     for axis in [1usize, 0] {
         let w = spacing[2 - axis] as f32;
         let n = d.shape()[axis];
@@ -299,7 +299,7 @@ pub fn edt_squared(feature: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
 /// planes; for morphology's radii that is several times faster than the full transform, whose
 /// y and z lanes stride through memory.
 pub fn edt_squared_within(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> Array3<f32> {
-    edt_within::<f32>(feature, spacing, r)
+    edt_within::<f32>(&feature.view(), spacing, r)
 }
 
 /// A squared distance as the ball morphology's passes carry it: float mm^2 in general; on
@@ -346,7 +346,7 @@ impl SqDist for u8 {
     }
 }
 
-fn edt_within<D: SqDist>(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> Array3<D> {
+fn edt_within<D: SqDist>(feature: &ArrayView3<bool>, spacing: [f64; 3], r: f64) -> Array3<D> {
     let d = edt_x::<D>(feature, spacing[0] as f32);
     let (nz, ny, nx) = d.dim();
     let reach = |w: f64, n: usize| ((r / w).floor() as usize).min(n.saturating_sub(1));
@@ -410,7 +410,7 @@ fn min_of_shifted_blocks_portable<D: SqDist>(dst: &mut [D], src: &[D], i: usize,
 
 /// First pass of both transforms: squared distance along x rows (two-way scan).
 /// Branch-free counting scans; rows without any feature (common in a padded box) are filled at once.
-fn edt_x<D: SqDist>(feature: &Array3<bool>, wx: f32) -> Array3<D> {
+fn edt_x<D: SqDist>(feature: &ArrayView3<bool>, wx: f32) -> Array3<D> {
     let (_, _, nx) = feature.dim();
     let mut d = Array3::<D>::default(feature.raw_dim());
     Zip::from(d.outer_iter_mut()).and(feature.outer_iter()).par_for_each(|mut out, f| {
@@ -607,6 +607,15 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
 /// so the float distances never exist for the whole volume at once; large ones take the full
 /// transform.
 fn ball_mask(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> Array3<u8> {
+    ball_mask_in(feature, spacing, r, near, SLAB_BYTES)
+}
+
+/// Slabs overlap by 2 r planes: volumes whose two distance arrays fit in this many bytes (a
+/// lung's box in bytes, not floats over a whole CT) are done in one piece.
+const SLAB_BYTES: usize = 64 << 20;
+
+/// [`ball_mask`] with the distance arrays held to `budget` bytes where a slab fits in it.
+fn ball_mask_in(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool, budget: usize) -> Array3<u8> {
     let r2 = (r * r) as f32 * (1.0 + 1e-6);
     if r / spacing[1].min(spacing[2]) > 24.0 {
         return Zip::from(&edt_squared(feature, spacing)).par_map_collect(|&d| u8::from((d <= r2) == near));
@@ -615,22 +624,23 @@ fn ball_mask(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> A
     let units2 = (r / spacing[0]).powi(2) * (1.0 + 1e-6);
     if spacing[0] == spacing[1] && spacing[1] == spacing[2] && units2 < 255.0 {
         let t = units2.floor() as u8;
-        return ball_slabs::<u8>(feature, spacing, r, |d| u8::from((d <= t) == near));
+        return ball_slabs::<u8>(feature, spacing, r, budget, |d| u8::from((d <= t) == near));
     }
-    ball_slabs::<f32>(feature, spacing, r, |d| u8::from((d <= r2) == near))
+    ball_slabs::<f32>(feature, spacing, r, budget, |d| u8::from((d <= r2) == near))
 }
 
 /// [`ball_mask`] slab by slab along z (a plane depends only on the planes within r), so the
-/// distances never exist for the whole volume at once.
-fn ball_slabs<D: SqDist>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, test: impl Fn(D) -> u8 + Sync) -> Array3<u8> {
+/// distances never exist for a large volume at once.
+fn ball_slabs<D: SqDist>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, budget: usize, test: impl Fn(D) -> u8 + Sync) -> Array3<u8> {
     let nz = feature.shape()[0];
     let rz = (r / spacing[2]).floor() as usize;
-    let slab = (8 * rz).max(32);
+    let whole = 2 * feature.len() * std::mem::size_of::<D>() <= budget;
+    let slab = if whole { nz.max(1) } else { (8 * rz).max(32) };
     let mut out = Array3::<u8>::zeros(feature.raw_dim());
     for z0 in (0..nz).step_by(slab) {
         let z1 = (z0 + slab).min(nz);
         let (lo, hi) = (z0.saturating_sub(rz), (z1 + rz).min(nz));
-        let d = edt_within::<D>(&feature.slice(ndarray::s![lo..hi, .., ..]).to_owned(), spacing, r);
+        let d = edt_within::<D>(&feature.slice(ndarray::s![lo..hi, .., ..]), spacing, r);
         Zip::from(out.slice_mut(ndarray::s![z0..z1, .., ..]))
             .and(d.slice(ndarray::s![z0 - lo..z1 - lo, .., ..]))
             .par_for_each(|o, &dd| *o = test(dd));
@@ -968,13 +978,14 @@ mod tests {
 
         #[test]
         fn ball_mask_slab_by_slab_equals_the_whole_transform(bits in proptest::collection::vec(0u8..6, 80 * 5 * 6), r in 0.6f64..3.5) {
-            // 80 slices: several z slabs (at least 32 slices each), so their seams are crossed.
+            // 80 slices: with no budget, several z slabs (at least 32 slices each), so their seams are
+            // crossed; with one, the whole volume at once.
             let f = Array3::from_shape_vec((80, 5, 6), bits).unwrap().mapv(|v| v == 0);
             let sp = [0.9, 1.0, 0.8];
             let full = edt_squared(&f, sp);
             let r2 = (r * r) as f32 * (1.0 + 1e-6);
-            for near in [true, false] {
-                let m = ball_mask(&f, sp, r, near);
+            for (near, budget) in [(true, 0), (false, 0), (true, SLAB_BYTES)] {
+                let m = ball_mask_in(&f, sp, r, near, budget);
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near));
                 }
@@ -990,8 +1001,8 @@ mod tests {
             let full = edt_squared(&f, sp);
             let r = r * s;
             let r2 = (r * r) as f32 * (1.0 + 1e-6);
-            for near in [true, false] {
-                let m = ball_mask(&f, sp, r, near);
+            for (near, budget) in [(true, 0), (false, 0), (false, SLAB_BYTES)] {
+                let m = ball_mask_in(&f, sp, r, near, budget);
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near), "r {} s {}", r, s);
                 }
