@@ -685,10 +685,16 @@ pub fn erode_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
 pub fn close_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let m = margin_vox(r, spacing);
     let (nz, ny, nx) = mask.dim();
-    let mut padded = Array3::<u8>::zeros((nz + 2 * m[2], ny + 2 * m[1], nx + 2 * m[0]));
-    padded.slice_mut(ndarray::s![m[2]..m[2] + nz, m[1]..m[1] + ny, m[0]..m[0] + nx]).assign(mask);
-    let c = erode_mm(&dilate_mm(&padded, r, spacing), r, spacing);
-    c.slice(ndarray::s![m[2]..m[2] + nz, m[1]..m[1] + ny, m[0]..m[0] + nx]).to_owned()
+    let inner = ndarray::s![m[2]..m[2] + nz, m[1]..m[1] + ny, m[0]..m[0] + nx];
+    // The padding is a voxel wider than the dilation reaches, so the dilated mask has background
+    // all around it, nearer to every voxel than any background beyond the box: the erosion
+    // needs no box of its own.
+    let mut feature = Array3::<bool>::from_elem((nz + 2 * m[2], ny + 2 * m[1], nx + 2 * m[0]), false);
+    Zip::from(feature.slice_mut(inner)).and(mask).par_for_each(|f, &v| *f = v != 0);
+    let beyond = ball_mask(&feature, spacing, r, false);
+    drop(feature);
+    let beyond: Array3<bool> = Zip::from(&beyond).par_map_collect(|&v| v != 0);
+    ball_mask(&beyond, spacing, r, false).slice(inner).to_owned()
 }
 
 /// Voxels per block of a grid of about 2 mm: per axis (x, y, z) the spacing's nearest multiple
@@ -919,6 +925,18 @@ mod tests {
             }
             let c = close_mm(&a, r, [1.0, 1.2, 1.5]);
             for (&cv, &av) in c.iter().zip(a.iter()) { prop_assert!(cv >= av); }
+        }
+
+        #[test]
+        fn closing_is_the_erosion_of_the_dilation_on_an_unbounded_grid(bits in proptest::collection::vec(0u8..6, 6 * 7 * 8), r in 0.5f64..2.5) {
+            // The definition, on a grid padded far beyond the ball's reach. Sparse masks, so
+            // the closing neither fills the grid nor leaves it alone.
+            let a = Array3::from_shape_vec((6, 7, 8), bits).unwrap().mapv(|v| u8::from(v == 0));
+            let sp = [1.0, 1.2, 1.5];
+            let mut padded = Array3::<u8>::zeros((6 + 10, 7 + 10, 8 + 10));
+            padded.slice_mut(ndarray::s![5..11, 5..12, 5..13]).assign(&a);
+            let reference = erode_mm(&dilate_mm(&padded, r, sp), r, sp);
+            prop_assert_eq!(close_mm(&a, r, sp), reference.slice(ndarray::s![5..11, 5..12, 5..13]).to_owned());
         }
 
         #[test]
