@@ -712,18 +712,23 @@ pub fn coarsen(mask: &ArrayView3<u8>, factors: [usize; 3]) -> Array3<u8> {
     let full = (fx * fy * fz) as u32;
     let mut out = Array3::<u8>::zeros((cz, cy, cx));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(c, mut plane)| {
-        let mut count = vec![0u32; cy * cx];
-        for z in c * fz..((c + 1) * fz).min(nz) {
-            for y in 0..ny {
-                let row = mask.slice(ndarray::s![z, y, ..]);
-                let counts = &mut count[(y / fy) * cx..(y / fy + 1) * cx];
-                for (x, &v) in row.iter().enumerate() {
-                    counts[x / fx] += u32::from(v != 0);
+        // Per block row: count set voxels per column over the block's rows (whole rows added
+        // at once, which vectorizes), then sum the columns of each block.
+        let mut columns = vec![0u16; nx];
+        for (b, mut out_row) in plane.outer_iter_mut().enumerate() {
+            columns.fill(0);
+            for z in c * fz..((c + 1) * fz).min(nz) {
+                for y in b * fy..((b + 1) * fy).min(ny) {
+                    let row = mask.slice(ndarray::s![z, y, ..]);
+                    match row.as_slice() {
+                        Some(row) => columns.iter_mut().zip(row).for_each(|(n, &v)| *n += u16::from(v != 0)),
+                        None => columns.iter_mut().zip(row.iter()).for_each(|(n, &v)| *n += u16::from(v != 0)),
+                    }
                 }
             }
-        }
-        for (o, &n) in plane.iter_mut().zip(&count) {
-            *o = u8::from(n == full);
+            for (o, block) in out_row.iter_mut().zip(columns.chunks(fx)) {
+                *o = u8::from(block.iter().map(|&n| u32::from(n)).sum::<u32>() == full);
+            }
         }
     });
     out
@@ -925,6 +930,20 @@ mod tests {
             }
             let c = close_mm(&a, r, [1.0, 1.2, 1.5]);
             for (&cv, &av) in c.iter().zip(a.iter()) { prop_assert!(cv >= av); }
+        }
+
+        #[test]
+        fn coarse_voxels_are_the_blocks_wholly_set(bits in proptest::collection::vec(0u8..5, 7 * 8 * 9), f in prop::array::uniform3(1usize..4)) {
+            // Mostly set, so whole blocks occur; unequal factors (x, y, z); blocks cut by the end.
+            let a = Array3::from_shape_vec((7, 8, 9), bits).unwrap().mapv(|v| u8::from(v != 0));
+            let c = coarsen(&a.view(), f);
+            prop_assert_eq!(c.dim(), (7usize.div_ceil(f[2]), 8usize.div_ceil(f[1]), 9usize.div_ceil(f[0])));
+            for ((z, y, x), &v) in c.indexed_iter() {
+                let (z0, y0, x0) = (z * f[2], y * f[1], x * f[0]);
+                let inside = z0 + f[2] <= 7 && y0 + f[1] <= 8 && x0 + f[0] <= 9;
+                let whole = inside && a.slice(ndarray::s![z0..z0 + f[2], y0..y0 + f[1], x0..x0 + f[0]]).iter().all(|&b| b != 0);
+                prop_assert_eq!(v, u8::from(whole));
+            }
         }
 
         #[test]
