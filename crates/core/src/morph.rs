@@ -572,6 +572,7 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
         }
         a
     };
+    let labels = labels.as_standard_layout();
     labels
         .outer_iter()
         .into_par_iter()
@@ -579,21 +580,28 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
         .map(|(z, plane)| {
             let mut out = vec![empty; ids.len()];
             for (y, row) in plane.outer_iter().enumerate() {
-                for (x, &v) in row.iter().enumerate() {
-                    let v = v.into();
-                    // Most voxels are background: skip them before any lookup.
-                    if v == 0 {
+                let row = row.to_slice().expect("standard layout");
+                for (k, chunk) in row.chunks(32).enumerate() {
+                    // Most voxels are background: skip it a vector at a time.
+                    if chunk.iter().fold(0u64, |a, &v| a | v.into()) == 0 {
                         continue;
                     }
-                    let Some(&i) = slot.get(v as usize).filter(|&&i| i != usize::MAX) else { continue };
-                    let b = &mut out[i];
-                    b.count += 1;
-                    b.index_sum[0] += x as f64;
-                    b.index_sum[1] += y as f64;
-                    b.index_sum[2] += z as f64;
-                    for (k, c) in [z, y, x].into_iter().enumerate() {
-                        b.lo[k] = b.lo[k].min(c);
-                        b.hi[k] = b.hi[k].max(c);
+                    for (j, &v) in chunk.iter().enumerate() {
+                        let v = v.into();
+                        if v == 0 {
+                            continue;
+                        }
+                        let Some(&i) = slot.get(v as usize).filter(|&&i| i != usize::MAX) else { continue };
+                        let x = k * 32 + j;
+                        let b = &mut out[i];
+                        b.count += 1;
+                        b.index_sum[0] += x as f64;
+                        b.index_sum[1] += y as f64;
+                        b.index_sum[2] += z as f64;
+                        for (k, c) in [z, y, x].into_iter().enumerate() {
+                            b.lo[k] = b.lo[k].min(c);
+                            b.hi[k] = b.hi[k].max(c);
+                        }
                     }
                 }
             }
@@ -930,6 +938,24 @@ mod tests {
             }
             let c = close_mm(&a, r, [1.0, 1.2, 1.5]);
             for (&cv, &av) in c.iter().zip(a.iter()) { prop_assert!(cv >= av); }
+        }
+
+        #[test]
+        fn label_boxes_count_and_bound_each_asked_label(bits in proptest::collection::vec(0u16..40, 4 * 5 * 70)) {
+            // Rows of 70 voxels cross the 32-voxel background skips; labels 1..3 are asked,
+            // the sparse rest (4..39) are not.
+            let a = Array3::from_shape_vec((4, 5, 70), bits).unwrap().mapv(|v| if v < 4 { v } else if v < 8 { 0 } else { v % 3 * 20 });
+            let boxes = label_boxes(&a, &[1, 2, 3]);
+            for (b, id) in boxes.iter().zip(1u16..) {
+                let at: Vec<_> = a.indexed_iter().filter(|&(_, &v)| v == id).map(|(i, _)| i).collect();
+                prop_assert_eq!(b.count, at.len() as u64);
+                let sum_x: f64 = at.iter().map(|&(_, _, x)| x as f64).sum();
+                prop_assert_eq!(b.index_sum[0], sum_x);
+                if let (Some(lo_z), Some(hi_x)) = (at.iter().map(|i| i.0).min(), at.iter().map(|i| i.2).max()) {
+                    prop_assert_eq!(b.lo[0], lo_z);
+                    prop_assert_eq!(b.hi[2], hi_x);
+                }
+            }
         }
 
         #[test]
