@@ -610,11 +610,11 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
         .reduce(|| vec![empty; ids.len()], merge)
 }
 
-/// 0/1: where the squared distance to `feature` is at most `r`^2 (`near`), or above it (not
-/// `near`). Small balls go slab by slab along z (a plane depends only on the planes within r),
+/// 0/1 (bytes, or bools where the result feeds another transform): where the squared distance
+/// to `feature` is at most `r`^2 (`near`), or above it (not `near`). Small balls go slab by slab along z (a plane depends only on the planes within r),
 /// so the float distances never exist for the whole volume at once; large ones take the full
 /// transform.
-fn ball_mask(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> Array3<u8> {
+fn ball_mask<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> Array3<O> {
     ball_mask_in(feature, spacing, r, near, SLAB_BYTES)
 }
 
@@ -622,29 +622,39 @@ fn ball_mask(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> A
 /// lung's box in bytes, not floats over a whole CT) are done in one piece.
 const SLAB_BYTES: usize = 64 << 20;
 
+/// What a ball mask is made of: u8 0/1 or bool.
+trait Flag: From<bool> + Copy + Default + Send + Sync {}
+impl<T: From<bool> + Copy + Default + Send + Sync> Flag for T {}
+
 /// [`ball_mask`] with the distance arrays held to `budget` bytes where a slab fits in it.
-fn ball_mask_in(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool, budget: usize) -> Array3<u8> {
+fn ball_mask_in<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool, budget: usize) -> Array3<O> {
     let r2 = (r * r) as f32 * (1.0 + 1e-6);
     if r / spacing[1].min(spacing[2]) > 24.0 {
-        return Zip::from(&edt_squared(feature, spacing)).par_map_collect(|&d| u8::from((d <= r2) == near));
+        return Zip::from(&edt_squared(feature, spacing)).par_map_collect(|&d| O::from((d <= r2) == near));
     }
     // Isotropic grids (lung-seg's 1 mm volume, its 2 mm block grid): whole voxel units in bytes.
     let units2 = (r / spacing[0]).powi(2) * (1.0 + 1e-6);
     if spacing[0] == spacing[1] && spacing[1] == spacing[2] && units2 < 255.0 {
         let t = units2.floor() as u8;
-        return ball_slabs::<u8>(feature, spacing, r, budget, |d| u8::from((d <= t) == near));
+        return ball_slabs::<u8, O>(feature, spacing, r, budget, |d| O::from((d <= t) == near));
     }
-    ball_slabs::<f32>(feature, spacing, r, budget, |d| u8::from((d <= r2) == near))
+    ball_slabs::<f32, O>(feature, spacing, r, budget, |d| O::from((d <= r2) == near))
 }
 
 /// [`ball_mask`] slab by slab along z (a plane depends only on the planes within r), so the
 /// distances never exist for a large volume at once.
-fn ball_slabs<D: SqDist>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, budget: usize, test: impl Fn(D) -> u8 + Sync) -> Array3<u8> {
+fn ball_slabs<D: SqDist, O: Flag>(
+    feature: &Array3<bool>,
+    spacing: [f64; 3],
+    r: f64,
+    budget: usize,
+    test: impl Fn(D) -> O + Sync,
+) -> Array3<O> {
     let nz = feature.shape()[0];
     let rz = (r / spacing[2]).floor() as usize;
     let whole = 2 * feature.len() * std::mem::size_of::<D>() <= budget;
     let slab = if whole { nz.max(1) } else { (8 * rz).max(32) };
-    let mut out = Array3::<u8>::zeros(feature.raw_dim());
+    let mut out = Array3::<O>::default(feature.raw_dim());
     for z0 in (0..nz).step_by(slab) {
         let z1 = (z0 + slab).min(nz);
         let (lo, hi) = (z0.saturating_sub(rz), (z1 + rz).min(nz));
@@ -664,7 +674,7 @@ fn margin_vox(r: f64, spacing: [f64; 3]) -> [usize; 3] {
 pub fn dilate_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let Some(b) = bbox(mask, margin_vox(r, spacing)) else { return mask.clone() };
     let sub = mask.slice(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]);
-    let near = ball_mask(&Zip::from(&sub).par_map_collect(|&v| v != 0), spacing, r, true);
+    let near: Array3<u8> = ball_mask(&Zip::from(&sub).par_map_collect(|&v| v != 0), spacing, r, true);
     let mut out = mask.clone();
     out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]).assign(&near);
     out
@@ -678,7 +688,7 @@ pub fn erode_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let (sz, sy, sx) = sub.dim();
     let mut bg = Array3::<bool>::from_elem((sz + 2, sy + 2, sx + 2), true);
     bg.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]).zip_mut_with(&sub, |o, &v| *o = v == 0);
-    let far = ball_mask(&bg, spacing, r, false);
+    let far: Array3<u8> = ball_mask(&bg, spacing, r, false);
     drop(bg);
     let mut out = Array3::<u8>::zeros(mask.raw_dim());
     out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]).assign(&far.slice(ndarray::s![
@@ -699,10 +709,10 @@ pub fn close_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     // needs no box of its own.
     let mut feature = Array3::<bool>::from_elem((nz + 2 * m[2], ny + 2 * m[1], nx + 2 * m[0]), false);
     Zip::from(feature.slice_mut(inner)).and(mask).par_for_each(|f, &v| *f = v != 0);
-    let beyond = ball_mask(&feature, spacing, r, false);
+    let beyond: Array3<bool> = ball_mask(&feature, spacing, r, false);
     drop(feature);
-    let beyond: Array3<bool> = Zip::from(&beyond).par_map_collect(|&v| v != 0);
-    ball_mask(&beyond, spacing, r, false).slice(inner).to_owned()
+    let closed: Array3<u8> = ball_mask(&beyond, spacing, r, false);
+    closed.slice(inner).to_owned()
 }
 
 /// Voxels per block of a grid of about 2 mm: per axis (x, y, z) the spacing's nearest multiple
@@ -1048,7 +1058,7 @@ mod tests {
             let full = edt_squared(&f, sp);
             let r2 = (r * r) as f32 * (1.0 + 1e-6);
             for (near, budget) in [(true, 0), (false, 0), (true, SLAB_BYTES)] {
-                let m = ball_mask_in(&f, sp, r, near, budget);
+                let m: Array3<u8> = ball_mask_in(&f, sp, r, near, budget);
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near));
                 }
@@ -1065,7 +1075,7 @@ mod tests {
             let r = r * s;
             let r2 = (r * r) as f32 * (1.0 + 1e-6);
             for (near, budget) in [(true, 0), (false, 0), (false, SLAB_BYTES)] {
-                let m = ball_mask_in(&f, sp, r, near, budget);
+                let m: Array3<u8> = ball_mask_in(&f, sp, r, near, budget);
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near), "r {} s {}", r, s);
                 }
