@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::meta::{Kind, Meta, Normalization};
 use crate::volume::{Volume, VolumeData, Voxel};
 use crate::with_data;
-use ndarray::{Array3, Zip};
+use ndarray::{Array3, ArrayView3, Zip};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -108,23 +108,19 @@ pub fn check_mask(vol: &Volume, mask: &Array3<u8>) -> Result<()> {
 /// Set voxels where `mask` is 0 to `value`.
 pub fn apply_outside(vol: &mut Volume, mask: &Array3<u8>, value: f64) -> Result<()> {
     check_mask(vol, mask)?;
-    let mask = if mask.is_standard_layout() {
-        std::borrow::Cow::Borrowed(mask)
-    } else {
-        std::borrow::Cow::Owned(mask.as_standard_layout().into_owned())
-    };
+    let mask = mask.as_standard_layout();
     with_data!(&mut vol.data, a => {
         if !a.is_standard_layout() {
             *a = a.as_standard_layout().into_owned();
         }
-        apply_outside_planes(&mask, value, 0, a.as_slice_mut().expect("standard layout"))
+        apply_outside_planes(&mask.view(), value, 0, a.as_slice_mut().expect("standard layout"))
     });
     Ok(())
 }
 
 /// [`apply_outside`] on whole planes `z..` held in `out` (checked with [`check_mask`] first;
 /// `mask` in standard layout).
-pub fn apply_outside_planes<T: Voxel>(mask: &Array3<u8>, value: f64, z: usize, out: &mut [T]) {
+pub fn apply_outside_planes<T: Voxel>(mask: &ArrayView3<u8>, value: f64, z: usize, out: &mut [T]) {
     let plane = mask.shape()[1] * mask.shape()[2];
     let m = mask.as_slice().expect("standard layout");
     let m = &m[z * plane..z * plane + out.len()];

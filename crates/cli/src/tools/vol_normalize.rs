@@ -161,7 +161,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         let t = std::time::Instant::now();
         normalize_planes(&vol, &o, z, planes);
         if let Some(m) = &mask {
-            apply_outside_planes(m, args.outside, z, planes);
+            apply_outside_planes(&m.view(), args.outside, z, planes);
         }
         if args.json {
             sum += planes.par_iter().map(|&v| f64::from(v)).sum::<f64>();
