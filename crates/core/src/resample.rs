@@ -216,7 +216,7 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
     let sigmas: [f64; 3] = std::array::from_fn(|k| if separable { ((a[k][k].abs() - 1.0) / 2.0).max(0.0) } else { 0.0 });
     let smooth = opts.antialias && !is_mask && sigmas.iter().any(|&s| s > 0.01);
     let dtype = opts.dtype.unwrap_or(vol.data.dtype());
-    let mut m = Mapping { a, b, separable, out_shape, in_shape: shape, fill, pad: 0, interp, sigmas: [0.0; 3], slabs: None };
+    let mut m = Mapping { a, b, separable, out_shape, in_shape: shape, fill, pad: 0, interp, sigmas: [0.0; 3], source: Source::AsGiven };
     if smooth {
         notes.push(format!("anti-aliasing: Gaussian sigma (x,y,z) = {:.3?} input voxels", sigmas));
     }
@@ -224,7 +224,7 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
     let out = if slabs {
         // The usual case (a new spacing, no smoothing along z): coefficients a slab at a time.
         m.pad = CUBIC_PAD;
-        m.slabs = Some(smooth.then_some([sigmas[0], sigmas[1], 0.0]));
+        m.source = Source::CubicSlabs { smooth_xy: smooth.then_some([sigmas[0], sigmas[1], 0.0]) };
         with_data!(&vol.data, d => run_as(&d.view(), &m, dtype, threshold))
     } else if interp == Interp::Cubic {
         let coefficients = crate::with_data!(&vol.data, a => cubic_coefficients(a, smooth.then_some(sigmas)));
@@ -261,9 +261,17 @@ struct Mapping {
     interp: Interp,
     /// Gaussian anti-aliasing sigma (input voxels) per axis (x, y, z), folded into the taps.
     sigmas: [f64; 3],
-    /// The source is the input itself and cubic makes its coefficients slab by slab
-    /// ([`cubic_by_slabs`]), smoothing each plane first with these sigmas (x, y) when given.
-    slabs: Option<Option<[f64; 3]>>,
+    /// What the array handed to [`run`] is.
+    source: Source,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// What the taps read: samples, or cubic coefficients made beforehand.
+    AsGiven,
+    /// The input: cubic makes its coefficients slab by slab ([`cubic_by_slabs`]), smoothing
+    /// each plane first with these sigmas (x, y) when given.
+    CubicSlabs { smooth_xy: Option<[f64; 3]> },
 }
 
 /// Taps for one output coordinate along one axis: (first index, weights) or None = outside.
@@ -362,10 +370,10 @@ fn run_as<T: Voxel>(src: &ArrayView3<T>, m: &Mapping, dtype: DType, threshold: b
 }
 
 fn run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3<O> {
-    match (m.slabs, m.separable) {
-        (Some(smooth_xy), _) => cubic_by_slabs(src, m, smooth_xy),
-        (None, true) => separable_run(src, m),
-        (None, false) => general_run(src, m),
+    match (m.source, m.separable) {
+        (Source::CubicSlabs { smooth_xy }, _) => cubic_by_slabs(src, m, smooth_xy),
+        (Source::AsGiven, true) => separable_run(src, m),
+        (Source::AsGiven, false) => general_run(src, m),
     }
 }
 
@@ -932,7 +940,7 @@ mod tests {
                 pad: CUBIC_PAD,
                 interp: Interp::Cubic,
                 sigmas: [0.0; 3],
-                slabs: None,
+                source: Source::AsGiven,
             };
             let whole: Array3<f32> = separable_run(&cubic_coefficients(&a, smooth).view(), &m);
             let slabs: Array3<f32> = cubic_by_slabs(&a.view(), &m, smooth);
