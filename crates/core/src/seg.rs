@@ -684,6 +684,32 @@ mod tests {
     }
 
     #[test]
+    fn both_methods_read_stored_values_through_the_rescale() {
+        // The same chest as stored unsigned values under a rescale (as hu-convert leaves a DICOM
+        // series it did not convert): thresholds and mean HU go through the rescale, so masks and
+        // QC equal the HU volume's, and the mean is the plain mean of HU inside the mask.
+        let (hu, ..) = chest_1mm(false);
+        let VolumeData::F32(h) = &hu.data else { unreachable!("chest_1mm is f32") };
+        let meta = crate::meta::Meta {
+            kind: Kind::Stored,
+            rescale: Some(Rescale { slope: 0.5, intercept: -1024.0 }),
+            ..crate::meta::Meta::default()
+        };
+        let stored = Volume::new(VolumeData::U16(h.mapv(|v| ((v + 1024.0) * 2.0) as u16)), hu.geometry.clone(), meta);
+        for method in [Method::Tutorial { fill: true }, Method::Robust] {
+            let (from_hu, qc_hu) = segment(&hu, method, &LungOptions::default(), false).unwrap();
+            let (from_stored, qc_stored) = segment(&stored, method, &LungOptions::default(), false).unwrap();
+            let (VolumeData::U8(a), VolumeData::U8(b)) = (&from_hu.data, &from_stored.data) else { unreachable!("masks are u8") };
+            assert_eq!(a, b, "{method:?}");
+            let n = count_nonzero(a);
+            assert!(n > 0, "{method:?}");
+            let direct = Zip::from(a).and(h).fold(0.0, |s, &m, &v| if m != 0 { s + f64::from(v) } else { s }) / n as f64;
+            assert!((qc_hu.mean_hu - direct).abs() < 1e-9 && (qc_stored.mean_hu - direct).abs() < 1e-9, "{method:?}: {direct}");
+            assert_eq!(qc_hu.total_ml, qc_stored.total_ml);
+        }
+    }
+
+    #[test]
     fn robust_at_1mm_keeps_the_pleural_nodule_and_drops_the_gas_below() {
         let (vol, truth, nodule, gas) = chest_1mm(false);
         let r = robust(&vol, &LungOptions::default()).unwrap();
