@@ -554,7 +554,7 @@ pub struct LabelBox {
 }
 
 /// Count, index sum and bounds of each label in `ids` (non-zero), in one parallel pass.
-pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) -> Vec<LabelBox> {
+pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &ArrayView3<L>, ids: &[u32]) -> Vec<LabelBox> {
     let empty = LabelBox { count: 0, index_sum: [0.0; 3], lo: [usize::MAX; 3], hi: [0; 3] };
     let top = ids.iter().copied().max().unwrap_or(0) as usize;
     let mut slot = vec![usize::MAX; top + 1];
@@ -572,7 +572,6 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
         }
         a
     };
-    let labels = labels.as_standard_layout();
     labels
         .outer_iter()
         .into_par_iter()
@@ -580,7 +579,9 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &Array3<L>, ids: &[u32]) 
         .map(|(z, plane)| {
             let mut out = vec![empty; ids.len()];
             for (y, row) in plane.outer_iter().enumerate() {
-                let row = row.to_slice().expect("standard layout");
+                // Rows are contiguous in the views lung-seg passes (boxes inside padded grids).
+                let row = row.as_standard_layout();
+                let row = row.as_slice().expect("standard layout");
                 for (x0, chunk) in (0..).step_by(32).zip(row.chunks(32)) {
                     // Most voxels are background: skip it a vector at a time.
                     if chunk.iter().fold(0u64, |a, &v| a | v.into()) == 0 {
@@ -951,7 +952,7 @@ mod tests {
             // Rows of 70 voxels cross the 32-voxel background skips; labels 1..3 are asked,
             // 20 and 40 are not.
             let a = Array3::from_shape_vec((4, 5, 70), bits).unwrap().mapv(|v| if v < 4 { v } else if v < 8 { 0 } else { v % 3 * 20 });
-            let boxes = label_boxes(&a, &[1, 2, 3]);
+            let boxes = label_boxes(&a.view(), &[1, 2, 3]);
             for (b, id) in boxes.iter().zip(1u16..) {
                 let at: Vec<_> = a.indexed_iter().filter(|&(_, &v)| v == id).map(|(i, _)| i).collect();
                 prop_assert_eq!(b.count, at.len() as u64);
@@ -988,6 +989,17 @@ mod tests {
             padded.slice_mut(ndarray::s![5..11, 5..12, 5..13]).assign(&a);
             let reference = erode_mm(&dilate_mm(&padded, r, sp), r, sp);
             prop_assert_eq!(close_mm(&a, r, sp), reference.slice(ndarray::s![5..11, 5..12, 5..13]).to_owned());
+        }
+
+        #[test]
+        fn closing_stays_inside_the_masks_bounding_box(bits in proptest::collection::vec(0u8..5, 6 * 7 * 8), r in 0.5f64..3.5) {
+            // lung-seg closes each lung in its own bounding box on this ground.
+            let a = Array3::from_shape_vec((6, 7, 8), bits).unwrap().mapv(|v| u8::from(v == 0));
+            let closed = close_mm(&a, r, [1.0, 1.2, 1.5]);
+            let inside = |m: &Array3<u8>| bbox(m, [0; 3]);
+            if let (Some(outer), Some(inner)) = (inside(&a), inside(&closed)) {
+                prop_assert!((0..3).all(|k| outer[k].0 <= inner[k].0 && inner[k].1 <= outer[k].1), "{:?} within {:?}", inner, outer);
+            }
         }
 
         #[test]

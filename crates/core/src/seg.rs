@@ -9,7 +9,7 @@ use crate::morph::{
     fill_holes_2d, fill_holes_3d, label2d, par_map,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
-use ndarray::{Array3, Axis, Zip};
+use ndarray::{Array3, ArrayView3, Axis, Zip};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -200,14 +200,15 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let mut seed_id = vec![0u16; pieces.n + 1];
     let mut n_seeds = 0usize;
     for (l, &size) in pieces.sizes().iter().enumerate().skip(1) {
-        if size >= min_seed && n_seeds < u16::MAX as usize {
+        if size >= min_seed && n_seeds < (OPEN - 1) as usize {
             n_seeds += 1;
             seed_id[l] = n_seeds as u16;
         }
     }
     let seeds = pieces.paint(0u16, |l| Some(seed_id[l as usize]));
     drop(pieces);
-    let (grown, gs) = grow_from_blocks(&seeds, factors, &air);
+    let grown = grow_from_blocks(&seeds.view(), factors, &air);
+    let gs = &grown.counts;
     drop(seeds);
     drop(air);
     let mut order: Vec<usize> = (1..=n_seeds).collect();
@@ -227,13 +228,14 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let mut ids: Vec<u32> = lungs.iter().map(|&l| l as u32).collect();
     // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
     if ids.len() == 1 {
-        let piece = par_map(&source, |v| u8::from(u32::from(v) == ids[0]));
+        let piece = Zip::from(source.labels()).par_map_collect(|&v| u8::from(u32::from(v) == ids[0]));
         if let Some(seeds) = split_in_two(&piece, 12) {
-            source = grow_labels(&seeds, &piece, usize::MAX);
+            source = grow_from_blocks(&seeds.view(), [1, 1, 1], &piece);
             ids = vec![1, 2];
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
     }
+    let source = source.labels();
     let boxes = crate::morph::label_boxes(&source, &ids);
     // Patient's right is -x in LPS: the lung whose centroid (the affine map of the index
     // centroid) has the smaller x is the right one.
@@ -245,13 +247,14 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let mut labels = Array3::<u8>::zeros(shape);
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
     // side they only raised the peak memory), and pasted in order.
-    let margin: [usize; 3] = std::array::from_fn(|a| (o.close_mm / sp[a]).ceil() as usize + 2);
     for (i, &k) in order.iter().enumerate() {
         if boxes[k].count == 0 {
             continue;
         }
-        // Work inside the lung's bounding box, grown by the closing radius.
-        let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, margin, [nz, ny, nx]);
+        // Work inside the lung's bounding box: a closing by a ball never leaves it (a ball just
+        // beyond a face covers any voxel past it), close_mm pads it for its own work, and holes
+        // open to a face would be open to a wider box's margin too.
+        let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, [0; 3], [nz, ny, nx]);
         let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
         let id = ids[k];
         let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(u32::from(v) == id));
@@ -274,11 +277,11 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let all = labels.mapv(|v| u8::from(v != 0));
         let grown = dilate_mm(&all, o.dilate_mm, sp);
         // New voxels take the label of the lung that reaches them first (6-neighbour steps).
-        labels = par_map(&grow_labels(&labels, &grown, usize::MAX), |v| v as u8);
+        labels = grow_labels(&labels, &grown);
     }
     // QC: counts and index box per label, and the mean of the stored values (the rescale is
     // affine, so it maps the mean), each in one parallel pass.
-    let qc_boxes = crate::morph::label_boxes(&labels, &[1, 2]);
+    let qc_boxes = crate::morph::label_boxes(&labels.view(), &[1, 2]);
     let (r, l) = (qc_boxes[0].count, qc_boxes[1].count);
     let n = r + l;
     let (mut ilo, mut ihi) = ([usize::MAX; 3], [0usize; 3]);
@@ -369,30 +372,44 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
     None
 }
 
-/// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, at most
-/// `max_steps` 6-neighbour steps). Voxels no seed reaches stay 0; each voxel joins the label
-/// that reaches it first.
-fn grow_labels(seeds: &Array3<u8>, within: &Array3<u8>, max_steps: usize) -> Array3<u16> {
-    let mut lab = vec![0u16; within.len()];
-    let mut frontier: Vec<usize> = Vec::new();
-    for (i, &v) in seeds.as_standard_layout().iter().enumerate() {
-        if v != 0 {
-            lab[i] = u16::from(v);
-            frontier.push(i);
-        }
-    }
-    grow_flat(lab, frontier, within, max_steps).0
+/// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, 6-neighbour
+/// steps). Voxels no seed reaches stay 0; each voxel joins the label that reaches it first.
+fn grow_labels(seeds: &Array3<u8>, within: &Array3<u8>) -> Array3<u8> {
+    let grown = grow_from_blocks(&seeds.view(), [1, 1, 1], within);
+    Zip::from(grown.labels()).par_map_collect(|&l| if l == OPEN { 0 } else { l as u8 })
 }
 
-/// Grow labels seeded on a coarse grid (blocks of `factors` (x, y, z) voxels; 0 = no seed)
-/// inside `within` at full resolution, as far as the voxels reach.
-fn grow_from_blocks(seeds: &Array3<u16>, factors: [usize; 3], within: &Array3<u8>) -> (Array3<u16>, Vec<u64>) {
+/// A voxel of `within` that no label has reached yet, during growth. Labels stay below it.
+const OPEN: u16 = u16::MAX;
+
+/// Labels grown through a mask, on a grid padded by one voxel all round that also says where
+/// they may go (0: not in the mask, or the pad; OPEN: in it, not reached), so a voxel's six
+/// neighbours are fixed offsets: no bounds tests or divisions, one array read per neighbour.
+struct Grown {
+    padded: Array3<u16>,
+    /// Voxels per label (index 0 counts nothing).
+    counts: Vec<u64>,
+}
+
+impl Grown {
+    /// The labels on the mask's grid; OPEN where no label reached (never one of them).
+    fn labels(&self) -> ArrayView3<'_, u16> {
+        let (pz, py, px) = self.padded.dim();
+        self.padded.slice(ndarray::s![1..pz - 1, 1..py - 1, 1..px - 1])
+    }
+}
+
+/// Grow labels seeded on a grid of blocks (`factors` (x, y, z) voxels each; 0 = no seed) inside
+/// `within` at full resolution, breadth first: each voxel joins the label that reaches it first.
+fn grow_from_blocks<S: Copy + Into<u16> + Sync>(seeds: &ArrayView3<S>, factors: [usize; 3], within: &Array3<u8>) -> Grown {
     let [fx, fy, fz] = factors;
-    let (_, ny, nx) = within.dim();
-    let mut lab = vec![0u16; within.len()];
-    // Each slice's seed voxels, in parallel; the frontier is their concatenation in order.
-    let fronts: Vec<Vec<usize>> = lab
-        .par_chunks_mut(ny * nx)
+    let (nz, ny, nx) = within.dim();
+    let (py, px) = (ny + 2, nx + 2);
+    let plane = py * px;
+    let mut lab = vec![0u16; (nz + 2) * plane];
+    // Each slice in parallel; the frontier is the seed voxels in C order.
+    let fronts: Vec<Vec<usize>> = lab[plane..(nz + 1) * plane]
+        .par_chunks_mut(plane)
         .zip(within.outer_iter().into_par_iter())
         .enumerate()
         .map(|(z, (lab, inside))| {
@@ -400,53 +417,45 @@ fn grow_from_blocks(seeds: &Array3<u16>, factors: [usize; 3], within: &Array3<u8
             let mut front = Vec::new();
             for (y, row) in inside.outer_iter().enumerate() {
                 let (row, block_row) = (row.to_slice().expect("standard layout"), seeds.index_axis(Axis(0), y / fy));
+                let first = (y + 1) * px + 1;
                 for (x, &w) in row.iter().enumerate() {
-                    // Air is a tenth of the volume: test it before finding the block.
+                    // Voxels outside `within` (most of them) stay 0: their pages are never written.
                     if w == 0 {
                         continue;
                     }
-                    let s = block_row[x / fx];
+                    let s: u16 = block_row[x / fx].into();
                     if s != 0 {
-                        lab[y * nx + x] = s;
-                        front.push((z * ny + y) * nx + x);
+                        lab[first + x] = s;
+                        front.push((z + 1) * plane + first + x);
+                    } else {
+                        lab[first + x] = OPEN;
                     }
                 }
             }
             front
         })
         .collect();
-    grow_flat(lab, fronts.concat(), within, usize::MAX)
-}
-
-/// Breadth-first growth of `lab` (flat, C order over `within`'s shape; 0 = unlabelled) from
-/// `frontier` into the voxels where `within` is set, at most `max_steps` 6-neighbour steps.
-/// Returns the labels and each label's voxel count (index 0: unlabelled voxels are not counted).
-fn grow_flat(mut lab: Vec<u16>, mut frontier: Vec<usize>, within: &Array3<u8>, max_steps: usize) -> (Array3<u16>, Vec<u64>) {
-    let dims = within.dim();
-    let within = within.as_standard_layout();
-    let within = within.as_slice().expect("standard layout");
-    let mut counts = vec![0u64; u16::MAX as usize + 1];
+    let mut frontier = fronts.concat();
+    let mut counts = vec![0u64; OPEN as usize];
     for &i in &frontier {
         counts[lab[i] as usize] += 1;
     }
     let mut next = Vec::new();
-    let mut steps = 0;
-    while !frontier.is_empty() && steps < max_steps {
-        steps += 1;
+    while !frontier.is_empty() {
         next.clear();
         for &i in &frontier {
             let l = lab[i];
-            crate::morph::face_neighbours(i, dims, |j| {
-                if within[j] != 0 && lab[j] == 0 {
+            for j in [i - 1, i + 1, i - px, i + px, i - plane, i + plane] {
+                if lab[j] == OPEN {
                     lab[j] = l;
                     counts[l as usize] += 1;
                     next.push(j);
                 }
-            });
+            }
         }
         std::mem::swap(&mut frontier, &mut next);
     }
-    (Array3::from_shape_vec(dims, lab).expect("same shape"), counts)
+    Grown { padded: Array3::from_shape_vec((nz + 2, py, px), lab).expect("same shape"), counts }
 }
 
 /// Trachea and main bronchi as a mask: a small air component near the body's midline at the top
@@ -725,6 +734,65 @@ mod tests {
         // Right is -x in LPS: the lung at the smaller x index is label 1.
         assert_eq!((r.labels[[75, 50, 30]], r.labels[[75, 50, 100]]), (1, 2));
         assert!(r.qc.airway_voxels_removed > 0);
+    }
+
+    /// The growth as plainly as it can be written: bounds tests, the same C-order seeds and
+    /// the same neighbour order.
+    fn grow_reference(seeds: &Array3<u16>, f: [usize; 3], within: &Array3<u8>) -> (Array3<u16>, Vec<u64>) {
+        let mut lab = Array3::<u16>::zeros(within.raw_dim());
+        let mut counts = vec![0u64; OPEN as usize];
+        let mut front = Vec::new();
+        for ((z, y, x), &w) in within.indexed_iter() {
+            let s = seeds[[z / f[2], y / f[1], x / f[0]]];
+            if w != 0 && s != 0 {
+                lab[[z, y, x]] = s;
+                counts[s as usize] += 1;
+                front.push([z, y, x]);
+            }
+        }
+        let dims = [within.dim().0, within.dim().1, within.dim().2];
+        while !front.is_empty() {
+            let mut next = Vec::new();
+            for p in front {
+                for (axis, step) in [(2, -1), (2, 1), (1, -1), (1, 1), (0, -1), (0, 1)] {
+                    let mut q = p;
+                    let Some(c) = p[axis].checked_add_signed(step).filter(|&c| c < dims[axis]) else { continue };
+                    q[axis] = c;
+                    if within[q] != 0 && lab[q] == 0 {
+                        lab[q] = lab[p];
+                        counts[lab[p] as usize] += 1;
+                        next.push(q);
+                    }
+                }
+            }
+            front = next;
+        }
+        (lab, counts)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn growth_on_the_padded_grid_equals_a_plain_breadth_first_search(
+            bits in proptest::collection::vec(0u8..4, 7 * 8 * 9),
+            seed_bits in proptest::collection::vec(0u16..40, 4 * 4 * 5),
+            blocks in proptest::bool::ANY,
+        ) {
+            // Masks reach every face of the grid, where the padding stands in for bounds tests.
+            let within = Array3::from_shape_vec((7, 8, 9), bits).unwrap().mapv(|v| u8::from(v != 0));
+            let f = if blocks { [2, 2, 2] } else { [1, 1, 1] };
+            let sparse = Array3::from_shape_vec((4, 4, 5), seed_bits).unwrap().mapv(|v| if v < 4 { v } else { 0 });
+            // Seeds on the block grid; at full resolution, each voxel its block's seed.
+            let seeds = if blocks { sparse } else { Array3::from_shape_fn((7, 8, 9), |(z, y, x)| sparse[[z % 4, y % 4, x % 5]]) };
+            let grown = grow_from_blocks(&seeds.view(), f, &within);
+            let (lab, counts) = grow_reference(&seeds, f, &within);
+            let got = grown.labels().mapv(|l| if l == OPEN { 0 } else { l });
+            proptest::prop_assert_eq!(got, lab);
+            proptest::prop_assert_eq!(&grown.counts[..4], &counts[..4]);
+            // Unreached voxels of the mask are OPEN, never a label.
+            let open = Zip::from(grown.labels()).and(&within).fold(0, |n, &l, &w| n + usize::from(w != 0 && l == OPEN));
+            proptest::prop_assert_eq!(open as u64, count_nonzero(&within) - counts.iter().sum::<u64>());
+        }
     }
 
     #[test]
