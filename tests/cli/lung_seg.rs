@@ -69,8 +69,14 @@ fn labels_json_and_apply() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen, vec![0, 1, 2]);
-    // Right lung (label 1) is on the patient's right: smaller LPS x.
+    // The QC measures the mask as written, dilation included.
     let v = read(&m);
+    let voxel_ml = v.voxel_volume_mm3() / 1000.0;
+    for (key, l) in [("right_ml", 1), ("left_ml", 2)] {
+        let n = lab.iter().filter(|&&x| x == l).count();
+        assert!((qc[key].as_f64().unwrap() - n as f64 * voxel_ml).abs() < 1e-9, "{key}: {} vs {n} voxels", qc[key]);
+    }
+    // Right lung (label 1) is on the patient's right: smaller LPS x.
     let mean_x = |l: u8| {
         let (mut s, mut n) = (0.0, 0.0);
         for ((z, y, x), &val) in lab.indexed_iter() {

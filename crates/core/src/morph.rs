@@ -666,7 +666,8 @@ fn ball_slabs<D: SqDist, O: Flag>(
     out
 }
 
-fn margin_vox(r: f64, spacing: [f64; 3]) -> [usize; 3] {
+/// Voxels per axis (x, y, z) a ball of `r` mm reaches, and one more.
+pub(crate) fn margin_vox(r: f64, spacing: [f64; 3]) -> [usize; 3] {
     std::array::from_fn(|a| (r / spacing[a]).ceil() as usize + 1)
 }
 

@@ -245,6 +245,8 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         order.swap(0, 1);
     }
     let mut labels = Array3::<u8>::zeros(shape);
+    // Where the labels are: the union of the lungs' boxes (QC looks only there).
+    let mut region: Option<[(usize, usize); 3]> = None;
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
     // side they only raised the peak memory), and pasted in order.
     for (i, &k) in order.iter().enumerate() {
@@ -255,19 +257,20 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         // beyond a face covers any voxel past it), close_mm pads it for its own work, and holes
         // open to a face would be open to a wider box's margin too.
         let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, [0; 3], [nz, ny, nx]);
+        region = Some(region.map_or(b, |r| std::array::from_fn(|a| (r[a].0.min(b[a].0), r[a].1.max(b[a].1)))));
         let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
         let id = ids[k];
         let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(u32::from(v) == id));
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
-            Zip::from(&mut m).and(&body.slice(bx)).for_each(|m, &b| *m &= b);
+            Zip::from(&mut m).and(&body.slice(bx)).par_for_each(|m, &b| *m &= b);
         }
         // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
         fill_holes_2d(&mut m, (2000.0 / (sp[0] * sp[1])) as usize);
         fill_holes_3d(&mut m);
         let lab = if ids.len() == 2 { i as u8 + 1 } else { 1 };
-        Zip::from(&mut labels.slice_mut(bx)).and(&m).for_each(|d, &v| {
+        Zip::from(&mut labels.slice_mut(bx)).and(&m).par_for_each(|d, &v| {
             if v != 0 && *d == 0 {
                 *d = lab;
             }
@@ -278,10 +281,20 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let grown = dilate_mm(&all, o.dilate_mm, sp);
         // New voxels take the label of the lung that reaches them first (6-neighbour steps).
         labels = grow_labels(&labels, &grown);
+        let reach = crate::morph::margin_vox(o.dilate_mm, sp);
+        region = region.map(|r| crate::morph::grow_box(r.map(|r| r.0), r.map(|r| r.1 - 1), reach, [nz, ny, nx]));
     }
+    let region = region.unwrap_or([(0, 0); 3]);
     // QC: counts and index box per label, and the mean of the stored values (the rescale is
-    // affine, so it maps the mean), each in one parallel pass.
-    let qc_boxes = crate::morph::label_boxes(&labels.view(), &[1, 2]);
+    // affine, so it maps the mean), each in one parallel pass over the lungs' region.
+    let inside = ndarray::s![region[0].0..region[0].1, region[1].0..region[1].1, region[2].0..region[2].1];
+    let mut qc_boxes = crate::morph::label_boxes(&labels.slice(inside), &[1, 2]);
+    for b in &mut qc_boxes {
+        for a in 0..3 {
+            b.lo[a] += region[a].0;
+            b.hi[a] += region[a].0;
+        }
+    }
     let (r, l) = (qc_boxes[0].count, qc_boxes[1].count);
     let n = r + l;
     let (mut ilo, mut ihi) = ([usize::MAX; 3], [0usize; 3]);
@@ -312,7 +325,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     }
     qc.total_ml = n as f64 * voxel_ml;
     qc.body_fraction = n as f64 / body_voxels.max(1.0);
-    qc.mean_hu = mean_hu_inside(vol, &labels, n);
+    qc.mean_hu = mean_hu_inside(vol, &labels, n, region);
     qc.bbox_lps_mm = (n > 0).then(|| std::array::from_fn(|a| [lo[a], hi[a]]));
     Ok(LungResult { labels, qc })
 }
@@ -324,13 +337,14 @@ fn dense_voxels(vol: &Volume) -> Array3<u8> {
     crate::with_data!(&vol.data, a => above(a, rescale, THRESHOLD_HU as f64))
 }
 
-/// Mean HU over the `n` nonzero voxels of `mask`, from the stored values in one parallel pass
-/// (the rescale is affine, so it maps the mean).
-fn mean_hu_inside(vol: &Volume, mask: &Array3<u8>, n: u64) -> f64 {
+/// Mean HU over the `n` nonzero voxels of `mask`, all inside `region` ((z, y, x) ranges), from
+/// the stored values in one parallel pass (the rescale is affine, so it maps the mean).
+fn mean_hu_inside(vol: &Volume, mask: &Array3<u8>, n: u64, region: [(usize, usize); 3]) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    let sum_stored = crate::with_data!(&vol.data, a => Zip::from(mask).and(a).par_fold(|| 0.0f64, |s, &v, &h| if v != 0 { s + h.to_f64() } else { s }, |a, b| a + b));
+    let region = ndarray::s![region[0].0..region[0].1, region[1].0..region[1].1, region[2].0..region[2].1];
+    let sum_stored = crate::with_data!(&vol.data, a => Zip::from(mask.slice(region)).and(a.slice(region)).par_fold(|| 0.0f64, |s, &v, &h| if v != 0 { s + h.to_f64() } else { s }, |a, b| a + b));
     vol.meta.rescale.unwrap_or(Rescale::IDENTITY).apply(sum_stored / n as f64)
 }
 
@@ -577,7 +591,8 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
             }
             let n = count_nonzero(&m);
             let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
-            let mean_hu = mean_hu_inside(vol, &m, n);
+            let (nz, ny, nx) = m.dim();
+            let mean_hu = mean_hu_inside(vol, &m, n, [(0, nz), (0, ny), (0, nx)]);
             let qc = LungQc { total_ml: n as f64 * voxel_ml, lungs_found: usize::from(n > 0), mean_hu, ..LungQc::default() };
             (m, qc)
         }
