@@ -6,8 +6,14 @@
 //! clean-up, and man pages/completions. Each tool is a module in [`tools`] with an `Args`
 //! struct and a `run` function; each binary is a three-line `main`.
 
+#[cfg(target_os = "linux")]
+mod alloc;
 pub mod args;
 pub mod tools;
+
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: alloc::HugePages = alloc::HugePages;
 
 use anyhow::Result;
 use clap::Parser;
