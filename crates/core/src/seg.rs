@@ -200,15 +200,20 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let mut seed_id = vec![0u16; pieces.n + 1];
     let mut n_seeds = 0usize;
     for (l, &size) in pieces.sizes().iter().enumerate().skip(1) {
-        if size >= min_seed && n_seeds < (OPEN - 1) as usize {
+        if size >= min_seed && n_seeds < (u16::OPEN - 1) as usize {
             n_seeds += 1;
             seed_id[l] = n_seeds as u16;
         }
     }
     let seeds = pieces.paint(0u16, |l| Some(seed_id[l as usize]));
     drop(pieces);
-    let grown = grow_from_blocks(&seeds.view(), factors, &air);
-    let gs = &grown.counts;
+    // Labels as bytes when they fit: half the memory every later pass over them reads.
+    let grown = if n_seeds < u8::OPEN as usize {
+        Seeded::Few(grow_from_blocks(&seeds.view(), factors, &air))
+    } else {
+        Seeded::Many(grow_from_blocks(&seeds.view(), factors, &air))
+    };
+    let gs = grown.counts();
     drop(seeds);
     drop(air);
     let mut order: Vec<usize> = (1..=n_seeds).collect();
@@ -228,15 +233,14 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let mut ids: Vec<u32> = lungs.iter().map(|&l| l as u32).collect();
     // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
     if ids.len() == 1 {
-        let piece = Zip::from(source.labels()).par_map_collect(|&v| u8::from(u32::from(v) == ids[0]));
+        let piece = source.mask(ids[0], [(0, nz), (0, ny), (0, nx)]);
         if let Some(seeds) = split_in_two(&piece, 12) {
-            source = grow_from_blocks(&seeds.view(), [1, 1, 1], &piece);
+            source = Seeded::Few(grow_from_blocks(&seeds.view(), [1, 1, 1], &piece));
             ids = vec![1, 2];
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
     }
-    let source = source.labels();
-    let boxes = crate::morph::label_boxes(&source, &ids);
+    let boxes = source.boxes(&ids);
     // Patient's right is -x in LPS: the lung whose centroid (the affine map of the index
     // centroid) has the smaller x is the right one.
     let centroid_x = |b: &crate::morph::LabelBox| vol.geometry.index_to_world(b.index_sum.map(|v| v / b.count.max(1) as f64))[0];
@@ -259,8 +263,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, [0; 3], [nz, ny, nx]);
         region = Some(region.map_or(b, |r| std::array::from_fn(|a| (r[a].0.min(b[a].0), r[a].1.max(b[a].1)))));
         let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
-        let id = ids[k];
-        let mut m = Zip::from(source.slice(bx)).par_map_collect(|&v| u8::from(u32::from(v) == id));
+        let mut m = source.mask(ids[k], b);
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
@@ -389,38 +392,92 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
 /// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, 6-neighbour
 /// steps). Voxels no seed reaches stay 0; each voxel joins the label that reaches it first.
 fn grow_labels(seeds: &Array3<u8>, within: &Array3<u8>) -> Array3<u8> {
-    let grown = grow_from_blocks(&seeds.view(), [1, 1, 1], within);
-    Zip::from(grown.labels()).par_map_collect(|&l| if l == OPEN { 0 } else { l as u8 })
+    let grown: Grown<u8> = grow_from_blocks(&seeds.view(), [1, 1, 1], within);
+    Zip::from(grown.labels()).par_map_collect(|&l| if l == u8::OPEN { 0 } else { l })
 }
 
-/// A voxel of `within` that no label has reached yet, during growth. Labels stay below it.
-const OPEN: u16 = u16::MAX;
+/// A label while labels grow: its largest value marks a voxel of the mask no label has reached
+/// yet, so labels stay below it.
+trait Label: Copy + PartialEq + Default + Into<u32> + Into<u64> + Send + Sync {
+    const OPEN: Self;
+    /// A seed's label (below OPEN: the caller counts its seeds).
+    fn of(seed: u16) -> Self;
+}
+
+impl Label for u8 {
+    const OPEN: u8 = u8::MAX;
+    fn of(seed: u16) -> u8 {
+        seed as u8
+    }
+}
+
+impl Label for u16 {
+    const OPEN: u16 = u16::MAX;
+    fn of(seed: u16) -> u16 {
+        seed
+    }
+}
 
 /// Labels grown through a mask, on a grid padded by one voxel all round that also says where
 /// they may go (0: not in the mask, or the pad; OPEN: in it, not reached), so a voxel's six
 /// neighbours are fixed offsets: no bounds tests or divisions, one array read per neighbour.
-struct Grown {
-    padded: Array3<u16>,
+struct Grown<L> {
+    padded: Array3<L>,
     /// Voxels per label (index 0 counts nothing).
     counts: Vec<u64>,
 }
 
-impl Grown {
+impl<L: Label> Grown<L> {
     /// The labels on the mask's grid; OPEN where no label reached (never one of them).
-    fn labels(&self) -> ArrayView3<'_, u16> {
+    fn labels(&self) -> ArrayView3<'_, L> {
         let (pz, py, px) = self.padded.dim();
         self.padded.slice(ndarray::s![1..pz - 1, 1..py - 1, 1..px - 1])
+    }
+
+    /// 1 where label `id` is, inside the box of (z, y, x) ranges `b`.
+    fn mask(&self, id: u32, b: [(usize, usize); 3]) -> Array3<u8> {
+        let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
+        Zip::from(self.labels().slice(bx)).par_map_collect(|&v| u8::from(Into::<u32>::into(v) == id))
+    }
+}
+
+/// Grown labels in the narrowest type that holds them.
+enum Seeded {
+    Few(Grown<u8>),
+    Many(Grown<u16>),
+}
+
+impl Seeded {
+    fn counts(&self) -> &[u64] {
+        match self {
+            Seeded::Few(g) => &g.counts,
+            Seeded::Many(g) => &g.counts,
+        }
+    }
+
+    fn boxes(&self, ids: &[u32]) -> Vec<crate::morph::LabelBox> {
+        match self {
+            Seeded::Few(g) => crate::morph::label_boxes(&g.labels(), ids),
+            Seeded::Many(g) => crate::morph::label_boxes(&g.labels(), ids),
+        }
+    }
+
+    fn mask(&self, id: u32, b: [(usize, usize); 3]) -> Array3<u8> {
+        match self {
+            Seeded::Few(g) => g.mask(id, b),
+            Seeded::Many(g) => g.mask(id, b),
+        }
     }
 }
 
 /// Grow labels seeded on a grid of blocks (`factors` (x, y, z) voxels each; 0 = no seed) inside
 /// `within` at full resolution, breadth first: each voxel joins the label that reaches it first.
-fn grow_from_blocks<S: Copy + Into<u16> + Sync>(seeds: &ArrayView3<S>, factors: [usize; 3], within: &Array3<u8>) -> Grown {
+fn grow_from_blocks<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>, factors: [usize; 3], within: &Array3<u8>) -> Grown<L> {
     let [fx, fy, fz] = factors;
     let (nz, ny, nx) = within.dim();
     let (py, px) = (ny + 2, nx + 2);
     let plane = py * px;
-    let mut lab = vec![0u16; (nz + 2) * plane];
+    let mut lab = vec![L::default(); (nz + 2) * plane];
     // Each slice in parallel; the frontier is the seed voxels in C order.
     let fronts: Vec<Vec<usize>> = lab[plane..(nz + 1) * plane]
         .par_chunks_mut(plane)
@@ -439,10 +496,10 @@ fn grow_from_blocks<S: Copy + Into<u16> + Sync>(seeds: &ArrayView3<S>, factors: 
                     }
                     let s: u16 = block_row[x / fx].into();
                     if s != 0 {
-                        lab[first + x] = s;
+                        lab[first + x] = L::of(s);
                         front.push((z + 1) * plane + first + x);
                     } else {
-                        lab[first + x] = OPEN;
+                        lab[first + x] = L::OPEN;
                     }
                 }
             }
@@ -450,9 +507,10 @@ fn grow_from_blocks<S: Copy + Into<u16> + Sync>(seeds: &ArrayView3<S>, factors: 
         })
         .collect();
     let mut frontier = fronts.concat();
-    let mut counts = vec![0u64; OPEN as usize];
+    let slot = |l: L| Into::<u32>::into(l) as usize;
+    let mut counts = vec![0u64; slot(L::OPEN)];
     for &i in &frontier {
-        counts[lab[i] as usize] += 1;
+        counts[slot(lab[i])] += 1;
     }
     let mut next = Vec::new();
     while !frontier.is_empty() {
@@ -460,9 +518,9 @@ fn grow_from_blocks<S: Copy + Into<u16> + Sync>(seeds: &ArrayView3<S>, factors: 
         for &i in &frontier {
             let l = lab[i];
             for j in [i - 1, i + 1, i - px, i + px, i - plane, i + plane] {
-                if lab[j] == OPEN {
+                if lab[j] == L::OPEN {
                     lab[j] = l;
-                    counts[l as usize] += 1;
+                    counts[slot(l)] += 1;
                     next.push(j);
                 }
             }
@@ -755,7 +813,7 @@ mod tests {
     /// the same neighbour order.
     fn grow_reference(seeds: &Array3<u16>, f: [usize; 3], within: &Array3<u8>) -> (Array3<u16>, Vec<u64>) {
         let mut lab = Array3::<u16>::zeros(within.raw_dim());
-        let mut counts = vec![0u64; OPEN as usize];
+        let mut counts = vec![0u64; u16::OPEN as usize];
         let mut front = Vec::new();
         for ((z, y, x), &w) in within.indexed_iter() {
             let s = seeds[[z / f[2], y / f[1], x / f[0]]];
@@ -799,14 +857,18 @@ mod tests {
             let sparse = Array3::from_shape_vec((4, 4, 5), seed_bits).unwrap().mapv(|v| if v < 4 { v } else { 0 });
             // Seeds on the block grid; at full resolution, each voxel its block's seed.
             let seeds = if blocks { sparse } else { Array3::from_shape_fn((7, 8, 9), |(z, y, x)| sparse[[z % 4, y % 4, x % 5]]) };
-            let grown = grow_from_blocks(&seeds.view(), f, &within);
+            let grown: Grown<u16> = grow_from_blocks(&seeds.view(), f, &within);
             let (lab, counts) = grow_reference(&seeds, f, &within);
-            let got = grown.labels().mapv(|l| if l == OPEN { 0 } else { l });
-            proptest::prop_assert_eq!(got, lab);
+            let got = grown.labels().mapv(|l| if l == u16::OPEN { 0 } else { l });
+            proptest::prop_assert_eq!(&got, &lab);
             proptest::prop_assert_eq!(&grown.counts[..4], &counts[..4]);
             // Unreached voxels of the mask are OPEN, never a label.
-            let open = Zip::from(grown.labels()).and(&within).fold(0, |n, &l, &w| n + usize::from(w != 0 && l == OPEN));
+            let open = Zip::from(grown.labels()).and(&within).fold(0, |n, &l, &w| n + usize::from(w != 0 && l == u16::OPEN));
             proptest::prop_assert_eq!(open as u64, count_nonzero(&within) - counts.iter().sum::<u64>());
+            // Byte labels grow the same.
+            let narrow: Grown<u8> = grow_from_blocks(&seeds.view(), f, &within);
+            proptest::prop_assert_eq!(narrow.labels().mapv(|l| if l == u8::OPEN { 0 } else { u16::from(l) }), lab);
+            proptest::prop_assert_eq!(&narrow.counts[..4], &counts[..4]);
         }
     }
 
