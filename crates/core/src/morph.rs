@@ -593,26 +593,22 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &ArrayView3<L>, ids: &[u3
                 // Rows are contiguous in the views lung-seg passes (boxes inside padded grids).
                 let row = row.as_standard_layout();
                 let row = row.as_slice().expect("standard layout");
-                for (x0, chunk) in (0..).step_by(32).zip(row.chunks(32)) {
-                    // Most voxels are background: skip it a vector at a time.
-                    if chunk.iter().fold(0u64, |a, &v| a | v.into()) == 0 {
-                        continue;
-                    }
-                    for (x, &v) in (x0..).zip(chunk) {
-                        let v = v.into();
-                        if v == 0 {
-                            continue;
-                        }
-                        let Some(&i) = slot.get(v as usize).filter(|&&i| i != usize::MAX) else { continue };
-                        let b = &mut out[i];
-                        b.count += 1;
-                        b.index_sum[0] += x as f64;
-                        b.index_sum[1] += y as f64;
-                        b.index_sum[2] += z as f64;
-                        for (k, c) in [z, y, x].into_iter().enumerate() {
-                            b.lo[k] = b.lo[k].min(c);
-                            b.hi[k] = b.hi[k].max(c);
-                        }
+                // Run by run: labels come in long runs along x, the background in longer ones.
+                let mut x = 0;
+                while x < row.len() {
+                    let x0 = run_end(row, x, false, &|v: L| v.into() != 0);
+                    let Some(&first) = row.get(x0) else { break };
+                    x = run_end(row, x0, true, &|v: L| v.into() == first.into());
+                    let Some(&i) = slot.get(first.into() as usize).filter(|&&i| i != usize::MAX) else { continue };
+                    let (b, len) = (&mut out[i], (x - x0) as u64);
+                    b.count += len;
+                    // x0 + ... + (x - 1)
+                    b.index_sum[0] += (x0 + x - 1) as f64 * len as f64 / 2.0;
+                    b.index_sum[1] += (y as u64 * len) as f64;
+                    b.index_sum[2] += (z as u64 * len) as f64;
+                    for (k, (lo, hi)) in [(z, z), (y, y), (x0, x - 1)].into_iter().enumerate() {
+                        b.lo[k] = b.lo[k].min(lo);
+                        b.hi[k] = b.hi[k].max(hi);
                     }
                 }
             }
