@@ -812,29 +812,6 @@ pub fn erode_cross(mask: &Array3<u8>) -> Array3<u8> {
     out
 }
 
-/// Dilation by the 6-neighbourhood.
-pub fn dilate_cross(mask: &Array3<u8>) -> Array3<u8> {
-    let (nz, ny, nx) = mask.dim();
-    let mut out = Array3::<u8>::zeros(mask.raw_dim());
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut s)| {
-        for y in 0..ny {
-            for x in 0..nx {
-                let on = |zz: usize, yy: usize, xx: usize| mask[[zz, yy, xx]] != 0;
-                s[[y, x]] = u8::from(
-                    on(z, y, x)
-                        || (z > 0 && on(z - 1, y, x))
-                        || (z + 1 < nz && on(z + 1, y, x))
-                        || (y > 0 && on(z, y - 1, x))
-                        || (y + 1 < ny && on(z, y + 1, x))
-                        || (x > 0 && on(z, y, x - 1))
-                        || (x + 1 < nx && on(z, y, x + 1)),
-                );
-            }
-        }
-    });
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

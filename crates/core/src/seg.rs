@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::meta::{Kind, Rescale};
 use crate::morph::{
-    Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_cross, dilate_mm, erode_cross, erode_mm,
+    Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm,
     fill_holes_2d, fill_holes_3d, label2d, par_map,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
@@ -165,18 +165,20 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     // 3. Airways: track the trachea down from the top slice and cut it with the main bronchi.
     if o.remove_airways {
         let head_last = vol.geometry.direction[2][2] >= 0.0;
-        let airway = track_airways(&air, &body, sp, head_last);
+        let tree = track_airways(&mut air, &body, sp, head_last);
+        // Cut the tree and the air one voxel around it (6-neighbours).
+        let dims = air.dim();
+        let air = air.as_slice_mut().expect("standard layout");
         let mut removed = 0u64;
-        // Only the tree's box (one voxel larger for the dilation) needs touching.
-        if let Some(b) = crate::morph::bbox(&airway, [1, 1, 1]) {
-            let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
-            let grown = dilate_cross(&airway.slice(bx).to_owned());
-            Zip::from(air.slice_mut(bx)).and(&grown).for_each(|a, &w| {
-                if w != 0 && *a != 0 {
-                    *a = 0;
-                    removed += 1;
-                }
-            });
+        let mut cut = |j: usize| {
+            if air[j] != 0 {
+                air[j] = 0;
+                removed += 1;
+            }
+        };
+        for &i in &tree {
+            cut(i);
+            crate::morph::face_neighbours(i, dims, &mut cut);
         }
         qc.airway_voxels_removed = removed;
     }
@@ -530,14 +532,13 @@ fn grow_from_blocks<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>,
     Grown { padded: Array3::from_shape_vec((nz + 2, py, px), lab).expect("same shape"), counts }
 }
 
-/// Trachea and main bronchi as a mask: a small air component near the body's midline at the top
-/// of the scan, grown through the air in 3-D until the growth front explodes (it leaked into a
-/// lung), with the leaking fronts removed again.
-fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: bool) -> Array3<u8> {
+/// Trachea and main bronchi, as flat voxel indices (and marked 2 in `air`): a small air
+/// component near the body's midline at the top of the scan, grown through the air in 3-D until
+/// the growth front explodes (it leaked into a lung), with the leaking fronts removed again.
+fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: bool) -> Vec<usize> {
     let (nz, _, _) = air.dim();
     let px_mm2 = sp[0] * sp[1];
     let max_area = 900.0 / px_mm2; // trachea up to ~34 mm across
-    let mut out = Array3::<u8>::zeros(air.raw_dim());
     // Slices run along +z index; the top of the body (head side) may be either end: use the end
     // whose slice has the trachea (small air component near the midline) and the smaller lung area.
     let candidates = |z: usize| -> Vec<(u32, Vec<(usize, usize)>)> {
@@ -585,18 +586,19 @@ fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: b
         }
     }
     if seed.is_empty() {
-        return out;
+        return Vec::new();
     }
     // Grow through the air front by front (6-neighbours). Inside the airway tree the front stays
     // about as large as the trachea's cross-section; when it explodes, the growth has leaked into
     // the lung: stop, and drop the last fronts.
     let dims = air.dim();
     let flat = |(z, y, x): (usize, usize, usize)| (z * dims.1 + y) * dims.2 + x;
-    let air = air.as_slice().expect("standard layout");
-    let tree = out.as_slice_mut().expect("standard layout");
+    // Tree voxels are marked TREE in the air while it grows.
+    const TREE: u8 = 2;
+    let air = air.as_slice_mut().expect("standard layout");
     let mut fronts: Vec<Vec<usize>> = vec![seed.iter().map(|&p| flat(p)).collect()];
     for &i in &fronts[0] {
-        tree[i] = 1;
+        air[i] = TREE;
     }
     let max_steps = (300.0 / sp.iter().cloned().fold(f64::INFINITY, f64::min)) as usize;
     let mut reference = seed.len() as f64;
@@ -604,8 +606,8 @@ fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: b
         let mut next = Vec::new();
         for &i in fronts.last().map(|f| f.as_slice()).unwrap_or(&[]) {
             crate::morph::face_neighbours(i, dims, |j| {
-                if air[j] != 0 && tree[j] == 0 {
-                    tree[j] = 1;
+                if air[j] == 1 {
+                    air[j] = TREE;
                     next.push(j);
                 }
             });
@@ -623,13 +625,13 @@ fn track_airways(air: &Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: b
             let undo = fronts.len().min(1 + (5.0 / sp[0]).ceil() as usize);
             for f in fronts.drain(fronts.len() - undo..) {
                 for i in f {
-                    tree[i] = 0;
+                    air[i] = 1;
                 }
             }
             break;
         }
     }
-    out
+    fronts.concat()
 }
 
 /// Run a method on a volume: returns the mask volume (u8; labels when asked) and QC.
