@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use crate::meta::{Kind, Rescale};
 use crate::morph::{
-    Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm,
-    fill_holes_2d, fill_holes_3d, label2d, par_map,
+    Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm, fill_holes_2d,
+    fill_holes_3d, label2d, par_map,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, ArrayView3, Axis, Zip};
