@@ -869,8 +869,21 @@ mod tests {
             proptest::prop_assert_eq!(open as u64, count_nonzero(&within) - counts.iter().sum::<u64>());
             // Byte labels grow the same.
             let narrow: Grown<u8> = grow_from_blocks(&seeds.view(), f, &within);
-            proptest::prop_assert_eq!(narrow.labels().mapv(|l| if l == u8::OPEN { 0 } else { u16::from(l) }), lab);
+            proptest::prop_assert_eq!(&narrow.labels().mapv(|l| if l == u8::OPEN { 0 } else { u16::from(l) }), &lab);
             proptest::prop_assert_eq!(&narrow.counts[..4], &counts[..4]);
+            // What lung-seg asks of either width: counts, boxes and masks.
+            let (few, many) = (Seeded::Few(narrow), Seeded::Many(grown));
+            proptest::prop_assert_eq!(&few.counts()[..4], &many.counts()[..4]);
+            let ids = [1, 2, 3];
+            for (a, b) in few.boxes(&ids).iter().zip(many.boxes(&ids)) {
+                proptest::prop_assert_eq!((a.count, a.lo, a.hi, a.index_sum), (b.count, b.lo, b.hi, b.index_sum));
+            }
+            for id in ids {
+                let part = [(1, 6), (0, 8), (2, 9)];
+                let want = lab.slice(ndarray::s![1..6, 0..8, 2..9]).mapv(|l| u8::from(u32::from(l) == id));
+                proptest::prop_assert_eq!(few.mask(id, part), want.clone());
+                proptest::prop_assert_eq!(many.mask(id, part), want);
+            }
         }
     }
 
