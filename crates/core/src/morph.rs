@@ -508,8 +508,16 @@ impl Envelope {
     }
 }
 
+/// A box of half-open (z, y, x) index ranges, as [`bbox`] and [`grow_box`] give it.
+pub type Box3 = [(usize, usize); 3];
+
+/// The slice of an array that a box covers.
+pub fn in_box(b: Box3) -> ndarray::SliceInfo<[ndarray::SliceInfoElem; 3], ndarray::Ix3, ndarray::Ix3> {
+    ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]
+}
+
 /// The sub-box holding the mask's voxels, grown by `margin` voxels per axis (clamped).
-pub fn bbox(mask: &Array3<u8>, margin: [usize; 3]) -> Option<[(usize, usize); 3]> {
+pub fn bbox(mask: &Array3<u8>, margin: [usize; 3]) -> Option<Box3> {
     if !mask.is_standard_layout() {
         return bbox(&mask.as_standard_layout().to_owned(), margin);
     }
@@ -548,7 +556,7 @@ pub fn bbox(mask: &Array3<u8>, margin: [usize; 3]) -> Option<[(usize, usize); 3]
 
 /// Half-open (z, y, x) ranges of the inclusive box `lo..=hi` grown by `margin` (x, y, z) voxels,
 /// clamped to `dims`.
-pub fn grow_box(lo: [usize; 3], hi: [usize; 3], margin: [usize; 3], dims: [usize; 3]) -> [(usize, usize); 3] {
+pub fn grow_box(lo: [usize; 3], hi: [usize; 3], margin: [usize; 3], dims: [usize; 3]) -> Box3 {
     let m = [margin[2], margin[1], margin[0]];
     std::array::from_fn(|a| (lo[a].saturating_sub(m[a]), (hi[a] + m[a] + 1).min(dims[a])))
 }
@@ -618,9 +626,9 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &ArrayView3<L>, ids: &[u3
 }
 
 /// 0/1 (bytes, or bools where the result feeds another transform): where the squared distance
-/// to `feature` is at most `r`^2 (`near`), or above it (not `near`). Small balls go slab by slab along z (a plane depends only on the planes within r),
-/// so the float distances never exist for the whole volume at once; large ones take the full
-/// transform.
+/// to `feature` is at most `r`^2 (`near`), or above it (not `near`). Small balls go slab by slab
+/// along z (a plane depends only on the planes within r), so the float distances never exist for
+/// the whole volume at once; large ones take the full transform.
 fn ball_mask<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> Array3<O> {
     ball_mask_in(feature, spacing, r, near, SLAB_BYTES)
 }
@@ -681,17 +689,17 @@ pub(crate) fn margin_vox(r: f64, spacing: [f64; 3]) -> [usize; 3] {
 /// Dilation by a ball of radius `r` mm (voxel offsets with physical length <= r).
 pub fn dilate_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let Some(b) = bbox(mask, margin_vox(r, spacing)) else { return mask.clone() };
-    let sub = mask.slice(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]);
+    let sub = mask.slice(in_box(b));
     let near: Array3<u8> = ball_mask(&Zip::from(&sub).par_map_collect(|&v| v != 0), spacing, r, true);
     let mut out = mask.clone();
-    out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]).assign(&near);
+    out.slice_mut(in_box(b)).assign(&near);
     out
 }
 
 /// Erosion by a ball of radius `r` mm (outside the volume counts as background).
 pub fn erode_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let Some(b) = bbox(mask, [1, 1, 1]) else { return mask.clone() };
-    let sub = mask.slice(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]);
+    let sub = mask.slice(in_box(b));
     // Pad by one voxel of background so the border erodes.
     let (sz, sy, sx) = sub.dim();
     let mut bg = Array3::<bool>::from_elem((sz + 2, sy + 2, sx + 2), true);
@@ -699,11 +707,7 @@ pub fn erode_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let far: Array3<u8> = ball_mask(&bg, spacing, r, false);
     drop(bg);
     let mut out = Array3::<u8>::zeros(mask.raw_dim());
-    out.slice_mut(ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1]).assign(&far.slice(ndarray::s![
-        1..sz + 1,
-        1..sy + 1,
-        1..sx + 1
-    ]));
+    out.slice_mut(in_box(b)).assign(&far.slice(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]));
     out
 }
 

@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use crate::meta::{Kind, Rescale};
 use crate::morph::{
-    Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm, fill_holes_2d,
-    fill_holes_3d, label2d, par_map,
+    Box3, Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm, fill_holes_2d,
+    fill_holes_3d, in_box, label2d, par_map,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, ArrayView3, Axis, Zip};
@@ -252,7 +252,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     }
     let mut labels = Array3::<u8>::zeros(shape);
     // Where the labels are: the union of the lungs' boxes (QC looks only there).
-    let mut region: Option<[(usize, usize); 3]> = None;
+    let mut region: Option<Box3> = None;
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
     // side they only raised the peak memory), and pasted in order.
     for (i, &k) in order.iter().enumerate() {
@@ -264,7 +264,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         // open to a face would be open to a wider box's margin too.
         let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, [0; 3], [nz, ny, nx]);
         region = Some(region.map_or(b, |r| std::array::from_fn(|a| (r[a].0.min(b[a].0), r[a].1.max(b[a].1)))));
-        let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
+        let bx = in_box(b);
         let mut m = source.mask(ids[k], b);
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
@@ -292,8 +292,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let region = region.unwrap_or([(0, 0); 3]);
     // QC: counts and index box per label, and the mean of the stored values (the rescale is
     // affine, so it maps the mean), each in one parallel pass over the lungs' region.
-    let inside = ndarray::s![region[0].0..region[0].1, region[1].0..region[1].1, region[2].0..region[2].1];
-    let mut qc_boxes = crate::morph::label_boxes(&labels.slice(inside), &[1, 2]);
+    let mut qc_boxes = crate::morph::label_boxes(&labels.slice(in_box(region)), &[1, 2]);
     for b in &mut qc_boxes {
         for a in 0..3 {
             b.lo[a] += region[a].0;
@@ -344,11 +343,11 @@ fn dense_voxels(vol: &Volume) -> Array3<u8> {
 
 /// Mean HU over the `n` nonzero voxels of `mask`, all inside `region` ((z, y, x) ranges), from
 /// the stored values in one parallel pass (the rescale is affine, so it maps the mean).
-fn mean_hu_inside(vol: &Volume, mask: &Array3<u8>, n: u64, region: [(usize, usize); 3]) -> f64 {
+fn mean_hu_inside(vol: &Volume, mask: &Array3<u8>, n: u64, region: Box3) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    let region = ndarray::s![region[0].0..region[0].1, region[1].0..region[1].1, region[2].0..region[2].1];
+    let region = in_box(region);
     let sum_stored = crate::with_data!(&vol.data, a => Zip::from(mask.slice(region)).and(a.slice(region)).par_fold(|| 0.0f64, |s, &v, &h| if v != 0 { s + h.to_f64() } else { s }, |a, b| a + b));
     vol.meta.rescale.unwrap_or(Rescale::IDENTITY).apply(sum_stored / n as f64)
 }
@@ -437,9 +436,8 @@ impl<L: Label> Grown<L> {
     }
 
     /// 1 where label `id` is, inside the box of (z, y, x) ranges `b`.
-    fn mask(&self, id: u32, b: [(usize, usize); 3]) -> Array3<u8> {
-        let bx = ndarray::s![b[0].0..b[0].1, b[1].0..b[1].1, b[2].0..b[2].1];
-        Zip::from(self.labels().slice(bx)).par_map_collect(|&v| u8::from(Into::<u32>::into(v) == id))
+    fn mask(&self, id: u32, b: Box3) -> Array3<u8> {
+        Zip::from(self.labels().slice(in_box(b))).par_map_collect(|&v| u8::from(Into::<u32>::into(v) == id))
     }
 }
 
@@ -464,7 +462,7 @@ impl Seeded {
         }
     }
 
-    fn mask(&self, id: u32, b: [(usize, usize); 3]) -> Array3<u8> {
+    fn mask(&self, id: u32, b: Box3) -> Array3<u8> {
         match self {
             Seeded::Few(g) => g.mask(id, b),
             Seeded::Many(g) => g.mask(id, b),
