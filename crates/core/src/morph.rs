@@ -981,9 +981,12 @@ mod tests {
         }
 
         #[test]
-        fn closing_stays_inside_the_masks_bounding_box(bits in proptest::collection::vec(0u8..5, 6 * 7 * 8), r in 0.5f64..3.5) {
-            // lung-seg closes each lung in its own bounding box on this ground.
-            let a = Array3::from_shape_vec((6, 7, 8), bits).unwrap().mapv(|v| u8::from(v == 0));
+        fn closing_stays_inside_the_masks_bounding_box(bits in proptest::collection::vec(0u8..3, 6 * 7 * 8), r in 0.5f64..3.5) {
+            // lung-seg closes each lung in its own bounding box on this ground. The mask lies in
+            // a window of the grid, so there is room beyond its box for a closing to leak into.
+            let window = |z: usize, y: usize, x: usize| (1..5).contains(&z) && (2..5).contains(&y) && (2..6).contains(&x);
+            let a = Array3::from_shape_vec((6, 7, 8), bits).unwrap();
+            let a = Array3::from_shape_fn((6, 7, 8), |(z, y, x)| u8::from(window(z, y, x) && a[[z, y, x]] == 0));
             let closed = close_mm(&a, r, [1.0, 1.2, 1.5]);
             let inside = |m: &Array3<u8>| bbox(m, [0; 3]);
             if let (Some(outer), Some(inner)) = (inside(&a), inside(&closed)) {

@@ -166,21 +166,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     if o.remove_airways {
         let head_last = vol.geometry.direction[2][2] >= 0.0;
         let tree = track_airways(&mut air, &body, sp, head_last);
-        // Cut the tree and the air one voxel around it (6-neighbours).
-        let dims = air.dim();
-        let air = air.as_slice_mut().expect("standard layout");
-        let mut removed = 0u64;
-        let mut cut = |j: usize| {
-            if air[j] != 0 {
-                air[j] = 0;
-                removed += 1;
-            }
-        };
-        for &i in &tree {
-            cut(i);
-            crate::morph::face_neighbours(i, dims, &mut cut);
-        }
-        qc.airway_voxels_removed = removed;
+        qc.airway_voxels_removed = cut_around(&mut air, &tree);
     }
     // 4. Cut thin bridges (gas under the diaphragm seen through partial volume, leaks): seeds
     // from the air eroded by a ball, grown back through the air at full resolution. The erosion
@@ -530,6 +516,25 @@ fn grow_from_blocks<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>,
     Grown { padded: Array3::from_shape_vec((nz + 2, py, px), lab).expect("same shape"), counts }
 }
 
+/// Clear the voxels at flat indices `tree` and their 6-neighbours (the airway wall's partial
+/// volume) in `air`; returns how many were set.
+fn cut_around(air: &mut Array3<u8>, tree: &[usize]) -> u64 {
+    let dims = air.dim();
+    let air = air.as_slice_mut().expect("standard layout");
+    let mut removed = 0u64;
+    let mut cut = |j: usize| {
+        if air[j] != 0 {
+            air[j] = 0;
+            removed += 1;
+        }
+    };
+    for &i in tree {
+        cut(i);
+        crate::morph::face_neighbours(i, dims, &mut cut);
+    }
+    removed
+}
+
 /// Trachea and main bronchi, as flat voxel indices (and marked 2 in `air`): a small air
 /// component near the body's midline at the top of the scan, grown through the air in 3-D until
 /// the growth front explodes (it leaked into a lung), with the leaking fronts removed again.
@@ -807,6 +812,49 @@ mod tests {
         // Right is -x in LPS: the lung at the smaller x index is label 1.
         assert_eq!((r.labels[[75, 50, 30]], r.labels[[75, 50, 100]]), (1, 2));
         assert!(r.qc.airway_voxels_removed > 0);
+    }
+
+    #[test]
+    fn the_airway_cut_takes_each_tree_voxel_with_its_six_neighbours() {
+        let mut air = Array3::<u8>::from_elem((4, 5, 6), 1);
+        air[[2, 2, 4]] = 0; // not air: stays 0, not counted
+        let flat = |z: usize, y: usize, x: usize| (z * 5 + y) * 6 + x;
+        // An inner voxel (7 with its neighbours, one of which is not air: 6), a corner (4), and
+        // the first one's neighbour (itself already cut: 5 more).
+        let removed = cut_around(&mut air, &[flat(2, 2, 3), flat(0, 0, 0), flat(2, 2, 2)]);
+        assert_eq!(removed, 6 + 4 + 5);
+        for (z, y, x) in [(2, 2, 3), (1, 2, 3), (3, 2, 3), (2, 1, 3), (2, 3, 3), (2, 2, 2), (0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)] {
+            assert_eq!(air[[z, y, x]], 0, "({z}, {y}, {x})");
+        }
+        assert_eq!(count_nonzero(&air), 4 * 5 * 6 - 1 - 15);
+    }
+
+    #[test]
+    fn airway_tracking_keeps_the_tube_and_gives_back_the_lung_it_leaked_into() {
+        // Head at the last slice (+z); a 5 x 5 mm trachea from the top down to a large "lung".
+        let (nz, ny, nx) = (60, 40, 40);
+        let tube = |z: usize, y: usize, x: usize| z >= 31 && (18..23).contains(&y) && (18..23).contains(&x);
+        let lung = |z: usize, y: usize, x: usize| (5..=30).contains(&z) && (5..35).contains(&y) && (5..35).contains(&x);
+        let mut air = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| u8::from(tube(z, y, x) || lung(z, y, x)));
+        let body = Array3::<u8>::ones((nz, ny, nx));
+        let tree = track_airways(&mut air, &body, [1.0; 3], true);
+        let at = |i: usize| (i / (ny * nx), i / nx % ny, i % nx);
+        assert!(
+            tree.iter().all(|&i| {
+                let (z, y, x) = at(i);
+                tube(z, y, x)
+            }),
+            "the tree stays in the tube"
+        );
+        for z in 45..nz {
+            assert!(tree.contains(&((z * ny + 20) * nx + 20)), "tube axis at z {z}");
+        }
+        // Tree voxels are marked 2; the fronts that leaked into the lung are air (1) again.
+        for ((z, y, x), &v) in air.indexed_iter() {
+            let i = (z * ny + y) * nx + x;
+            let want = if tree.contains(&i) { 2 } else { u8::from(tube(z, y, x) || lung(z, y, x)) };
+            assert_eq!(v, want, "({z}, {y}, {x})");
+        }
     }
 
     /// The growth as plainly as it can be written: bounds tests, the same C-order seeds and
