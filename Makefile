@@ -36,7 +36,7 @@ demo: build
 	$(BIN)/dcm-inspect --series $(OUT)/dicom | tee $(OUT)/series.txt
 	@echo "== 2-3. stack the series, convert to HU"
 	$(BIN)/dcm-stack $(OUT)/dicom -o $(OUT)/ct.nii.gz -v
-	$(BIN)/hu-convert $(OUT)/ct.nii.gz -o $(OUT)/hu.nii.gz --fov-mask $(OUT)/fov.nii.gz -v
+	$(BIN)/hu-convert $(OUT)/ct.nii.gz -o $(OUT)/hu.nii.gz --write-fov-mask $(OUT)/fov.nii.gz -v
 	@echo "== 4. resample to 1 x 1 x 1 mm"
 	$(BIN)/vol-resample $(OUT)/hu.nii.gz --spacing 1 -o $(OUT)/hu_1mm.nii.gz -v
 	@echo "== 6. segment the lungs (robust default, and the tutorial's method)"

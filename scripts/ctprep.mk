@@ -5,6 +5,9 @@
 #
 #   make -j4 -f scripts/ctprep.mk IN=patients OUT=out
 #
+# Exit status is make's: 0 when every patient went through, 2 when any failed (make reports a
+# failed recipe as 2, whatever the recipe returned; the failed patients are listed last).
+#
 # IN/<patient>/...dcm  ->  OUT/<patient>/{hu_1mm.nii.gz, lungs.nii.gz, bone.stl, bone.png, input.npy}
 # and OUT/stats.json: the dataset mean, fitted over every patient's 1 mm volume, then applied to each.
 
@@ -34,8 +37,9 @@ all:
 
 volumes: $(HU) $(LUNGS) $(BONES)
 
-# A patient is rebuilt when any file in its DICOM folder changes.
-$(OUT)/%/hu_1mm.nii.gz: $$(shell find $(IN)/$$* -type f)
+# A patient is rebuilt when any file in its DICOM folder changes. -L: a patient folder may be a
+# symbolic link (to the archive, say), and find must look inside it.
+$(OUT)/%/hu_1mm.nii.gz: $$(shell find -L $(IN)/$$* -type f)
 	@mkdir -p $(@D)
 	$(BIN)/dcm-stack $(IN)/$* -q | $(BIN)/hu-convert -q | $(BIN)/vol-resample --spacing $(SPACING) -q -o $@
 

@@ -167,7 +167,7 @@ fn unwritable_output_and_output_equal_to_input() {
     assert!(e.contains("'/no/such/folder/out.nii'") && e.contains("hint:"), "{e}");
     let o = tool("vol-resample").arg(&good).args(["--spacing", "2", "-o"]).arg(&good).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("is the input file"));
+    assert!(stderr(&o).contains("would overwrite the input"));
     // The input is untouched.
     assert_eq!(read(&good).shape(), [4, 5, 6]);
 }

@@ -8,7 +8,7 @@ fn padding_becomes_air_and_the_fov_mask_marks_it() {
     assert!(tool("dcm-stack").arg(d.path()).arg("-o").arg(&st).output().unwrap().status.success());
     let hu = d.path().join("hu.nii.gz");
     let fov = d.path().join("fov.nii.gz");
-    let r = tool("hu-convert").arg(&st).arg("-o").arg(&hu).arg("--fov-mask").arg(&fov).arg("--json").output().unwrap();
+    let r = tool("hu-convert").arg(&st).arg("-o").arg(&hu).arg("--write-fov-mask").arg(&fov).arg("--json").output().unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     let s: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(s["dtype"], "int16");

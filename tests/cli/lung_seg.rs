@@ -58,8 +58,14 @@ fn labels_json_and_apply() {
     assert!(tool("hu-convert").arg(d.path().join("dicom")).arg("-o").arg(&hu).output().unwrap().status.success());
     let m = d.path().join("l.nii");
     let app = d.path().join("ct_masked.nii");
-    let r =
-        tool("lung-seg").arg(&hu).args(["--labels", "--dilate", "6", "--json", "-o"]).arg(&m).arg("--apply").arg(&app).output().unwrap();
+    let r = tool("lung-seg")
+        .arg(&hu)
+        .args(["--labels", "--dilate", "6", "--json", "-o"])
+        .arg(&m)
+        .arg("--write-masked")
+        .arg(&app)
+        .output()
+        .unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     let qc: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(qc["lungs_found"], 2);

@@ -11,6 +11,7 @@ mod hu_convert;
 mod lung_seg;
 mod pipeline;
 mod real_data;
+mod traps;
 mod vol_mesh;
 mod vol_normalize;
 mod vol_resample;

@@ -20,7 +20,7 @@ fn hu_file(d: &std::path::Path, name: &str, values: Vec<i16>) -> std::path::Path
 fn tutorial_normalization_and_zero_centering() {
     let d = tempfile::tempdir().unwrap();
     let p = hu_file(d.path(), "a.nii", vec![-2000, -1000, -300, 400, 1000]);
-    let out = d.path().join("a.npy");
+    let out = d.path().join("a_input.npy");
     let r = tool("vol-normalize").arg(&p).arg("-o").arg(&out).output().unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     let a = f32_data(&read(&out));
@@ -28,7 +28,7 @@ fn tutorial_normalization_and_zero_centering() {
     let v = read(&out);
     assert_eq!(v.meta.normalization.unwrap().mean, 0.25);
     // The sidecar keeps the geometry next to the NPY.
-    assert!(d.path().join("a.json").exists());
+    assert!(d.path().join("a_input.json").exists());
 }
 
 #[test]

@@ -44,6 +44,10 @@ pub struct OutputArgs {
     /// Do not write the .json sidecar next to a NIfTI file output
     #[arg(long)]
     pub no_sidecar: bool,
+    /// Keep PatientID, DICOM UIDs and folder paths in the output's metadata (by default they
+    /// are removed or hashed, as dcm2niix does)
+    #[arg(long)]
+    pub keep_phi: bool,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -55,7 +59,13 @@ impl OutputArgs {
         Sink::parse(&self.output)
     }
     pub fn options(&self) -> WriteOptions {
-        WriteOptions { format: self.format, gzip_level: self.gzip_level, sidecar: !self.no_sidecar, npy_f16: false }
+        WriteOptions {
+            format: self.format,
+            gzip_level: self.gzip_level,
+            sidecar: !self.no_sidecar,
+            npy_f16: false,
+            keep_phi: self.keep_phi,
+        }
     }
     /// Refuse binary output to a terminal before doing any work.
     pub fn check(&self, input_name: Option<&str>) -> Result<()> {
@@ -66,15 +76,7 @@ impl OutputArgs {
                 "redirect with `> out.nii`, pipe into the next tool, or pass -o out.nii.gz",
             ));
         }
-        if let (Sink::Path(out), Some(inp)) = (&sink, input_name) {
-            let same = std::fs::canonicalize(out).ok().zip(std::fs::canonicalize(inp).ok()).is_some_and(|(a, b)| a == b);
-            if same {
-                return Err(usage_error(
-                    format!("output '{}' is the input file", out.display()),
-                    "write to a new file; ctprep never overwrites its input",
-                ));
-            }
-        }
+        no_clobber(input_name.as_slice(), &[self.output.as_str()])?;
         ctprep_core::io::output_format(&sink, &self.options()).map_err(crate::core)?;
         Ok(())
     }
@@ -143,6 +145,83 @@ impl InputArgs {
     pub fn path_str(&self) -> Option<&str> {
         (self.input != "-").then_some(self.input.as_str())
     }
+}
+
+/// What a path names on disk, for comparing an output with the inputs: the file itself (device
+/// and inode: symlinks and hard links included) when it exists, else its absolute name.
+#[derive(PartialEq)]
+enum FileId {
+    Inode(u64, u64),
+    Name(std::path::PathBuf),
+}
+
+fn file_id(p: &std::path::Path) -> Option<FileId> {
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(p) {
+        use std::os::unix::fs::MetadataExt;
+        return Some(FileId::Inode(m.dev(), m.ino()));
+    }
+    let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    Some(FileId::Name(std::fs::canonicalize(parent).ok()?.join(p.file_name()?)))
+}
+
+/// A volume file and the `.json` sidecar that travels with it (written or read beside it).
+fn with_sidecar(p: &str) -> Vec<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(p);
+    let mut v = vec![path.clone()];
+    if ctprep_core::io::Format::from_name(&path).is_some() {
+        v.push(ctprep_core::io::sidecar_path(&path));
+    }
+    v
+}
+
+/// Refuse a run in which any output (a volume's sidecar included) is an input (or an input's
+/// sidecar), or another output: by inode, so symlinks and hard links count too. Devices and
+/// `-` are never in conflict.
+pub fn no_clobber(inputs: &[&str], outputs: &[&str]) -> Result<()> {
+    let real = |p: &str| p != "-" && !ctprep_core::io::is_special_file(std::path::Path::new(p));
+    let ins: Vec<(std::path::PathBuf, FileId)> = inputs
+        .iter()
+        .filter(|p| real(p))
+        .flat_map(|p| with_sidecar(p))
+        .filter(|p| p.exists())
+        .filter_map(|p| Some((p.clone(), file_id(&p)?)))
+        .collect();
+    let mut seen: Vec<(std::path::PathBuf, FileId)> = Vec::new();
+    for out in outputs.iter().filter(|p| real(p)) {
+        for p in with_sidecar(out) {
+            let Some(id) = file_id(&p) else { continue };
+            if let Some((inp, _)) = ins.iter().find(|(_, i)| *i == id) {
+                let hint = if p.as_path() != std::path::Path::new(out) {
+                    format!("'{out}' and the input share the sidecar '{}': give the output another stem", p.display())
+                } else {
+                    "write to a new file; ctprep never overwrites its inputs".to_string()
+                };
+                return Err(usage_error(format!("output '{}' would overwrite the input '{}'", p.display(), inp.display()), hint));
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, i)| *i == id) {
+                return Err(usage_error(
+                    format!("two outputs go to the same file '{}' ({})", p.display(), other.display()),
+                    "give each output its own name",
+                ));
+            }
+            seen.push((p, id));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse an output file whose name says another format than what goes into it (`-o stats.npy`
+/// for JSON, `--preview in.nii` for a PNG): a later reader goes by the name. `-` and devices pass.
+pub fn check_output_name(path: &str, endings: &[&str], flag: &str) -> Result<()> {
+    let lower = path.to_ascii_lowercase();
+    if path == "-" || ctprep_core::io::is_special_file(std::path::Path::new(path)) || endings.iter().any(|e| lower.ends_with(e)) {
+        return Ok(());
+    }
+    Err(usage_error(
+        format!("{flag} '{path}' does not end in {}: the file would hold another format than its name says", endings.join(" or ")),
+        format!("name it {}", endings.iter().map(|e| format!("NAME{e}")).collect::<Vec<_>>().join(" or ")),
+    ))
 }
 
 /// `--json` puts the summary on stdout, so the artifact must go to a file.

@@ -91,19 +91,65 @@ impl Cx {
     pub fn stamp(&self, meta: &mut ctprep_core::Meta) {
         meta.push_step(self.tool, env!("CARGO_PKG_VERSION"), self.args.clone());
     }
-    /// A progress bar on stderr, only when stderr is a terminal and not quiet.
-    pub fn progress(&self, len: u64, what: &str) -> indicatif::ProgressBar {
-        if self.verbosity < 0 || !std::io::stderr().is_terminal() {
-            return indicatif::ProgressBar::hidden();
+}
+
+/// The core's progress drawn as a bar on stderr: only on a terminal, not with -q, and only once a
+/// task has run for a while (`CTPREP_PROGRESS_AFTER_MS`, default 1000), so quick steps stay quiet.
+struct ProgressBar {
+    tool: &'static str,
+    after: std::time::Duration,
+    state: std::sync::Mutex<Option<BarState>>,
+}
+
+struct BarState {
+    what: String,
+    total: u64,
+    done: u64,
+    started: std::time::Instant,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ProgressBar {
+    fn install(tool: &'static str, verbosity: i8) {
+        if verbosity < 0 || !std::io::stderr().is_terminal() {
+            return;
         }
-        let pb = indicatif::ProgressBar::new(len);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{prefix}: {msg} [{bar:30}] {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb.set_prefix(self.tool);
-        pb.set_message(what.to_string());
-        pb
+        let ms = std::env::var("CTPREP_PROGRESS_AFTER_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let after = std::time::Duration::from_millis(ms);
+        ctprep_core::progress::listen(Box::new(ProgressBar { tool, after, state: std::sync::Mutex::new(None) }));
+    }
+}
+
+impl ctprep_core::progress::Listener for ProgressBar {
+    fn start(&self, what: &str, total: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = Some(BarState { what: what.into(), total, done: 0, started: std::time::Instant::now(), bar: None });
+        }
+    }
+    fn advance(&self, n: u64) {
+        let Ok(mut guard) = self.state.lock() else { return };
+        let Some(s) = guard.as_mut() else { return };
+        s.done += n;
+        if s.bar.is_none() && s.started.elapsed() >= self.after {
+            let pb = indicatif::ProgressBar::with_draw_target(Some(s.total), indicatif::ProgressDrawTarget::stderr());
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{prefix}: {msg} [{bar:30}] {pos}/{len} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            pb.set_prefix(self.tool);
+            pb.set_message(s.what.clone());
+            s.bar = Some(pb);
+        }
+        if let Some(pb) = &s.bar {
+            pb.set_position(s.done);
+        }
+    }
+    fn finish(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(pb) = s.take().and_then(|s| s.bar) {
+                pb.finish_and_clear();
+            }
+        }
     }
 }
 
@@ -158,6 +204,7 @@ pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>
         }
     };
     let mut cx = Cx::new(tool, args.verbosity());
+    ProgressBar::install(tool, args.verbosity());
     match run(args, &mut cx) {
         Ok(Exit::Ok) => ExitCode::from(exit::OK),
         Ok(Exit::Empty) => ExitCode::from(exit::EMPTY),

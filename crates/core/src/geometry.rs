@@ -274,6 +274,20 @@ impl Geometry {
         Geometry::from_affine_ras(&m)
     }
 
+    /// How far apart (mm) two grids of `shape_zyx` put the same voxel index, at the worst of the
+    /// eight corners (the grids are affine, so no voxel is further off). 0 for the same grid;
+    /// a mirrored or shifted one is off by up to the volume's extent.
+    pub fn max_offset_mm(&self, other: &Geometry, shape_zyx: [usize; 3]) -> f64 {
+        self.corners(shape_zyx).iter().zip(other.corners(shape_zyx)).map(|(a, b)| norm(sub(*a, b))).fold(0.0, f64::max)
+    }
+
+    /// Same shape and every voxel within 1% of the smallest voxel size of the same place: float32
+    /// headers written by different tools (dcm2niix, nibabel, ctprep) agree this well.
+    pub fn same_grid(&self, shape: [usize; 3], other: &Geometry, other_shape: [usize; 3]) -> bool {
+        let tol = 0.01 * self.spacing.iter().chain(&other.spacing).fold(f64::INFINITY, |a, &b| a.min(b));
+        shape == other_shape && self.max_offset_mm(other, shape) <= tol
+    }
+
     /// The LPS centres of the eight corner voxels of a grid of `shape_zyx`.
     pub fn corners(&self, shape_zyx: [usize; 3]) -> [Vec3; 8] {
         let n = [shape_zyx[2] as f64 - 1.0, shape_zyx[1] as f64 - 1.0, shape_zyx[0] as f64 - 1.0];

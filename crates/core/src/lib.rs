@@ -18,6 +18,7 @@ pub mod mesh;
 pub mod meta;
 pub mod morph;
 pub mod normalize;
+pub mod progress;
 pub mod resample;
 pub mod seg;
 pub mod view;

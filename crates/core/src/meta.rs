@@ -132,7 +132,8 @@ pub struct Meta {
     pub rescale: Option<Rescale>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub padding: Option<Padding>,
-    /// Display window (centre, width) in HU.
+    /// Display window (centre, width) in the volume's own units: HU for CT, [0, 1] minus the
+    /// mean for a normalized volume (written as the NIfTI cal_min/cal_max).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<[f64; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,5 +152,142 @@ pub struct Meta {
 impl Meta {
     pub fn push_step(&mut self, tool: &str, version: &str, args: Vec<String>) {
         self.provenance.push(Step { tool: tool.into(), version: version.into(), args });
+    }
+
+    /// A copy without what identifies the patient, as dcm2niix does by default: no PatientID;
+    /// study, series and instance UIDs replaced by one-way hashes (the same UID always gives the
+    /// same hash, so outputs of one series still match up); file and folder paths reduced to
+    /// file names, with folder names (often the patient's name or ID) and UID-like file names
+    /// hashed. Idempotent. Positions, spacing, rescale and the rest stay.
+    pub fn anonymized(&self) -> Meta {
+        let mut m = self.clone();
+        if let Some(s) = &mut m.series {
+            s.patient_id = None;
+            for uid in [&mut s.study_instance_uid, &mut s.series_instance_uid].into_iter().flatten() {
+                *uid = anon_hash(uid);
+            }
+        }
+        for s in &mut m.slices {
+            s.file = anonymize_path(&s.file, false);
+            if let Some(uid) = &mut s.sop_instance_uid {
+                *uid = anon_hash(uid);
+            }
+        }
+        for step in &mut m.provenance {
+            for a in &mut step.args {
+                let is_dir = a.ends_with('/') || std::path::Path::new(a.as_str()).is_dir();
+                if is_dir || a.contains('/') {
+                    *a = anonymize_path(a, is_dir);
+                }
+            }
+        }
+        m
+    }
+}
+
+const ANON: &str = "anon-";
+
+/// `anon-` and 16 hex digits of SHA-256: one-way, stable across runs and machines.
+fn anon_hash(s: &str) -> String {
+    use sha2::Digest;
+    if s.starts_with(ANON) {
+        return s.to_string();
+    }
+    let d = sha2::Sha256::digest(format!("ctprep-anon:{s}").as_bytes());
+    format!("{ANON}{}", d.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// A path reduced to what identifies no one: the folder part to a hash (folder names often hold
+/// the patient's name or ID), the file name kept (hashed when it is a DICOM UID, as scanners often
+/// name files); a folder given as a whole is hashed. Distinct paths stay distinct. `#frameN` stays.
+pub fn anonymize_path(p: &str, is_dir: bool) -> String {
+    let (path, frame) = p.split_once('#').map_or((p, None), |(a, b)| (a, Some(b)));
+    let trimmed = path.trim_end_matches('/');
+    let (parent, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+    let stem = name.strip_suffix(".dcm").unwrap_or(name);
+    let uid_like = stem.len() >= 10 && stem.bytes().all(|b| b.is_ascii_digit() || b == b'.') && stem.contains('.');
+    let out = if is_dir || name.is_empty() || parent.starts_with(ANON) || name.starts_with(ANON) {
+        // A folder, or a path already anonymized: hashed whole (anon_hash leaves `anon-` alone).
+        if trimmed.starts_with(ANON) { trimmed.to_string() } else { anon_hash(trimmed) }
+    } else {
+        let name = if uid_like { anon_hash(name) } else { name.to_string() };
+        if parent.is_empty() && !path.starts_with('/') { name } else { format!("{}/{name}", anon_hash(parent)) }
+    };
+    match frame {
+        Some(f) => format!("{out}#{f}"),
+        None => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identified() -> Meta {
+        Meta {
+            series: Some(SeriesInfo {
+                patient_id: Some("DOE^JOHN-1234".into()),
+                study_instance_uid: Some("1.2.840.113619.2.55.3.1".into()),
+                series_instance_uid: Some("1.2.840.113619.2.55.3.2".into()),
+                series_number: Some(3),
+                ..SeriesInfo::default()
+            }),
+            slices: vec![
+                SliceSource {
+                    file: "/data/DOE_JOHN/CT/1.2.840.113619.2.55.3.2.7.dcm".into(),
+                    sop_instance_uid: Some("1.2.840.113619.2.55.3.2.7".into()),
+                    instance_number: Some(7),
+                    position: [1.0, 2.0, 3.0],
+                    rescale: Rescale::IDENTITY,
+                },
+                SliceSource {
+                    file: "/data/DOE_JOHN/CT/IM-0001-0008.dcm#frame2".into(),
+                    sop_instance_uid: None,
+                    instance_number: Some(8),
+                    position: [1.0, 2.0, 4.0],
+                    rescale: Rescale::IDENTITY,
+                },
+            ],
+            provenance: vec![Step {
+                tool: "dcm-stack".into(),
+                version: "0".into(),
+                args: vec!["/data/DOE_JOHN/CT/".into(), "-o".into(), "out/hu.nii.gz".into(), "--spacing".into(), "1".into()],
+            }],
+            ..Meta::default()
+        }
+    }
+
+    #[test]
+    fn anonymized_meta_names_no_patient_folder_or_uid_and_keeps_the_rest() {
+        let m = identified().anonymized();
+        let text = serde_json::to_string(&m).unwrap();
+        for secret in ["DOE", "JOHN", "1234", "113619", "/data"] {
+            assert!(!text.contains(secret), "{secret} left in {text}");
+        }
+        let s = m.series.as_ref().unwrap();
+        assert_eq!(s.patient_id, None);
+        assert_eq!(s.series_number, Some(3));
+        assert!(s.series_instance_uid.as_ref().unwrap().starts_with("anon-"));
+        let (folder, name) = m.slices[1].file.split_once('/').unwrap();
+        assert!(folder.starts_with("anon-") && folder.len() == 21, "{folder}");
+        assert_eq!(name, "IM-0001-0008.dcm#frame2");
+        assert!(m.slices[0].file.starts_with(folder), "one folder, one hash: {}", m.slices[0].file);
+        assert!(m.slices[0].sop_instance_uid.as_ref().unwrap().starts_with("anon-"));
+        assert_eq!(m.slices[0].position, [1.0, 2.0, 3.0]);
+        let args = &m.provenance[0].args;
+        assert!(args[0].starts_with("anon-") && !args[0].contains('/'), "{args:?}");
+        assert!(args[2].starts_with("anon-") && args[2].ends_with("/hu.nii.gz"), "{args:?}");
+        assert_eq!([&args[1], &args[3], &args[4]], ["-o", "--spacing", "1"]);
+        assert_eq!(anonymize_path("hu.nii.gz", false), "hu.nii.gz", "a name in the working folder names no one");
+    }
+
+    #[test]
+    fn anonymizing_is_stable_and_idempotent() {
+        let once = identified().anonymized();
+        assert_eq!(once, identified().anonymized(), "the same input hashes the same way");
+        assert_eq!(once.anonymized(), once);
+        // Different UIDs stay different.
+        let s = once.series.unwrap();
+        assert_ne!(s.study_instance_uid, s.series_instance_uid);
     }
 }

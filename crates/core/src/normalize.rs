@@ -65,7 +65,11 @@ pub fn normalized_meta(vol: &Volume, o: &NormalizeOptions) -> Result<Meta> {
     meta.kind = Kind::Normalized;
     meta.rescale = None;
     meta.padding = None;
-    meta.normalization = Some(Normalization { min: o.min, max: o.max, mean: o.mean.unwrap_or(0.0) });
+    let mean = o.mean.unwrap_or(0.0);
+    meta.normalization = Some(Normalization { min: o.min, max: o.max, mean });
+    // The display window follows the values: the whole clip range, now [-mean, 1 - mean]
+    // (an HU window kept as it was would show the normalized volume as one flat grey).
+    meta.window = Some([0.5 - mean, 1.0]);
     Ok(meta)
 }
 
@@ -103,6 +107,63 @@ pub fn check_mask(vol: &Volume, mask: &Array3<u8>) -> Result<()> {
             .with_hint("resample the mask onto the volume first: `vol-resample MASK --like VOLUME`"));
     }
     Ok(())
+}
+
+/// What to do with a mask that is not on the volume's grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherGrid {
+    /// Refuse with a hint (the default: a mask of the same shape on a mirrored grid would be
+    /// applied mirrored without a word).
+    Refuse,
+    /// Resample it onto the volume's grid, nearest neighbour (labels stay labels).
+    Resample,
+}
+
+/// A mask as 0/nonzero bytes on `vol`'s grid, compared in world space (not by shape alone):
+/// on the same grid it is used as it is; on another grid it is refused or resampled (`policy`).
+/// A mask whose file gave no geometry (`geometry_known` false: an NPY without sidecar) is taken
+/// to be on the volume's grid when the shapes agree; the note says so.
+pub fn mask_on_grid(vol: &Volume, mask: Volume, geometry_known: bool, policy: OtherGrid) -> Result<(Array3<u8>, Option<String>)> {
+    let (shape, mshape) = (vol.shape(), mask.shape());
+    if vol.geometry.same_grid(shape, &mask.geometry, mshape) {
+        return Ok((nonzero(&mask), None));
+    }
+    if !geometry_known && shape == mshape {
+        return Ok((nonzero(&mask), Some("the mask's file gives no geometry: taken to be on the volume's grid (same shape)".into())));
+    }
+    let why = if shape == mshape {
+        format!(
+            "same shape, but its voxels lie up to {:.1} mm from the volume's (flipped, shifted or rotated grid)",
+            vol.geometry.max_offset_mm(&mask.geometry, shape)
+        )
+    } else {
+        format!("shape {mshape:?} (z,y,x), the volume's is {shape:?}")
+    };
+    match policy {
+        OtherGrid::Refuse => Err(Error::bad_input(format!("the mask is on another grid: {why}")).with_hint(
+            "add --mask-resample to resample it onto the volume's grid (nearest neighbour), or do it once with `vol-resample MASK --like VOLUME -o MASK2`",
+        )),
+        OtherGrid::Resample => {
+            let mut m = mask;
+            // Nearest neighbour whatever the file said it was: a mask must stay 0/1 (or labels).
+            m.meta.kind = crate::meta::Kind::Labels;
+            m.meta.rescale = None;
+            let opts = crate::resample::ResampleOptions {
+                target: crate::resample::Target::Like { geometry: vol.geometry.clone(), shape },
+                interp: Some(crate::resample::Interp::Nearest),
+                fill: Some(0.0),
+                antialias: false,
+                ..Default::default()
+            };
+            let r = crate::resample::resample(&m, &opts)?;
+            Ok((nonzero(&r.volume), Some(format!("the mask was on another grid ({why}): resampled onto the volume's, nearest neighbour"))))
+        }
+    }
+}
+
+/// Any nonzero voxel is inside (labels count, a float 0.3 too).
+fn nonzero(m: &Volume) -> Array3<u8> {
+    with_data!(&m.data, a => crate::volume::map_par(a.view(), |v| u8::from(v.to_f64() != 0.0)))
 }
 
 /// Set voxels where `mask` is 0 to `value`.

@@ -221,6 +221,7 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         notes.push(format!("anti-aliasing: Gaussian sigma (x,y,z) = {:.3?} input voxels", sigmas));
     }
     let slabs = interp == Interp::Cubic && separable && sigmas[2] <= 0.01 && shape[0] + 2 * CUBIC_PAD > SLAB + 2 * MARGIN + HORIZON;
+    let _progress = crate::progress::task("resampling (output planes)", out_shape[0] as u64);
     let out = if slabs {
         // The usual case (a new spacing, no smoothing along z): coefficients a slab at a time.
         m.pad = CUBIC_PAD;
@@ -393,7 +394,10 @@ fn separable_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3
     let [mz, my, mx] = m.out_shape;
     let fill_o = O::from_f64(m.fill);
     let mut out = Array3::<O>::default((mz, my, mx));
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, oslab)| resample_plane(src, &tz[oz], &ty, &tx, fill_o, oslab));
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, oslab)| {
+        resample_plane(src, &tz[oz], &ty, &tx, fill_o, oslab);
+        crate::progress::advance(1);
+    });
     out
 }
 
@@ -440,6 +444,7 @@ fn general_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3<O
     let ([mz, my, mx], [nz, ny, nx], (a, b), (pad, interp, fill)) = (m.out_shape, m.in_shape, (&m.a, &m.b), (m.pad, m.interp, m.fill));
     let mut out = Array3::<O>::default((mz, my, mx));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, mut oslab)| {
+        crate::progress::advance(1);
         for oy in 0..my {
             for ox in 0..mx {
                 let o = [ox as f64, oy as f64, oz as f64];
@@ -495,6 +500,7 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
         if t.outside {
             if let Some(mut p) = planes_out[oz].take() {
                 p.fill(fill_o);
+                crate::progress::advance(1);
             }
         } else {
             pending.push(oz);
@@ -566,6 +572,7 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
         batch.into_par_iter().for_each(|(oz, p)| {
             let t = Taps { idx: tz[oz].idx.iter().map(|&i| i - a).collect(), w: tz[oz].w.clone(), outside: false };
             resample_plane(&view, &t, &ty, &tx, fill_o, p);
+            crate::progress::advance(1);
         });
         next += done;
     }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 ///   ct-phantom demo/dicom --truth demo/lung_truth.nii.gz
 ///   ct-phantom bad/ --tilt 15 --missing-slice --localizer --junk --feet-first
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     /// Folder to write the DICOM files into (created if missing)
     #[arg(value_name = "DIR")]

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 ///   dcm-inspect DIR --tag PatientID --tag SliceThickness --format csv
 ///   dcm-inspect --series DIR                       pre-flight check of every series
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     /// DICOM files or folders (folders are walked recursively)
     #[arg(value_name = "PATH", required = true)]

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 ///   find scans -name '*.dcm' | dcm-stack - | hu-convert -o hu.nii
 ///   dcm-stack --list patient01/
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     /// DICOM folders or files; `-` reads file names from stdin, one per line
     #[arg(value_name = "PATH", required = true)]
@@ -64,9 +64,7 @@ pub fn input_files(inputs: &[String]) -> Result<Vec<PathBuf>> {
 /// Scan, choose and stack, logging every choice on stderr. Shared with hu-convert.
 pub fn stack_inputs(inputs: &[String], stack: &StackArgs, cx: &Cx) -> Result<Stacked> {
     let files = input_files(inputs)?;
-    let pb = cx.progress(files.len() as u64, "scanning headers");
     let scanned = scan(&files);
-    pb.finish_and_clear();
     for s in &scanned.skipped {
         cx.verbose(format!("skipped {}: {}", s.path.display(), s.reason));
     }

@@ -19,9 +19,9 @@ use std::path::Path;
 ///
 /// Examples:
 ///   dcm-stack scan/ | hu-convert -o hu.nii.gz
-///   hu-convert scan/ -o hu.nii.gz --fov-mask fov.nii.gz      (a DICOM folder directly)
+///   hu-convert scan/ -o hu.nii.gz --write-fov-mask fov.nii.gz     (a DICOM folder directly)
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
@@ -40,8 +40,11 @@ pub struct Args {
     /// Keep values below --floor as they are
     #[arg(long)]
     pub no_floor: bool,
-    /// Also write the mask of measured (non-padding) voxels, uint8 0/1
+    /// Also write the mask of measured (non-padding) voxels, uint8 0/1, to this new file
     #[arg(long, value_name = "FILE")]
+    pub write_fov_mask: Option<String>,
+    /// Renamed --write-fov-mask (it writes FILE, never reads it)
+    #[arg(long, value_name = "FILE", hide = true)]
     pub fov_mask: Option<String>,
     /// Print a JSON summary on stdout (needs -o FILE)
     #[arg(long)]
@@ -62,7 +65,15 @@ fn is_dicom_input(s: &str) -> bool {
 }
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
+    if let Some(f) = &args.fov_mask {
+        return Err(crate::usage_error(
+            format!("--fov-mask is now --write-fov-mask: it writes '{f}', it does not read it"),
+            "pass --write-fov-mask NEW.nii.gz",
+        ));
+    }
     args.out.check(args.input.path_str())?;
+    let outputs: Vec<&str> = std::iter::once(args.out.output.as_str()).chain(args.write_fov_mask.as_deref()).collect();
+    crate::args::no_clobber(args.input.path_str().as_slice(), &outputs)?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let t0 = std::time::Instant::now();
     let vol = if is_dicom_input(&args.input.input) {
@@ -76,7 +87,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         dtype: args.dtype.as_deref().and_then(DType::parse),
         clamp: args.clamp,
         floor: (!args.no_floor).then_some(args.floor),
-        fov_mask: args.fov_mask.is_some(),
+        fov_mask: args.write_fov_mask.is_some(),
     };
     let mut r = to_hu_owned(vol, &opts).map_err(crate::core)?;
     cx.time_in_memory(t0.elapsed(), "reading and decoding included, writing not");
@@ -86,7 +97,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     }
     cx.stamp(&mut r.volume.meta);
     args.out.write(cx, &r.volume)?;
-    if let Some(path) = &args.fov_mask {
+    if let Some(path) = &args.write_fov_mask {
         let mut meta = Meta { kind: Kind::Mask, series: r.volume.meta.series.clone(), ..Meta::default() };
         cx.stamp(&mut meta);
         let fov = r.fov_mask.take().unwrap_or_default();

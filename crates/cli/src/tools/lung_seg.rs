@@ -21,7 +21,7 @@ use std::io::Write;
 ///   lung-seg hu_1mm.nii.gz --labels --dilate 5 -o lungs.nii.gz --json
 ///   lung-seg hu_1mm.nii.gz --method tutorial --fill -o tutorial_mask.nii.gz
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
@@ -46,10 +46,13 @@ pub struct Args {
     /// Dilate the final mask by a ball of this radius in mm (the tutorial's advice)
     #[arg(long, value_name = "MM", default_value_t = 0.0)]
     pub dilate: f64,
-    /// Also write the CT with everything outside the mask set to --outside
+    /// Also write the CT, with everything outside the mask set to --outside, to this new file
     #[arg(long, value_name = "FILE")]
+    pub write_masked: Option<String>,
+    /// Renamed --write-masked (it writes FILE, never reads it)
+    #[arg(long, value_name = "FILE", hide = true)]
     pub apply: Option<String>,
-    /// Value outside the mask for --apply (in the input's units)
+    /// Value outside the mask for --write-masked (in the input's units)
     #[arg(long, value_name = "V", default_value_t = -1024.0, allow_negative_numbers = true)]
     pub outside: f64,
     /// Print the QC report as JSON on stdout (needs -o FILE)
@@ -64,7 +67,15 @@ pub struct Args {
 crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
+    if let Some(f) = &args.apply {
+        return Err(usage_error(
+            format!("--apply is now --write-masked: it writes '{f}' (the masked CT), it does not read it"),
+            format!("to write the masked CT: --write-masked NEW.nii.gz; to mask a CT with an existing mask: vol-normalize CT --mask {f}"),
+        ));
+    }
     args.out.check(args.input.path_str())?;
+    let outputs: Vec<&str> = std::iter::once(args.out.output.as_str()).chain(args.write_masked.as_deref()).collect();
+    crate::args::no_clobber(args.input.path_str().as_slice(), &outputs)?;
     crate::args::json_needs_file(args.json, &args.out.output, "mask")?;
     if args.close < 0.0 || args.dilate < 0.0 {
         return Err(usage_error("--close and --dilate take a radius in mm >= 0", "e.g. --dilate 5"));
@@ -110,7 +121,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     }
     cx.stamp(&mut mask.meta);
     args.out.write(cx, &mask)?;
-    if let Some(path) = &args.apply {
+    if let Some(path) = &args.write_masked {
         let mut ct = vol.clone();
         let bin = match &mask.data {
             ctprep_core::VolumeData::U8(a) => a.mapv(|v| u8::from(v != 0)),

@@ -7,13 +7,15 @@ use clap::Parser;
 use ctprep_core::Kind;
 use ctprep_core::mesh::render::{View, png_bytes, render};
 use ctprep_core::mesh::{Mesh, Space, isosurface, voxel_volume_ml};
+use ctprep_core::volume::Voxel;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 /// Extract an isosurface as a mesh (binary STL, ASCII STL or OBJ) in patient millimetres.
 ///
 /// Vertices are in DICOM patient space (LPS, what 3D Slicer assumes for STL/OBJ) unless --space
-/// ras|voxel; the mesh overlays the source volume in a viewer. Surfaces are closed at the volume
+/// ras|voxel; the file says which (SPACE=LPS or SPACE=RAS in the STL header or OBJ comment, as
+/// Slicer reads it), so the mesh overlays the source volume in a viewer. Surfaces are closed at the volume
 /// border, watertight, with outward normals.
 ///
 /// Examples:
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 ///   vol-mesh lungs.nii.gz --sigma 1 --smooth 10 -o lungs.obj -v
 ///   vol-mesh hu_1mm.nii.gz --level 400 --decimate 0.1 -o bone_small.stl
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
@@ -31,7 +33,7 @@ pub struct Args {
     /// Mesh format when it cannot be told from the name: stl or obj
     #[arg(long, value_name = "FORMAT", value_parser = ["stl", "obj"])]
     pub format: Option<String>,
-    /// Iso-level in the volume's units (default: 0.5 for masks, 400 HU otherwise: bone)
+    /// Iso-level in the volume's units (default: 0.5 for masks and 0/1 volumes, 400 HU otherwise: bone)
     #[arg(long, value_name = "V", allow_negative_numbers = true)]
     pub level: Option<f64>,
     /// Gaussian pre-smoothing in mm (smooth organ surfaces from masks)
@@ -87,14 +89,39 @@ fn parse_ratio(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
-fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool) -> Result<()> {
+/// The iso-level when none is given: 0.5 for masks, including a 0/1 (or 0/255) volume from
+/// another tool that does not say it is a mask; 400 HU (bone) otherwise.
+fn default_level(vol: &ctprep_core::Volume) -> (f64, String) {
+    if matches!(vol.meta.kind, Kind::Mask | Kind::Labels) {
+        return (0.5, "mask default".into());
+    }
+    if let Some(top) = binary_top(vol) {
+        return (top / 2.0, format!("the volume holds only 0 and {top}: a mask, so half-way"));
+    }
+    (400.0, "bone default, 400 HU".into())
+}
+
+/// `Some(t)` when every voxel is 0 or `t` (1 or 255), in stored values with no rescale.
+fn binary_top(vol: &ctprep_core::Volume) -> Option<f64> {
+    if !vol.data.dtype().is_integer() || vol.meta.rescale.is_some_and(|r| !r.is_identity()) {
+        return None;
+    }
+    let (lo, hi) = vol.data.min_max()?;
+    if lo != 0.0 || !(hi == 1.0 || hi == 255.0) {
+        return None;
+    }
+    let only_two = ctprep_core::with_data!(&vol.data, a => a.iter().all(|v| { let v = v.to_f64(); v == 0.0 || v == hi }));
+    only_two.then_some(hi)
+}
+
+fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool, space: Space) -> Result<()> {
     let enc = |w: &mut dyn Write| -> std::io::Result<()> {
         if obj {
-            mesh.write_obj(w)
+            mesh.write_obj(w, space)
         } else if ascii {
-            mesh.write_stl_ascii(w)
+            mesh.write_stl_ascii(w, space)
         } else {
-            mesh.write_stl_binary(w)
+            mesh.write_stl_binary(w, space)
         }
     };
     if path == "-" {
@@ -111,7 +138,20 @@ fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool) -> Result<()> {
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let output = args.output.clone().unwrap_or_else(|| "-".into());
-    let obj = match (&args.format, output.to_ascii_lowercase()) {
+    let lower = output.to_ascii_lowercase();
+    if let Some(f) = &args.format {
+        let named = [".stl", ".obj"].into_iter().find(|e| lower.ends_with(e));
+        if named.is_some_and(|e| e[1..] != *f) {
+            return Err(usage_error(
+                format!("the name '{output}' says {}, --format says {f}", &named.unwrap_or_default()[1..]),
+                "drop --format, or name the file after the format",
+            ));
+        }
+    }
+    if let Some(p) = &args.preview {
+        crate::args::check_output_name(&p.to_string_lossy(), &[".png"], "--preview")?;
+    }
+    let obj = match (&args.format, lower) {
         (Some(f), _) => f == "obj",
         (None, o) if o.ends_with(".obj") => true,
         (None, o) if o.ends_with(".stl") => false,
@@ -128,19 +168,15 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if args.split && to_stdout {
         return Err(usage_error("--split writes one file per component", "pass -o NAME.stl"));
     }
+    let preview = args.preview.as_ref().map(|p| p.to_string_lossy().into_owned());
+    let outputs: Vec<&str> = [Some(output.as_str()).filter(|_| args.output.is_some()), preview.as_deref()].into_iter().flatten().collect();
+    crate::args::no_clobber(args.input.path_str().as_slice(), &outputs)?;
     let vol = args.input.read(cx)?;
-    let is_mask = matches!(vol.meta.kind, Kind::Mask | Kind::Labels);
-    let level = args.level.unwrap_or(if is_mask { 0.5 } else { 400.0 });
-    cx.verbose(format!(
-        "iso-level {level} ({})",
-        if args.level.is_some() {
-            "given"
-        } else if is_mask {
-            "mask default"
-        } else {
-            "bone default, 400 HU"
-        }
-    ));
+    let (level, why) = match args.level {
+        Some(l) => (l, "given".to_string()),
+        None => default_level(&vol),
+    };
+    cx.verbose(format!("iso-level {level} ({why})"));
     let space = match args.space.as_str() {
         "ras" => Space::Ras,
         "voxel" => Space::Voxel,
@@ -198,11 +234,11 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         for (i, &c) in order.iter().enumerate() {
             let mut part = mesh.clone();
             part.retain_components(&comp, |k| k as usize == c);
-            write_mesh(&part, &format!("{stem}_{}.{ext}", i + 1), obj, args.ascii)?;
+            write_mesh(&part, &format!("{stem}_{}.{ext}", i + 1), obj, args.ascii, space)?;
         }
         cx.verbose(format!("wrote {n} component files {stem}_N.{ext}"));
     } else if !(args.preview.is_some() && args.output.is_none()) {
-        write_mesh(&mesh, &output, obj, args.ascii)?;
+        write_mesh(&mesh, &output, obj, args.ascii, space)?;
     }
     if needs_qc {
         let mut qc = mesh.qc();

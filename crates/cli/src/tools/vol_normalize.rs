@@ -6,10 +6,10 @@ use anyhow::Result;
 use clap::Parser;
 use ctprep_core::io::{ReadOptions, Source, read_volume};
 use ctprep_core::normalize::{
-    DatasetStats, LUNA16_MEAN, MAX_BOUND, MIN_BOUND, NormalizeOptions, apply_outside_planes, check_mask, fit_part, normalize_planes,
-    normalized_meta, window_preset,
+    DatasetStats, LUNA16_MEAN, MAX_BOUND, MIN_BOUND, NormalizeOptions, OtherGrid, apply_outside_planes, fit_part, mask_on_grid,
+    normalize_planes, normalized_meta, window_preset,
 };
-use ctprep_core::volume::{Header, VolumeData};
+use ctprep_core::volume::Header;
 use rayon::prelude::*;
 use std::io::Write;
 
@@ -28,7 +28,7 @@ use std::io::Write;
 ///   vol-normalize --fit out/*/hu_1mm.nii.gz -o stats.json
 ///   vol-normalize hu_1mm.nii.gz --stats stats.json --mask lung.nii.gz --outside 0 -o input.npy
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     /// Input HU volume (file or `-`); with --fit, any number of volumes
     #[arg(value_name = "IN", num_args = 0.., default_value = "-")]
@@ -64,12 +64,19 @@ pub struct Args {
     /// Set voxels outside this mask (e.g. the dilated lung mask) to --outside
     #[arg(long, value_name = "MASK")]
     pub mask: Option<String>,
+    /// A --mask (or --mask-suffix mask) on another grid than the volume: resample it onto the
+    /// volume's grid (nearest neighbour) instead of refusing it
+    #[arg(long)]
+    pub mask_resample: bool,
     /// Value for voxels outside --mask, after normalization
     #[arg(long, value_name = "V", default_value_t = 0.0, allow_negative_numbers = true)]
     pub outside: f64,
     /// Output type: f32, or f16 (NPY only)
     #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = ["f32", "f16"])]
     pub dtype: String,
+    /// Voxel size x,y,z in mm to assume for an NPY input without a .json sidecar
+    #[arg(long, value_name = "X,Y,Z", value_parser = crate::args::parse_spacing3)]
+    pub npy_spacing: Option<[f64; 3]>,
     /// Print a JSON summary on stdout (needs -o FILE)
     #[arg(long)]
     pub json: bool,
@@ -119,8 +126,10 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             "the tutorial: \"CT scanners are calibrated to return accurate HU measurements\"; fit a dataset mean with --fit, or add --force",
         ));
     }
-    let input = InputArgs { input: args.inputs[0].clone(), npy_spacing: None };
+    let input = InputArgs { input: args.inputs[0].clone(), npy_spacing: args.npy_spacing };
     args.out.check(input.path_str())?;
+    let inputs: Vec<&str> = input.path_str().into_iter().chain(args.mask.as_deref()).chain(args.stats.as_deref()).collect();
+    crate::args::no_clobber(&inputs, &[&args.out.output])?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = input.read(cx)?;
     let (mut min, mut max) = bounds(&args)?;
@@ -140,10 +149,13 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         mean = Some(p.sum / p.count.max(1) as f64);
         cx.warn(format!("per-image mean {:.6} subtracted (--force)", mean.unwrap_or(0.0)));
     }
+    let policy = if args.mask_resample { OtherGrid::Resample } else { OtherGrid::Refuse };
     let mask = match &args.mask {
         Some(m) => {
-            let mask = read_mask(m)?;
-            check_mask(&vol, &mask).map_err(|e| crate::core(e.with_path(m)))?;
+            let (mask, note) = read_mask(m, &vol, policy)?;
+            if let Some(n) = note {
+                cx.warn(n);
+            }
             Some(mask)
         }
         None => None,
@@ -174,7 +186,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if let Some(m) = &args.mask {
         cx.verbose(format!("voxels outside {m} set to {}", args.outside));
     }
-    cx.verbose(format!("wrote {} ({:?}, range {min}:{max}, mean {:?})", args.out.output, fmt, mean));
+    let centred = mean.map_or("not centred".to_string(), |m| format!("mean {m} subtracted"));
+    cx.verbose(format!("wrote {} ({}, range {min}:{max} HU, {centred})", args.out.output, fmt.name()));
     if args.json {
         let output_mean = sum / vol.data.len().max(1) as f64;
         let s = serde_json::json!({"output": args.out.output, "min_bound": min, "max_bound": max, "mean_subtracted": mean, "output_mean": output_mean, "dtype": args.dtype});
@@ -185,27 +198,48 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
 
 fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
     let (min, max) = bounds(args)?;
+    crate::args::check_output_name(&args.out.output, &[".json"], "--fit -o")?;
+    let masks: Vec<String> = match &args.mask_suffix {
+        Some(suf) => args.inputs.iter().map(|n| mask_for(n, suf)).collect(),
+        None => Vec::new(),
+    };
+    let inputs: Vec<&str> = args.inputs.iter().chain(&masks).map(String::as_str).collect();
+    crate::args::no_clobber(&inputs, &[&args.out.output])?;
     if args.inputs.iter().any(|i| i == "-") {
         return Err(usage_error("--fit reads files, not stdin", "list the volumes: `vol-normalize --fit out/*/hu.nii.gz -o stats.json`"));
     }
+    let policy = if args.mask_resample { OtherGrid::Resample } else { OtherGrid::Refuse };
     // Volumes are read one per thread at a time: memory stays at about two volumes.
-    let parts: Vec<Result<ctprep_core::normalize::Part>> = args
+    let progress = ctprep_core::progress::task("fitting (volumes)", args.inputs.len() as u64);
+    let parts: Vec<Result<(ctprep_core::normalize::Part, Option<String>)>> = args
         .inputs
         .par_iter()
         .map(|name| -> Result<_> {
-            let v = read_volume(&Source::parse(name), &ReadOptions::default()).map_err(crate::core)?.volume;
-            let mask = match &args.mask_suffix {
+            let _done = Advance(&progress);
+            let v = read_volume(&Source::parse(name), &ReadOptions { npy_spacing: args.npy_spacing }).map_err(crate::core)?.volume;
+            let (mask, note) = match &args.mask_suffix {
                 Some(suf) => {
-                    let stem = ["nii.gz", "nii", "npy"].iter().find_map(|e| name.strip_suffix(&format!(".{e}"))).unwrap_or(name);
-                    let mp = format!("{stem}{suf}");
-                    Some(read_mask(&mp)?)
+                    let (m, note) = read_mask(&mask_for(name, suf), &v, policy)?;
+                    (Some(m), note)
                 }
-                None => None,
+                None => (None, None),
             };
-            fit_part(name, &v, mask.as_ref(), min, max).map_err(crate::core)
+            Ok((fit_part(name, &v, mask.as_ref(), min, max).map_err(crate::core)?, note))
         })
         .collect();
-    let parts: Vec<_> = parts.into_iter().collect::<Result<_>>()?;
+    let mut kept = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (mut part, note) = p?;
+        if let Some(n) = note {
+            cx.warn(n);
+        }
+        // Folder names in a dataset are often patients' names or IDs (docs/formats.md).
+        if !args.out.keep_phi {
+            part.name = ctprep_core::meta::anonymize_path(&part.name, false);
+        }
+        kept.push(part);
+    }
+    let parts = kept;
     let stats = DatasetStats::from_parts(&parts, min, max, args.mask_suffix.is_some()).map_err(crate::core)?;
     cx.info(format!("fitted {} volume(s), {} voxels: mean {:.6}, std {:.6}", parts.len(), stats.count, stats.mean, stats.std));
     let json = serde_json::to_string_pretty(&stats)? + "\n";
@@ -218,11 +252,25 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// A mask file as 0/nonzero bytes (labels kept: any nonzero voxel is inside).
-fn read_mask(path: &str) -> Result<ndarray::Array3<u8>> {
-    let mask = read_volume(&Source::parse(path), &ReadOptions::default()).map_err(crate::core)?.volume;
-    match mask.data.cast(ctprep_core::DType::U8) {
-        VolumeData::U8(a) => Ok(a),
-        _ => unreachable!("cast to u8"),
+/// Counts one unit of progress when dropped, so failed volumes count too.
+struct Advance<'a>(&'a ctprep_core::progress::Task);
+impl Drop for Advance<'_> {
+    fn drop(&mut self) {
+        self.0.advance(1);
     }
+}
+
+/// The mask of volume `name` under --mask-suffix: `vol.nii.gz` -> `vol<suffix>`.
+fn mask_for(name: &str, suffix: &str) -> String {
+    let stem = ["nii.gz", "nii", "npy"].iter().find_map(|e| name.strip_suffix(&format!(".{e}"))).unwrap_or(name);
+    format!("{stem}{suffix}")
+}
+
+/// A mask file as 0/nonzero bytes on `vol`'s grid (any nonzero voxel is inside), checked in
+/// world space and refused or resampled when it lies on another grid.
+/// The second value is what was assumed or done (for a warning).
+fn read_mask(path: &str, vol: &ctprep_core::Volume, policy: OtherGrid) -> Result<(ndarray::Array3<u8>, Option<String>)> {
+    let loaded = read_volume(&Source::parse(path), &ReadOptions::default()).map_err(crate::core)?;
+    let (mask, note) = mask_on_grid(vol, loaded.volume, loaded.geometry_known, policy).map_err(|e| crate::core(e.with_path(path)))?;
+    Ok((mask, note.map(|n| format!("{path}: {n}"))))
 }

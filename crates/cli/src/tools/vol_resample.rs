@@ -22,7 +22,7 @@ use std::io::Write;
 ///   vol-resample mask.nii.gz --like ct.nii.gz -o mask_on_ct.nii.gz
 ///   dcm-stack scan/ | hu-convert | vol-resample --spacing 0.7,0.7,1.25 --interp cubic > out.nii
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
@@ -69,6 +69,8 @@ crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.check(args.input.path_str())?;
+    let inputs: Vec<&str> = args.input.path_str().into_iter().chain(args.like.as_deref()).collect();
+    crate::args::no_clobber(&inputs, &[&args.out.output])?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = args.input.read(cx)?;
     let target = if let Some(r) = &args.like {

@@ -21,7 +21,7 @@ use std::path::Path;
 ///   vol-view hu.nii.gz --coronal --montage 3x4 -o montage.png
 ///   vol-view hu.nii.gz --histogram hist.png
 #[derive(Debug, Parser)]
-#[command(version, about, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
@@ -93,6 +93,14 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if args.output.is_none() && args.histogram.is_none() {
         return Err(usage_error("nothing to draw", "pass -o slice.png and/or --histogram hist.png"));
     }
+    for (out, flag) in [(&args.output, "-o"), (&args.histogram, "--histogram")] {
+        if let Some(o) = out {
+            crate::args::check_output_name(o, &[".png"], flag)?;
+        }
+    }
+    let inputs: Vec<&str> = args.input.path_str().into_iter().chain(args.overlay.iter().map(String::as_str)).collect();
+    let outputs: Vec<&str> = args.output.iter().chain(&args.histogram).map(String::as_str).collect();
+    crate::args::no_clobber(&inputs, &outputs)?;
     let path = Path::new(&args.input.input);
     let vol = if args.input.input != "-" && ctprep_core::dicom::looks_like_dicom(path) {
         ctprep_core::dicom::stack::file_volume(path).map_err(crate::core)?

@@ -120,7 +120,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Scan headers of many files in parallel (pixel data is not read).
 pub fn scan(files: &[PathBuf]) -> Scan {
-    let results: Vec<(PathBuf, Result<Vec<SliceHeader>>)> = files.par_iter().map(|p| (p.clone(), open_header(p))).collect();
+    let progress = crate::progress::task("reading headers (files)", files.len() as u64);
+    let results: Vec<(PathBuf, Result<Vec<SliceHeader>>)> = files
+        .par_iter()
+        .map(|p| {
+            let r = (p.clone(), open_header(p));
+            progress.advance(1);
+            r
+        })
+        .collect();
+    drop(progress);
     let mut scan = Scan::default();
     for (p, r) in results {
         match r {
@@ -369,9 +378,12 @@ fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
     let (nz, ny, nx) = (o.slices.len(), f.rows as usize, f.columns as usize);
     crate::io::check_claim(&f.path, "the series", (nz * ny * nx * std::mem::size_of::<T>()) as u64, None)?;
     let mut vol = Array3::<T>::default((nz, ny, nx));
+    let progress = crate::progress::task("decoding slices", nz as u64);
     vol.axis_iter_mut(Axis(0)).into_par_iter().zip(o.slices.par_iter()).try_for_each(|(mut slab, h)| -> Result<()> {
         let out = slab.as_slice_mut().expect("standard layout");
-        decode_stored_into(h, out)
+        decode_stored_into(h, out)?;
+        progress.advance(1);
+        Ok(())
     })?;
     Ok(vol)
 }

@@ -79,6 +79,22 @@ impl Format {
             None
         }
     }
+    /// The name users know it by (and pass to --format).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Nifti => "nii",
+            Format::NiftiGz => "nii.gz",
+            Format::Npy => "npy",
+        }
+    }
+    /// The file name ending that asks for it.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Nifti => ".nii",
+            Format::NiftiGz => ".nii.gz",
+            Format::Npy => ".npy",
+        }
+    }
     pub fn parse(s: &str) -> Option<Format> {
         match s {
             "nii" => Some(Format::Nifti),
@@ -102,6 +118,9 @@ pub struct Loaded {
     pub volume: Volume,
     pub format: Format,
     pub warnings: Vec<String>,
+    /// The file said where its voxels are (a NIfTI sform/qform, an NPY sidecar); false when
+    /// the geometry was assumed (an NPY alone, a NIfTI with neither form).
+    pub geometry_known: bool,
 }
 
 /// Largest voxel payload we agree to allocate: the smaller of `CTPREP_MAX_BYTES` (default 16 GiB)
@@ -230,17 +249,32 @@ pub struct WriteOptions {
     pub sidecar: bool,
     /// Store float32 data as float16 in NPY (NIfTI-1 has no float16).
     pub npy_f16: bool,
+    /// Keep what identifies the patient (PatientID, UIDs, folder paths) in the header extension
+    /// and sidecar; by default they are removed or hashed ([`Meta::anonymized`](crate::Meta::anonymized)).
+    pub keep_phi: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { format: None, gzip_level: 1, sidecar: true, npy_f16: false }
+        WriteOptions { format: None, gzip_level: 1, sidecar: true, npy_f16: false, keep_phi: false }
     }
 }
 
 /// Resolve the output format for a sink.
 pub fn output_format(sink: &Sink, opts: &WriteOptions) -> Result<Format> {
+    let named = match sink {
+        Sink::Path(p) if !is_special_file(p) => Format::from_name(p),
+        _ => None,
+    };
     if let Some(f) = opts.format {
+        // A name and a format that disagree would put one format's bytes under another's name.
+        if let (Some(n), Sink::Path(p)) = (named, sink) {
+            if n != f {
+                return Err(Error::usage(format!("the name says {}, --format says {}", n.name(), f.name()))
+                    .with_path(p)
+                    .with_hint(format!("drop --format, or name the file {}", f.extension())));
+            }
+        }
         return Ok(f);
     }
     match sink {
@@ -257,7 +291,9 @@ pub fn output_format(sink: &Sink, opts: &WriteOptions) -> Result<Format> {
 pub fn write_volume(vol: &Volume, sink: &Sink, opts: &WriteOptions) -> Result<Format> {
     let format = output_format(sink, opts)?;
     check_f16(format, opts)?;
-    write_encoded(&vol.header(), sink, format, opts, |w| encode(vol, format, opts, w))?;
+    let anon = (!opts.keep_phi).then(|| vol.meta.anonymized());
+    let header = Header { meta: anon.as_ref().unwrap_or(&vol.meta), ..vol.header() };
+    write_encoded(&header, sink, format, opts, |w| encode(vol, &header, format, opts, w))?;
     Ok(format)
 }
 
@@ -308,12 +344,15 @@ fn write_encoded(
     Ok(())
 }
 
-fn encode(vol: &Volume, format: Format, opts: &WriteOptions, w: &mut dyn Write) -> Result<()> {
+fn encode(vol: &Volume, header: &Header, format: Format, opts: &WriteOptions, w: &mut dyn Write) -> Result<()> {
     match format {
-        Format::Nifti => nifti::write(vol, w),
+        Format::Nifti => {
+            nifti::write_header(header, w)?;
+            w.write_all(&nifti::data_bytes(vol)).map_err(|e| Error::io("cannot write", Path::new(""), e))
+        }
         Format::NiftiGz => {
             let mut buf = Vec::new();
-            nifti::write_header(&vol.header(), &mut buf)?;
+            nifti::write_header(header, &mut buf)?;
             gzip::write_parallel(w, &[&buf, &nifti::data_bytes(vol)], opts.gzip_level)
                 .map_err(|e| Error::io("cannot write", Path::new(""), e))
         }
@@ -334,7 +373,8 @@ pub fn write_f32_planes(
     let format = output_format(sink, opts)?;
     check_f16(format, opts)?;
     let [nz, ny, nx] = header.shape;
-    let header = Header { dtype: crate::volume::DType::F32, ..*header };
+    let anon = (!opts.keep_phi).then(|| header.meta.anonymized());
+    let header = Header { dtype: crate::volume::DType::F32, meta: anon.as_ref().unwrap_or(header.meta), ..*header };
     if format == Format::NiftiGz {
         let mut a = ndarray::Array3::<f32>::zeros((nz, ny, nx));
         fill(0, a.as_slice_mut().expect("standard layout"))?;
@@ -384,13 +424,18 @@ pub fn sidecar_path(p: &Path) -> PathBuf {
     p.with_file_name(format!("{stem}.json"))
 }
 
-/// The sidecar: geometry (with both affines), shape, dtype and metadata.
+/// The sidecar: geometry, shape, dtype and metadata, and the affines in both index orders
+/// (docs/formats.md): `affine_*_zyx` maps the array's own `[z, y, x]` indices (what numpy's
+/// `a[k, j, i]` means), `affine_lps`/`affine_ras` map (x, y, z) = (i, j, k) as NIfTI does.
 pub fn sidecar_json(vol: &Header) -> String {
+    let zyx = |a: crate::geometry::Mat4| a.map(|r| [r[2], r[1], r[0], r[3]]);
     let v = serde_json::json!({
         "axes": "zyx",
         "shape_zyx": vol.shape,
         "dtype": vol.dtype.name(),
         "geometry": vol.geometry,
+        "affine_lps_zyx": zyx(vol.geometry.affine_lps()),
+        "affine_ras_zyx": zyx(vol.geometry.affine_ras()),
         "affine_lps": vol.geometry.affine_lps(),
         "affine_ras": vol.geometry.affine_ras(),
         "meta": vol.meta,
@@ -492,7 +537,7 @@ pub fn write_file_atomic(target: &Path, f: impl FnOnce(&mut dyn Write) -> std::i
 /// A device or a named pipe (`-o /dev/null`, `-o /dev/stdout`, a FIFO): written in place, since
 /// renaming a temporary over it would replace the device itself with a regular file (a replaced
 /// /dev/null then hands everything written to it to every later reader).
-fn is_special_file(p: &Path) -> bool {
+pub fn is_special_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 

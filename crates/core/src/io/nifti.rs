@@ -19,6 +19,9 @@ const HEADER_SIZE: usize = 348;
 /// Extension code 6 = NIFTI_ECODE_COMMENT; our payload is a JSON object with this key.
 const ECODE_COMMENT: i32 = 6;
 const META_KEY: &str = "ctprep_meta";
+/// NIFTI_INTENT_LABEL: "the value at each voxel is an index into some set of labels".
+const INTENT_LABEL: i16 = 1002;
+
 /// Largest header extension block we read (64 MiB).
 const MAX_EXTENSIONS: u64 = 64 << 20;
 
@@ -168,7 +171,7 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
         }
     };
 
-    let geometry = read_geometry(&h, name, &mut warnings)?;
+    let (geometry, geometry_known) = read_geometry(&h, name, &mut warnings)?;
     let mut meta = meta.unwrap_or_default();
     let slope = h.f32(112) as f64;
     let inter = h.f32(116) as f64;
@@ -186,7 +189,11 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     if meta.kind == Kind::Unknown && meta.rescale.is_some() {
         meta.kind = Kind::Stored;
     }
-    Ok(Loaded { volume: Volume { data, geometry, meta }, format: Format::Nifti, warnings })
+    // A label map from another tool (ITK-SNAP, FSL, nibabel with the intent set) says so.
+    if meta.kind == Kind::Unknown && h.i16(68) == INTENT_LABEL {
+        meta.kind = Kind::Labels;
+    }
+    Ok(Loaded { volume: Volume { data, geometry, meta }, format: Format::Nifti, warnings, geometry_known })
 }
 
 fn arr<T>(nz: usize, ny: usize, nx: usize, v: Vec<T>) -> Array3<T> {
@@ -215,7 +222,8 @@ fn read_vec<T: Pod, R: Read>(r: &mut R, n: usize, be: bool, name: &Path, gz: boo
     Ok(v)
 }
 
-fn read_geometry(h: &Fields, name: &Path, warnings: &mut Vec<String>) -> Result<Geometry> {
+/// The header's grid, and whether the header gave one (an sform or a qform) or it was assumed.
+fn read_geometry(h: &Fields, name: &Path, warnings: &mut Vec<String>) -> Result<(Geometry, bool)> {
     let sform_code = h.i16(254);
     let qform_code = h.i16(252);
     let pixdim = [h.f32(80) as f64, h.f32(84) as f64, h.f32(88) as f64];
@@ -229,7 +237,7 @@ fn read_geometry(h: &Fields, name: &Path, warnings: &mut Vec<String>) -> Result<
         m[3][3] = 1.0;
         let g = Geometry::from_affine_ras(&m);
         if g.spacing.iter().all(|s| s.is_finite() && *s > 0.0) {
-            return Ok(g);
+            return Ok((g, true));
         }
         warnings.push(format!("{}: sform is degenerate, using qform", name.display()));
     }
@@ -245,11 +253,11 @@ fn read_geometry(h: &Fields, name: &Path, warnings: &mut Vec<String>) -> Result<
             qfac: h.f32(76) as f64,
             spacing: pixdim,
         };
-        return Ok(Geometry::from_qform(&q));
+        return Ok((Geometry::from_qform(&q), true));
     }
     warnings.push(format!("{}: no sform or qform: assuming an axis-aligned grid at the origin", name.display()));
     // NIfTI's method 1: x = i*dx etc. in RAS, i.e. LPS with x and y flipped.
-    Ok(Geometry { spacing: pixdim, origin: [0.0; 3], direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]] })
+    Ok((Geometry { spacing: pixdim, origin: [0.0; 3], direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]] }, false))
 }
 
 fn meta_extension(meta: &Meta) -> Vec<u8> {
@@ -287,6 +295,13 @@ pub fn write_header(vol: &Header, w: &mut dyn Write) -> Result<()> {
         put_i16(&mut h, 40 + 2 * i, *d);
     }
     let (code, bitpix) = dtype_code(vol.dtype);
+    // Masks and label maps carry NIfTI's label intent, so viewers (ITK-SNAP, Slicer, FSLeyes)
+    // show them as segmentations, not as grey values.
+    if matches!(vol.meta.kind, Kind::Mask | Kind::Labels) {
+        put_i16(&mut h, 68, INTENT_LABEL);
+        let name: &[u8] = if vol.meta.kind == Kind::Mask { b"mask" } else { b"labels" };
+        h[328..328 + name.len()].copy_from_slice(name);
+    }
     put_i16(&mut h, 70, code);
     put_i16(&mut h, 72, bitpix);
     let g = vol.geometry;

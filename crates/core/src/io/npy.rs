@@ -1,5 +1,5 @@
 //! NPY volumes: `[z, y, x]` C order (what training code loads), geometry and metadata in a
-//! `.json` sidecar. Without a sidecar, a warning and either `--spacing` or identity geometry.
+//! `.json` sidecar. Without a sidecar, a warning and either `--npy-spacing` or identity geometry.
 
 use super::{Format, Loaded, ReadOptions, check_claim, gz_err, parse_sidecar, sidecar_path};
 use crate::error::{Error, Result};
@@ -78,8 +78,13 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
         "f4" => VolumeData::F32(decode!(f32, 4, f32::from_le_bytes)),
         _ => VolumeData::F64(decode!(f64, 8, f64::from_le_bytes)),
     };
-    let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --spacing X,Y,Z)", name.display())];
-    Ok(Loaded { volume: Volume { data, geometry: Geometry::default(), meta: Meta::default() }, format: Format::Npy, warnings })
+    let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --npy-spacing X,Y,Z)", name.display())];
+    Ok(Loaded {
+        volume: Volume { data, geometry: Geometry::default(), meta: Meta::default() },
+        format: Format::Npy,
+        warnings,
+        geometry_known: false,
+    })
 }
 
 /// Replace the assumed geometry with the sidecar's (or the user's spacing).
@@ -100,11 +105,12 @@ pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Re
             loaded.volume.geometry = g;
             loaded.volume.meta = m;
             loaded.warnings.clear();
+            loaded.geometry_known = true;
         }
         Err(_) => {
             if let Some(sp) = opts.npy_spacing {
                 loaded.volume.geometry = Geometry::identity(sp);
-                loaded.warnings = vec![format!("{}: NPY without sidecar: using --spacing {:?} at the origin", path.display(), sp)];
+                loaded.warnings = vec![format!("{}: NPY without sidecar: using --npy-spacing {:?} at the origin", path.display(), sp)];
             }
         }
     }

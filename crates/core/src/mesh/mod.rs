@@ -32,6 +32,19 @@ pub enum Space {
     Voxel,
 }
 
+impl Space {
+    /// What 3D Slicer reads from an STL header or OBJ comment to know the coordinate system
+    /// (without it, Slicer assumes LPS: a RAS mesh would land mirrored front-back and left-right).
+    /// Voxel indices are no patient space, so they say so instead.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Space::Lps => "SPACE=LPS",
+            Space::Ras => "SPACE=RAS",
+            Space::Voxel => "SPACE=VOXEL (array indices x,y,z, not mm)",
+        }
+    }
+}
+
 /// Marching cubes at `level` over `[z, y, x]` data; vertices in voxel index space (x, y, z).
 /// Voxels strictly above `level` are inside; outside the array counts as outside, so closed
 /// surfaces come out closed. `step` samples every step-th voxel.
@@ -483,12 +496,13 @@ impl Mesh {
 
     /// Binary STL (facet normals from the winding). Encoded a few megabytes at a time, the
     /// pieces in parallel, and written in order: no file-sized buffer (a bone mesh is ~100 MB).
-    pub fn write_stl_binary(&self, w: &mut dyn Write) -> std::io::Result<()> {
+    pub fn write_stl_binary(&self, w: &mut dyn Write, space: Space) -> std::io::Result<()> {
         use rayon::prelude::*;
         const CHUNK: usize = 32768; // triangles: 1.6 MB of STL
         let mut header = [0u8; 80];
-        let h = b"binary STL from ctprep vol-mesh";
-        header[..h.len()].copy_from_slice(h);
+        let h = format!("binary STL from ctprep vol-mesh {}", space.tag());
+        let n = h.len().min(header.len());
+        header[..n].copy_from_slice(&h.as_bytes()[..n]);
         w.write_all(&header)?;
         w.write_all(&(self.triangles.len() as u32).to_le_bytes())?;
         let group = 2 * rayon::current_num_threads();
@@ -514,8 +528,8 @@ impl Mesh {
         Ok(())
     }
 
-    pub fn write_stl_ascii(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(w, "solid ctprep")?;
+    pub fn write_stl_ascii(&self, w: &mut dyn Write, space: Space) -> std::io::Result<()> {
+        writeln!(w, "solid ctprep {}", space.tag())?;
         for t in &self.triangles {
             let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
             let n = cross(sub(b, a), sub(c, a));
@@ -530,10 +544,10 @@ impl Mesh {
     }
 
     /// Wavefront OBJ with vertex normals.
-    pub fn write_obj(&self, w: &mut dyn Write) -> std::io::Result<()> {
+    pub fn write_obj(&self, w: &mut dyn Write, space: Space) -> std::io::Result<()> {
         let mut s = String::with_capacity(self.vertices.len() * 60 + self.triangles.len() * 40);
         use std::fmt::Write as _;
-        let _ = writeln!(s, "# ctprep vol-mesh: {} vertices, {} faces", self.vertices.len(), self.triangles.len());
+        let _ = writeln!(s, "# ctprep vol-mesh: {} vertices, {} faces {}", self.vertices.len(), self.triangles.len(), space.tag());
         for v in &self.vertices {
             let _ = writeln!(s, "v {} {} {}", v[0], v[1], v[2]);
         }
@@ -590,7 +604,7 @@ mod tests {
         let triangles: Vec<[u32; 3]> = (0..300_001u32).map(|t| [t % 1000, (t * 7 + 1) % 1000, (t * 13 + 2) % 1000]).collect();
         let mesh = Mesh { vertices, triangles };
         let mut bytes = Vec::new();
-        mesh.write_stl_binary(&mut bytes).unwrap();
+        mesh.write_stl_binary(&mut bytes, Space::Lps).unwrap();
         assert_eq!(bytes.len(), 84 + 50 * mesh.triangles.len());
         assert_eq!(u32::from_le_bytes(bytes[80..84].try_into().unwrap()) as usize, mesh.triangles.len());
         let f = |o: usize| f32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
@@ -664,11 +678,11 @@ mod tests {
     fn writers_produce_readable_files() {
         let m = isosurface(&sphere(12, 4.0, [1.0; 3]), 0.0, 1, 0.0, Space::Lps).unwrap();
         let mut stl = Vec::new();
-        m.write_stl_binary(&mut stl).unwrap();
+        m.write_stl_binary(&mut stl, Space::Lps).unwrap();
         assert_eq!(stl.len(), 84 + 50 * m.triangles.len());
         assert_eq!(u32::from_le_bytes([stl[80], stl[81], stl[82], stl[83]]) as usize, m.triangles.len());
         let mut obj = Vec::new();
-        m.write_obj(&mut obj).unwrap();
+        m.write_obj(&mut obj, Space::Lps).unwrap();
         let text = String::from_utf8(obj).unwrap();
         assert_eq!(text.lines().filter(|l| l.starts_with("v ")).count(), m.vertices.len());
         assert_eq!(text.lines().filter(|l| l.starts_with("f ")).count(), m.triangles.len());
