@@ -247,6 +247,22 @@ pub fn parse_spacing3(s: &str) -> Result<[f64; 3], String> {
     Ok(a)
 }
 
+/// A finite number (clap's own f64 parser takes "nan" and "inf").
+pub fn finite(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a finite number")),
+    }
+}
+
+/// A radius in mm from 0 to 100 (a ball larger than a lung is a typo, and costs minutes).
+pub fn radius_mm(s: &str) -> Result<f64, String> {
+    match finite(s) {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}': give a radius in mm from 0 to 100")),
+    }
+}
+
 /// Parse `MIN:MAX`.
 pub fn parse_range(s: &str) -> Result<(f64, f64), String> {
     let (a, b) = s.split_once(':').ok_or_else(|| format!("'{s}': expected MIN:MAX, e.g. -1000:400"))?;

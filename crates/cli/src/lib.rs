@@ -172,7 +172,8 @@ macro_rules! tool_args {
 
 /// The shared `main`: parse, install handlers, run, report errors, map exit codes.
 pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>) -> ExitCode {
-    // Interrupted: remove temporaries in flight, exit 130 like a shell would.
+    // Interrupted (SIGINT, or SIGTERM/SIGHUP from a scheduler or a closed terminal): remove the
+    // temporaries in flight, exit 130 like a shell would.
     let _ = ctrlc::set_handler(|| {
         ctprep_core::io::inflight::cleanup();
         std::process::exit(130);

@@ -64,7 +64,8 @@ impl Error {
         Error { kind, path: Some(path.to_path_buf()), message: format!("{what}: {source}"), hint, source: Some(Box::new(source)) }
     }
     pub fn with_path(mut self, path: impl AsRef<Path>) -> Self {
-        if self.path.is_none() {
+        // An encoder that cannot know its file says "" (a Cursor, a writer): the caller's name wins.
+        if self.path.as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
             self.path = Some(path.as_ref().to_path_buf());
         }
         self

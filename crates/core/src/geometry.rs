@@ -274,6 +274,25 @@ impl Geometry {
         Geometry::from_affine_ras(&m)
     }
 
+    /// Why this grid cannot place voxels, if it cannot: a spacing that is not a positive finite
+    /// size, an origin off the map, directions that are not finite unit vectors spanning space.
+    pub fn invalid(&self) -> Option<String> {
+        if self.spacing.iter().any(|s| !s.is_finite() || *s <= 0.0 || *s > 1e4) {
+            return Some(format!("voxel size {:?} mm: each must be positive and finite", self.spacing));
+        }
+        if self.origin.iter().any(|v| !v.is_finite() || v.abs() > 1e7) {
+            return Some(format!("origin {:?} mm is not a finite position", self.origin));
+        }
+        let d = &self.direction;
+        if d.iter().flatten().any(|v| !v.is_finite()) || d.iter().any(|a| (norm(*a) - 1.0).abs() > 1e-3) {
+            return Some(format!("axis directions {d:?} are not finite unit vectors"));
+        }
+        if det3(d).abs() < 1e-3 {
+            return Some(format!("axis directions {d:?} do not span space (the grid is flat)"));
+        }
+        None
+    }
+
     /// How far apart (mm) two grids of `shape_zyx` put the same voxel index, at the worst of the
     /// eight corners (the grids are affine, so no voxel is further off). 0 for the same grid;
     /// a mirrored or shifted one is off by up to the volume's extent.

@@ -11,6 +11,8 @@
 
 pub mod dicom;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geometry;
 pub mod hu;
 pub mod io;

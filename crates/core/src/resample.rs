@@ -179,8 +179,14 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         Target::Like { geometry, shape } => (geometry.clone(), *shape),
         Target::Orient { ras, spacing } => orient_grid(&vol.geometry, shape, *ras, *spacing),
     };
-    let voxels: u64 = out_shape.iter().map(|&v| v as u64).product();
-    crate::io::check_claim(std::path::Path::new("<resample>"), "the output grid", voxels * 4, None)?;
+    // What this call will allocate, counted before any of it is: the output in its type and, for
+    // cubic, the B-spline coefficients (float32, up to the input's size).
+    let voxels = out_shape.iter().try_fold(1u64, |a, &v| a.checked_mul(v as u64)).unwrap_or(u64::MAX);
+    let out_size = opts.dtype.unwrap_or(vol.data.dtype()).size() as u64;
+    let cubic = matches!(opts.interp, Some(Interp::Cubic));
+    let coefficients = if cubic { vol.data.len() as u64 * 4 } else { 0 };
+    let need = voxels.saturating_mul(out_size).saturating_add(coefficients);
+    crate::io::check_claim(std::path::Path::new("<resample>"), "the output grid", need, None)?;
     let fill = opts.fill.unwrap_or(match vol.meta.kind {
         Kind::Hu => -1024.0,
         Kind::Stored => vol.meta.rescale.map(|r| (-1024.0 - r.intercept) / r.slope).unwrap_or(-1024.0),

@@ -81,8 +81,14 @@ pub struct Args {
 crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
-    if args.size < 8 || args.slices < 2 || args.size > 2048 {
-        return Err(crate::usage_error("--size must be 8..2048 and --slices at least 2", "e.g. --size 128 --slices 60"));
+    if args.size < 8 || args.slices < 2 || args.size > 2048 || args.slices > 4000 {
+        return Err(crate::usage_error("--size must be 8..2048 and --slices 2..4000", "e.g. --size 128 --slices 60"));
+    }
+    if ![args.slice_spacing, args.slope, args.tilt, args.noise].iter().all(|v| v.is_finite()) || args.slice_spacing <= 0.0 {
+        return Err(crate::usage_error(
+            "--slice-spacing, --slope, --tilt and --noise must be finite (spacing > 0)",
+            "e.g. --slice-spacing 2.5",
+        ));
     }
     let o = PhantomOptions {
         size: args.size,

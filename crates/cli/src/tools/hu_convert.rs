@@ -26,7 +26,7 @@ pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
     /// HU given to padding voxels (-1024 is what the tutorial's -2000 -> 0 rule produces)
-    #[arg(long, value_name = "HU", default_value_t = -1024.0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "HU", default_value_t = -1024.0, allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub air: f64,
     /// Output type: i16, i32, f32 (default: i16 for integer rescale, else f32)
     #[arg(long, value_name = "TYPE", value_parser = ["i16", "int16", "i32", "int32", "f32", "float32"])]
@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, value_name = "MIN:MAX", value_parser = parse_range, allow_hyphen_values = true)]
     pub clamp: Option<(f64, f64)>,
     /// HU below this are outside the scanner's field of view (e.g. -2048) and become air too
-    #[arg(long, value_name = "HU", default_value_t = -1024.0, allow_negative_numbers = true, conflicts_with = "no_floor")]
+    #[arg(long, value_name = "HU", default_value_t = -1024.0, allow_negative_numbers = true, conflicts_with = "no_floor", value_parser = crate::args::finite)]
     pub floor: f64,
     /// Keep values below --floor as they are
     #[arg(long)]

@@ -41,10 +41,10 @@ pub struct Args {
     #[arg(long)]
     pub keep_airways: bool,
     /// Closing radius in mm per lung (includes nodules on the pleura); 0 = none
-    #[arg(long, value_name = "MM", default_value_t = 10.0)]
+    #[arg(long, value_name = "MM", default_value_t = 10.0, value_parser = crate::args::radius_mm)]
     pub close: f64,
     /// Dilate the final mask by a ball of this radius in mm (the tutorial's advice)
-    #[arg(long, value_name = "MM", default_value_t = 0.0)]
+    #[arg(long, value_name = "MM", default_value_t = 0.0, value_parser = crate::args::radius_mm)]
     pub dilate: f64,
     /// Also write the CT, with everything outside the mask set to --outside, to this new file
     #[arg(long, value_name = "FILE")]
@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", hide = true)]
     pub apply: Option<String>,
     /// Value outside the mask for --write-masked (in the input's units)
-    #[arg(long, value_name = "V", default_value_t = -1024.0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "V", default_value_t = -1024.0, allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub outside: f64,
     /// Print the QC report as JSON on stdout (needs -o FILE)
     #[arg(long)]

@@ -34,10 +34,10 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", value_parser = ["stl", "obj"])]
     pub format: Option<String>,
     /// Iso-level in the volume's units (default: 0.5 for masks and 0/1 volumes, 400 HU otherwise: bone)
-    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    #[arg(long, value_name = "V", allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub level: Option<f64>,
     /// Gaussian pre-smoothing in mm (smooth organ surfaces from masks)
-    #[arg(long, value_name = "MM", default_value_t = 0.0)]
+    #[arg(long, value_name = "MM", default_value_t = 0.0, value_parser = crate::args::radius_mm)]
     pub sigma: f64,
     /// Sample every Nth voxel (coarser, faster)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -52,11 +52,11 @@ pub struct Args {
     #[arg(long)]
     pub largest: bool,
     /// Drop components enclosing less than this volume (mL)
-    #[arg(long, value_name = "ML")]
+    #[arg(long, value_name = "ML", value_parser = crate::args::finite)]
     pub min_volume: Option<f64>,
     /// Taubin smoothing iterations (volume-preserving)
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub smooth: usize,
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=10000))]
+    pub smooth: u16,
     /// Keep this fraction of the faces (0 < RATIO <= 1) by quadric error edge collapses, after
     /// smoothing; a closed surface stays closed and manifold
     #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
@@ -200,7 +200,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         cx.verbose(format!("components: {n}, kept {}", (0..n as u32).filter(|&c| keep(c)).count()));
     }
     if args.smooth > 0 {
-        mesh.taubin(args.smooth);
+        mesh.taubin(usize::from(args.smooth));
     }
     if let Some(keep) = args.decimate {
         let t0 = std::time::Instant::now();

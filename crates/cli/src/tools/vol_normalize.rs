@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME|C,W", allow_hyphen_values = true)]
     pub window: Option<String>,
     /// Mean to subtract after scaling (default 0.25, the tutorial's LUNA16 value)
-    #[arg(long, value_name = "M", allow_negative_numbers = true, conflicts_with_all = ["stats", "no_center"])]
+    #[arg(long, value_name = "M", allow_negative_numbers = true, conflicts_with_all = ["stats", "no_center"], value_parser = crate::args::finite)]
     pub mean: Option<f64>,
     /// Take the range and mean from a --fit statistics file
     #[arg(long, value_name = "FILE", conflicts_with = "no_center")]
@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long)]
     pub mask_resample: bool,
     /// Value for voxels outside --mask, after normalization
-    #[arg(long, value_name = "V", default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(long, value_name = "V", default_value_t = 0.0, allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub outside: f64,
     /// Output type: f32, or f16 (NPY only)
     #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = ["f32", "f16"])]

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, value_name = "MODE", default_value = "physical", value_parser = ["physical", "corners"])]
     pub grid: String,
     /// Value outside the input (default: -1024 HU for CT, 0 for masks)
-    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    #[arg(long, value_name = "V", allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub fill: Option<f64>,
     /// Gaussian anti-aliasing when downsampling (images only): on or off
     #[arg(long, value_name = "ON|OFF", default_value = "on", value_parser = ["on", "off"])]

@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, value_name = "N", conflicts_with = "mm")]
     pub index: Option<usize>,
     /// Slice position in world millimetres (LPS) along the plane's normal
-    #[arg(long, value_name = "MM", allow_negative_numbers = true)]
+    #[arg(long, value_name = "MM", allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub mm: Option<f64>,
     /// Window: lung, mediastinum, bone, or C,W in HU (default from the data kind: lung for CT)
     #[arg(long, value_name = "NAME|C,W", allow_hyphen_values = true)]
@@ -62,8 +62,8 @@ pub struct Args {
     #[arg(long, value_name = "PNG")]
     pub histogram: Option<String>,
     /// Histogram bins
-    #[arg(long, value_name = "N", default_value_t = 80)]
-    pub bins: usize,
+    #[arg(long, value_name = "N", default_value_t = 80, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub bins: u16,
     /// Logarithmic histogram counts
     #[arg(long)]
     pub log: bool,
@@ -148,7 +148,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
                 let (r, c) = m
                     .split_once(['x', 'X'])
                     .and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?)))
-                    .ok_or_else(|| usage_error(format!("bad --montage '{m}'"), "use ROWSxCOLS, e.g. 3x4"))?;
+                    .filter(|(r, c)| (1..=20).contains(r) && (1..=20).contains(c))
+                    .ok_or_else(|| usage_error(format!("bad --montage '{m}'"), "use ROWSxCOLS from 1x1 to 20x20, e.g. 3x4"))?;
                 montage(&vol, &refs, &o, r, c).map_err(crate::core)?
             }
             None => {
@@ -164,7 +165,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             ctprep_core::Kind::Hu | ctprep_core::Kind::Stored => "HOUNSFIELD UNITS",
             _ => "VALUE",
         };
-        let img = histogram(&vol, args.bins.max(1), range, args.log, xlabel);
+        let img = histogram(&vol, usize::from(args.bins), range, args.log, xlabel);
         write_png(cx, h, &img.png()?)?;
     }
     Ok(Exit::Ok)

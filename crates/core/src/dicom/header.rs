@@ -147,7 +147,82 @@ use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 /// Read the slice header(s) of one file: one per frame for enhanced multi-frame images.
 pub fn open_header(path: &Path) -> crate::Result<Vec<SliceHeader>> {
     let obj = super::open_until_pixels(path)?;
-    Ok(headers_of(&obj, path))
+    let file_len = std::fs::metadata(path).map(|m| m.len()).ok();
+    check_pixel_claim(&obj, path, file_len)?;
+    let headers = headers_of(&obj, path);
+    if let Some(h) = headers.first() {
+        check_values(h)?;
+    }
+    Ok(headers)
+}
+
+/// Syntaxes whose pixel data is stored as it is: the file must hold every byte it claims.
+fn is_native(ts: &str) -> bool {
+    matches!(ts, "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2")
+}
+
+/// Refuse pixel claims that cannot be true before anything is allocated for them (a 1 KB file
+/// claiming 2^31 frames, or 4000 x 4000 pixels): sizes in checked arithmetic, frames against the
+/// file's bytes, the whole image against the memory limit and, stored uncompressed, the file.
+fn check_pixel_claim(obj: &DefaultDicomObject, path: &Path, file_len: Option<u64>) -> crate::Result<()> {
+    let bad = |msg: String| crate::Error::bad_input(msg).with_path(path).with_hint("the image header is corrupt: re-export the file");
+    let (Some(rows), Some(cols)) = (get_i64(obj, tag(0x0028, 0x0010)), get_i64(obj, tag(0x0028, 0x0011))) else {
+        return Ok(());
+    };
+    if !(0..=65535).contains(&rows) || !(0..=65535).contains(&cols) {
+        return Err(bad(format!("Rows {rows} x Columns {cols}: DICOM allows 0 to 65535")));
+    }
+    let frames = get_i64(obj, tag(0x0028, 0x0008)).unwrap_or(1);
+    if frames < 1 || frames > i64::from(i32::MAX) || file_len.is_some_and(|l| frames as u64 > l) {
+        return Err(bad(format!("NumberOfFrames {frames} in a file of {} bytes", file_len.unwrap_or(0))));
+    }
+    // A number tag that is there but no finite number (DS "NaN", "inf", garbage) must not turn
+    // into the default silently (a NaN RescaleSlope became 1).
+    for (t, name) in [
+        (tag(0x0028, 0x1053), "RescaleSlope"),
+        (tag(0x0028, 0x1052), "RescaleIntercept"),
+        (tag(0x0028, 0x0030), "PixelSpacing"),
+        (tag(0x0020, 0x0032), "ImagePositionPatient"),
+        (tag(0x0020, 0x0037), "ImageOrientationPatient"),
+    ] {
+        if get_str(obj, t).is_some() && get_f64s(obj, t).is_none() {
+            return Err(bad(format!("{name} '{}' is not a list of finite numbers", get_str(obj, t).unwrap_or_default())));
+        }
+    }
+    let samples = get_i64(obj, tag(0x0028, 0x0002)).unwrap_or(1).clamp(1, 4) as u64;
+    let bytes = (get_i64(obj, tag(0x0028, 0x0100)).unwrap_or(16).clamp(1, 64) as u64).div_ceil(8);
+    let claimed = [cols as u64, samples, bytes, frames as u64].iter().try_fold(rows as u64, |a, &b| a.checked_mul(b)).unwrap_or(u64::MAX);
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+    crate::io::check_claim(path, "the image", claimed, file_len.filter(|_| is_native(ts)))
+}
+
+/// Values that would turn into a wrong or empty volume without a word: non-finite or absurd
+/// spacing, positions, orientation and rescale. Absent tags are not judged here.
+fn check_values(h: &SliceHeader) -> crate::Result<()> {
+    let bad = |msg: String| crate::Error::bad_input(msg).with_path(&h.path).with_hint("the image header is corrupt: re-export the file");
+    if let Some(s) = h.pixel_spacing {
+        if s.iter().any(|v| !v.is_finite() || *v <= 0.0 || *v > 1000.0) {
+            return Err(bad(format!("PixelSpacing {s:?}: each must be a positive number of mm (at most 1000)")));
+        }
+    }
+    if let Some(p) = h.position {
+        if p.iter().any(|v| !v.is_finite() || v.abs() > 1e6) {
+            return Err(bad(format!("ImagePositionPatient {p:?}: coordinates must be finite mm within a kilometre")));
+        }
+    }
+    if let Some(o) = h.orientation {
+        let (r, c) = ([o[0], o[1], o[2]], [o[3], o[4], o[5]]);
+        let (nr, nc) = (crate::geometry::norm(r), crate::geometry::norm(c));
+        let cos = crate::geometry::dot(r, c) / (nr * nc);
+        if !(0.9..=1.1).contains(&nr) || !(0.9..=1.1).contains(&nc) || !cos.is_finite() || cos.abs() > 0.01 {
+            return Err(bad(format!("ImageOrientationPatient {o:?}: rows and columns must be orthogonal unit vectors")));
+        }
+    }
+    let r = h.rescale;
+    if !(r.slope.is_finite() && r.slope != 0.0 && r.slope.abs() <= 1e4 && r.intercept.is_finite() && r.intercept.abs() <= 1e7) {
+        return Err(bad(format!("RescaleSlope {} / RescaleIntercept {}: not a usable linear rescale", r.slope, r.intercept)));
+    }
+    Ok(())
 }
 
 /// Slice headers from an opened object.

@@ -1,8 +1,10 @@
 //! DICOM: header scans, series grouping and ordering, pixel decoding into volumes.
 
+pub mod codestream;
 pub mod header;
 pub mod inspect;
 pub mod ljpeg;
+pub mod preflight;
 pub mod series;
 pub mod stack;
 
@@ -28,11 +30,13 @@ pub fn looks_like_dicom(path: &Path) -> bool {
 
 /// Open a DICOM file, stopping before the pixel data (fast header scan).
 pub fn open_until_pixels(path: &Path) -> crate::Result<DefaultDicomObject> {
+    preflight::check(path)?;
     OpenFileOptions::new().read_until(PIXEL_DATA).open_file(path).map_err(|e| read_error(path, e))
 }
 
 /// Open a whole DICOM file, pixel data included.
 pub fn open_full(path: &Path) -> crate::Result<DefaultDicomObject> {
+    preflight::check(path)?;
     OpenFileOptions::new().open_file(path).map_err(|e| read_error(path, e))
 }
 

@@ -300,6 +300,7 @@ pub fn stack_series(series: &Series, opts: &StackOptions) -> Result<Stacked> {
         dz /= dot(slice_dir, normal);
     }
     if !ordered.spacing.regular && opts.on_gap == GapPolicy::Resample {
+        check_gap_fill(&ordered, &positions, dz, &data)?;
         let (resampled, n) = resample_slices(&data, &positions, dz, padding.as_ref(), &meta);
         notes.push(format!("resampled {} slices onto {} equidistant slices at {:.4} mm", positions.len(), n, dz));
         data = resampled;
@@ -436,6 +437,21 @@ fn decode_checked<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
             if super::ljpeg::decode(stream, h.rows as usize, h.columns as usize, &mut samples).is_ok() {
                 store_samples(samples.into_iter().map(u32::from), h.bits_stored as u32, h.pixel_representation == 1, out);
                 return Ok(());
+            }
+        }
+    }
+    let jpeg_family = ts.starts_with("1.2.840.10008.1.2.4.");
+    if let Ok(Value::PixelSequence(ps)) = obj.element(dicom_dictionary_std::tags::PIXEL_DATA).map(|e| e.value()) {
+        for frag in ps.fragments().iter().filter(|_| jpeg_family) {
+            if let Some((r, c)) = super::codestream::dims(frag) {
+                if (r, c) != (h.rows, h.columns) {
+                    return Err(Error::bad_input(format!(
+                        "the compressed stream says {r} x {c} pixels, the header {} x {}",
+                        h.rows, h.columns
+                    ))
+                    .with_path(&h.path)
+                    .with_hint("the pixel data does not belong to this header: the file is damaged"));
+                }
             }
         }
     }
@@ -587,6 +603,25 @@ fn bilinear<T: Voxel>(
     let top = v[0] * (1.0 - fx) + v[1] * fx;
     let bot = v[2] * (1.0 - fx) + v[3] * fx;
     top * (1.0 - fy) + bot * fy
+}
+
+/// Before filling gaps: the slices the regular grid would hold, checked against the series (an
+/// outlier position, one slice at z = 1e6, asked for 131 GB) and the memory limit.
+fn check_gap_fill(ordered: &Ordered, positions: &[f64], dz: f64, data: &VolumeData) -> Result<()> {
+    let extent = positions[positions.len() - 1] - positions[0];
+    let n = extent / dz + 1.0;
+    let have = positions.len() as f64;
+    let first = &ordered.slices[0].path;
+    if !n.is_finite() || n > 4.0 * have + 16.0 {
+        return Err(Error::bad_input(format!(
+            "filling the gaps would make {n:.0} slices of {have}: the slices span {extent:.1} mm at {dz:.3} mm spacing"
+        ))
+        .with_path(first)
+        .with_hint("a slice's ImagePositionPatient is wrong or belongs to another scan: remove that file, or pass --on-gap keep"));
+    }
+    let [_, ny, nx] = data.shape();
+    let bytes = (n as u64).saturating_mul((ny * nx * data.dtype().size()) as u64);
+    crate::io::check_claim(first, "filling the gaps", bytes, None)
 }
 
 /// Linear interpolation along slices onto equidistant positions (padding-aware).

@@ -123,16 +123,61 @@ pub struct Loaded {
     pub geometry_known: bool,
 }
 
-/// Largest voxel payload we agree to allocate: the smaller of `CTPREP_MAX_BYTES` (default 16 GiB)
-/// and the memory the OS says is available. Headers claiming more are refused before allocating.
+/// Largest voxel payload we agree to allocate: the smallest of `CTPREP_MAX_BYTES` (default
+/// 16 GiB), the memory the OS says is available, what the process's cgroup still allows
+/// (containers, Slurm jobs) and what its address-space limit (`ulimit -v`) still allows. Claims
+/// beyond it are refused with a message before allocating, where an allocation would abort.
 pub fn max_bytes() -> u64 {
     let configured = std::env::var("CTPREP_MAX_BYTES").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(16 << 30);
-    let available = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map(|kb| kb * 1024)
-        .unwrap_or(u64::MAX);
-    configured.min(available)
+    let kb_field = |file: &str, key: &str| -> Option<u64> {
+        let s = std::fs::read_to_string(file).ok()?;
+        let l = s.lines().find(|l| l.starts_with(key))?;
+        Some(l.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    let available = kb_field("/proc/meminfo", "MemAvailable:").unwrap_or(u64::MAX);
+    configured.min(available).min(cgroup_headroom().unwrap_or(u64::MAX)).min(address_space_headroom().unwrap_or(u64::MAX))
+}
+
+/// cgroup v2 `memory.max - memory.current` of this process's group (v1: limit - usage).
+fn cgroup_headroom() -> Option<u64> {
+    let read_u64 = |p: &str| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok();
+    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if controllers.is_empty() {
+            let base = format!("/sys/fs/cgroup{path}");
+            if let (Some(max), Some(cur)) = (read_u64(&format!("{base}/memory.max")), read_u64(&format!("{base}/memory.current"))) {
+                return Some(max.saturating_sub(cur));
+            }
+        } else if controllers.split(',').any(|c| c == "memory") {
+            let base = format!("/sys/fs/cgroup/memory{path}");
+            if let (Some(max), Some(cur)) =
+                (read_u64(&format!("{base}/memory.limit_in_bytes")), read_u64(&format!("{base}/memory.usage_in_bytes")))
+            {
+                return Some(max.saturating_sub(cur));
+            }
+        }
+    }
+    None
+}
+
+/// RLIMIT_AS minus the address space already mapped (`VmSize`).
+#[cfg(target_os = "linux")]
+fn address_space_headroom() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let vm = status.lines().find(|l| l.starts_with("VmSize:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
+    Some(lim.rlim_cur.saturating_sub(vm))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn address_space_headroom() -> Option<u64> {
+    None
 }
 
 /// Check a claimed payload against the limit and, for a plain file, its real size.
@@ -145,13 +190,16 @@ pub(crate) fn check_claim(name: &Path, what: &str, claimed: u64, available_in_fi
     }
     if let Some(have) = available_in_file {
         if claimed > have {
-            return Err(Error::bad_input(format!("truncated: {what} needs {claimed} bytes of voxels, the file has {have}"))
+            return Err(Error::bad_input(format!("truncated: {what} needs {claimed} bytes of voxels, the file can hold at most {have}"))
                 .with_path(name)
                 .with_hint("the file was cut short: re-copy or re-export it"));
         }
     }
     Ok(())
 }
+
+/// The most a deflate stream can inflate: 258 bytes from a 2-bit code, about 1032:1.
+const MAX_INFLATE: u64 = 1032;
 
 /// Read a NIfTI or NPY volume from a file or stdin.
 pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
@@ -163,18 +211,65 @@ pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
             read_from(BufReader::with_capacity(1 << 20, stdin.lock()), &name, None, opts)
         }
         Source::Path(p) => {
-            let f = File::open(p).map_err(|e| Error::io("cannot open", p, e))?;
+            let f = open_input(p)?;
             if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 return Err(Error::bad_input("is a folder, not a volume file")
                     .with_path(p)
                     .with_hint("pass a .nii, .nii.gz or .npy file; DICOM folders go to dcm-stack (or hu-convert)"));
             }
             let len = f.metadata().ok().map(|m| m.len());
-            let mut loaded = read_from(BufReader::with_capacity(1 << 20, f), p, len, opts)?;
-            if loaded.format == Format::Npy {
-                npy::apply_sidecar(&mut loaded, p, opts)?;
+            // NPY files are checksummed as they are read, to be checked against their sidecar.
+            // (Only regular files can be looked into and rewound; a pipe is read as it comes.)
+            let regular = f.metadata().is_ok_and(|m| m.is_file());
+            let mut magic = [0u8; 6];
+            let is_npy = regular && (&f).read_exact(&mut magic).is_ok() && &magic == b"\x93NUMPY";
+            let mut f = f;
+            if regular {
+                io::Seek::rewind(&mut f).map_err(|e| Error::io("cannot read", p, e))?;
             }
+            if !is_npy {
+                return read_from(BufReader::with_capacity(1 << 20, f), p, len, opts);
+            }
+            let mut counted = ChecksumReader { inner: f, bytes: 0, crc: crc32fast::Hasher::new() };
+            let mut loaded = read_from(BufReader::with_capacity(1 << 20, &mut counted), p, len, opts)?;
+            // Whatever the array left unread (nothing, in a well-formed file) still counts.
+            io::copy(&mut counted, &mut io::sink()).map_err(|e| Error::io("cannot read", p, e))?;
+            let read = DataFile { name: String::new(), bytes: counted.bytes, crc32: format!("{:08x}", counted.crc.finalize()) };
+            npy::apply_sidecar(&mut loaded, p, opts, Some(&read))?;
             Ok(loaded)
+        }
+    }
+}
+
+/// Read a NIfTI (plain or gzip) or NPY volume held in memory (no sidecar: NPY geometry is
+/// assumed). `name` is only for messages. The fuzz targets and in-memory callers use it.
+pub fn read_volume_bytes(bytes: &[u8], name: &Path, opts: &ReadOptions) -> Result<Loaded> {
+    read_from(io::Cursor::new(bytes), name, Some(bytes.len() as u64), opts)
+}
+
+/// Open an input file. A named pipe is opened without waiting for a writer (`open` would block
+/// forever if none comes); reading it then blocks as usual, or ends at once with "empty input".
+fn open_input(p: &Path) -> Result<File> {
+    #[cfg(target_os = "linux")]
+    if std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(p).map_err(|e| Error::io("cannot open", p, e))?;
+        set_blocking(&f);
+        return Ok(f);
+    }
+    File::open(p).map_err(|e| Error::io("cannot open", p, e))
+}
+
+/// Clear O_NONBLOCK: only the open was meant not to wait.
+#[cfg(target_os = "linux")]
+fn set_blocking(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor we own; failure leaves it non-blocking, which reads report.
+    unsafe {
+        let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
     }
 }
@@ -188,7 +283,9 @@ fn read_from<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &Re
     }
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
         let gz = BufReader::with_capacity(1 << 20, flate2::bufread::MultiGzDecoder::new(r));
-        let mut loaded = read_plain(gz, name, None, opts, true)?;
+        // Deflate inflates at most 1032:1: a header claiming more than that of the compressed
+        // file is refused before inflating anything (a gzip bomb, or a truncated file).
+        let mut loaded = read_plain(gz, name, file_len.map(|l| l.saturating_mul(MAX_INFLATE)), opts, true)?;
         if loaded.format == Format::Nifti {
             loaded.format = Format::NiftiGz;
         }
@@ -326,14 +423,28 @@ fn write_encoded(
         Sink::Path(p) if is_special_file(p) => write_in_place(p, encode)?,
         Sink::Path(p) => {
             let sidecar_path = sidecar_path(p);
-            let sidecar = (opts.sidecar || format == Format::Npy).then(|| sidecar_json(header));
-            // Write both to temporaries first; rename only when both succeeded.
-            let data_tmp = write_temp(p, encode)?;
-            let side_tmp = match &sidecar {
-                Some(json) => Some(write_temp(&sidecar_path, |w| {
-                    w.write_all(json.as_bytes()).map_err(|e| Error::io("cannot write", &sidecar_path, e))
-                })?),
-                None => None,
+            // Write both to temporaries first; rename only when both succeeded. The sidecar names
+            // the volume file's size and CRC-32, so a reader can tell when the two renames were
+            // split (an interrupt, or two writers) and the pair no longer belongs together.
+            let mut sum = DataFile::default();
+            let data_tmp = write_temp(p, |w| {
+                let mut c = Checksummed { inner: w, bytes: 0, crc: crc32fast::Hasher::new() };
+                encode(&mut c)?;
+                sum = DataFile {
+                    name: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    bytes: c.bytes,
+                    crc32: format!("{:08x}", c.crc.finalize()),
+                };
+                Ok(())
+            })?;
+            let side_tmp = match opts.sidecar || format == Format::Npy {
+                true => {
+                    let json = sidecar_json_with(header, Some(&sum));
+                    Some(write_temp(&sidecar_path, |w| {
+                        w.write_all(json.as_bytes()).map_err(|e| Error::io("cannot write", &sidecar_path, e))
+                    })?)
+                }
+                false => None,
             };
             persist(data_tmp, p)?;
             if let Some(t) = side_tmp {
@@ -417,6 +528,56 @@ fn f32_le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// The volume file a sidecar belongs to: its name, size and CRC-32 (of the file's bytes).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataFile {
+    pub name: String,
+    pub bytes: u64,
+    /// Eight lowercase hex digits.
+    pub crc32: String,
+}
+
+/// A writer that counts and checksums what passes through.
+struct Checksummed<'a> {
+    inner: &'a mut dyn Write,
+    bytes: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl Write for Checksummed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A reader that counts and checksums what it reads (an NPY checked against its sidecar).
+pub(crate) struct ChecksumReader<R> {
+    pub inner: R,
+    pub bytes: u64,
+    pub crc: crc32fast::Hasher,
+}
+
+impl<R: Read> Read for ChecksumReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The `data_file` a sidecar names, when it names one (sidecars before 2026-12 do not).
+pub fn sidecar_data_file(text: &str) -> Option<DataFile> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    serde_json::from_value(v.get("data_file")?.clone()).ok()
+}
+
 /// `scan.nii.gz` -> `scan.json`, `scan.npy` -> `scan.json`.
 pub fn sidecar_path(p: &Path) -> PathBuf {
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -428,6 +589,11 @@ pub fn sidecar_path(p: &Path) -> PathBuf {
 /// (docs/formats.md): `affine_*_zyx` maps the array's own `[z, y, x]` indices (what numpy's
 /// `a[k, j, i]` means), `affine_lps`/`affine_ras` map (x, y, z) = (i, j, k) as NIfTI does.
 pub fn sidecar_json(vol: &Header) -> String {
+    sidecar_json_with(vol, None)
+}
+
+/// [`sidecar_json`] naming the volume file it belongs to (size and CRC-32).
+pub fn sidecar_json_with(vol: &Header, data_file: Option<&DataFile>) -> String {
     let zyx = |a: crate::geometry::Mat4| a.map(|r| [r[2], r[1], r[0], r[3]]);
     let v = serde_json::json!({
         "axes": "zyx",
@@ -440,6 +606,10 @@ pub fn sidecar_json(vol: &Header) -> String {
         "affine_ras": vol.geometry.affine_ras(),
         "meta": vol.meta,
     });
+    let mut v = v;
+    if let (Some(d), Some(obj)) = (data_file, v.as_object_mut()) {
+        obj.insert("data_file".into(), serde_json::to_value(d).unwrap_or_default());
+    }
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
 }
 
@@ -498,6 +668,72 @@ pub mod inflight {
     }
 }
 
+/// Temporaries left by runs that were killed (SIGKILL, a power cut: nothing could clean up).
+/// Each temporary names the process that writes it (`.NAME.ctprepPID-RANDOM.tmp`); a later run
+/// writing into the same folder removes those whose process is gone, or is another process that
+/// started after the file was last written (the PID was reused). Others' files are never touched.
+pub mod stale {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    pub const TAG: &str = "ctprep";
+    static SWEPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Sweep `dir` once per process.
+    pub fn sweep(dir: &Path) {
+        if let Ok(mut done) = SWEPT.lock() {
+            if done.iter().any(|d| d == dir) {
+                return;
+            }
+            done.push(dir.to_path_buf());
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = writer_pid(&name) {
+                let written = e.metadata().and_then(|m| m.modified()).ok();
+                if written.is_some_and(|w| !alive_since(pid, w)) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// The PID in a ctprep temporary's name (`.NAME.ctprepPID-RANDOM.tmp`).
+    pub fn writer_pid(name: &str) -> Option<u32> {
+        if !name.starts_with('.') || !name.ends_with(".tmp") {
+            return None;
+        }
+        let at = name.rfind(&format!(".{TAG}"))? + 1 + TAG.len();
+        let digits: String = name[at..].chars().take_while(char::is_ascii_digit).collect();
+        name[at + digits.len()..].starts_with('-').then(|| digits.parse().ok()).flatten()
+    }
+
+    /// Whether process `pid` exists and was already running at `written`.
+    #[cfg(target_os = "linux")]
+    fn alive_since(pid: u32, written: std::time::SystemTime) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        // Field 22 (after the parenthesised name): start time in clock ticks after boot.
+        let Some(start_ticks) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok()) else {
+            return true;
+        };
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("btime "))?.split_whitespace().nth(1)?.parse::<u64>().ok());
+        // SAFETY: sysconf reads a constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let Some(boot) = boot else { return true };
+        let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(boot * 1000 + start_ticks * 1000 / hz);
+        // A second of slack: btime and the tick count are coarse.
+        started <= written + std::time::Duration::from_secs(1)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn alive_since(_pid: u32, _written: std::time::SystemTime) -> bool {
+        true
+    }
+}
+
 /// Write to a temporary file beside `target`.
 pub fn write_temp(target: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<tempfile::TempPath> {
     let dir = match target.parent() {
@@ -505,7 +741,9 @@ pub fn write_temp(target: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -
         _ => PathBuf::from("."),
     };
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(&dir).map_err(|e| {
+    stale::sweep(&dir);
+    let prefix = format!(".{name}.{}{}-", stale::TAG, std::process::id());
+    let tmp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(&dir).map_err(|e| {
         let hint = if e.kind() == io::ErrorKind::NotFound {
             "create the folder first, or write elsewhere with -o"
         } else {
@@ -542,10 +780,30 @@ pub fn is_special_file(p: &Path) -> bool {
 }
 
 fn write_in_place(p: &Path, encode: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let f = std::fs::OpenOptions::new().write(true).open(p).map_err(|e| Error::io("cannot open for writing", p, e))?;
+    let f = open_in_place(p)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     encode(&mut w).map_err(|e| e.with_path(p))?;
     w.flush().map_err(|e| Error::io("cannot write", p, e))
+}
+
+/// A device or named pipe for writing. A pipe nobody reads would block the open forever: opened
+/// without waiting, it fails at once (ENXIO) and says so.
+fn open_in_place(p: &Path) -> Result<File> {
+    #[cfg(target_os = "linux")]
+    if std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(p).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                Error::io("no process is reading the named pipe", p, e)
+                    .with_hint("start the reader first (`cat FIFO > out &`), or write to a file")
+            } else {
+                Error::io("cannot open for writing", p, e)
+            }
+        })?;
+        set_blocking(&f);
+        return Ok(f);
+    }
+    std::fs::OpenOptions::new().write(true).open(p).map_err(|e| Error::io("cannot open for writing", p, e))
 }
 
 /// Rename a finished temporary into place with the usual permissions of a new file.

@@ -170,8 +170,17 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
             DType::F64 => VolumeData::F64(arr(nz, ny, nx, read_vec::<f64, _>(&mut r, n, be, name, gz)?)),
         }
     };
+    if gz {
+        // Read the gzip trailer too: the decoder checks the CRC-32 and length only there.
+        std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| gz_err(name, e, gz))?;
+    }
 
     let (geometry, geometry_known) = read_geometry(&h, name, &mut warnings)?;
+    if let Some(why) = geometry.invalid() {
+        return Err(Error::bad_input(format!("the header's grid is unusable: {why}"))
+            .with_path(name)
+            .with_hint("the sform/qform is corrupt (NaN quaternion, singular matrix): rewrite it, e.g. with nibabel's set_sform"));
+    }
     let mut meta = meta.unwrap_or_default();
     let slope = h.f32(112) as f64;
     let inter = h.f32(116) as f64;

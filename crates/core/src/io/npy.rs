@@ -32,15 +32,20 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
                 .with_hint("save one 3-D volume per file, axes ordered z, y, x"));
         }
     };
-    let n: u64 = shape.iter().map(|&s| s as u64).product();
+    if shape.contains(&0) {
+        return Err(Error::bad_input(format!("the NPY array is empty (shape {shape:?})"))
+            .with_path(name)
+            .with_hint("a volume needs at least one voxel along each axis: check the code that saved it"));
+    }
     let elem = match code {
         "u1" | "b1" | "i1" => 1,
         "i2" | "u2" | "f2" => 2,
         "i4" | "f4" => 4,
         _ => 8,
     };
-    check_claim(name, "the NPY header", n * elem, None)?;
-    let _ = file_len;
+    // Checked: a header may claim any shape, and a wrapped product would pass every check.
+    let n = shape.iter().try_fold(1u64, |a, &s| a.checked_mul(s as u64)).unwrap_or(u64::MAX);
+    check_claim(name, "the NPY header", n.saturating_mul(elem), file_len)?;
     let mut raw = Vec::new();
     r.take(n * elem).read_to_end(&mut raw).map_err(|e| gz_err(name, e, false))?;
     if (raw.len() as u64) < n * elem {
@@ -88,13 +93,36 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
 }
 
 /// Replace the assumed geometry with the sidecar's (or the user's spacing).
-pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions) -> Result<()> {
+pub fn apply_sidecar(loaded: &mut Loaded, path: &Path, opts: &ReadOptions, read: Option<&super::DataFile>) -> Result<()> {
     let side = sidecar_path(path);
+    // A sidecar is a small regular file: a pipe or device in its place would block or never end.
+    if let Ok(m) = std::fs::metadata(&side) {
+        if !m.is_file() || m.len() > 64 << 20 {
+            return Err(Error::bad_input("the sidecar is not a regular JSON file (a pipe, a device, or over 64 MiB)")
+                .with_path(&side)
+                .with_hint("replace it with the .json the NPY was written with, or remove it"));
+        }
+    }
     match std::fs::read_to_string(&side) {
         Ok(text) => {
             let (g, m, shape) = parse_sidecar(&text).map_err(|e| {
                 Error::bad_input(format!("unreadable sidecar: {e}")).with_path(&side).with_hint("delete or fix the .json next to the .npy")
             })?;
+            if let (Some(want), Some(got)) = (super::sidecar_data_file(&text), read) {
+                if (want.bytes, &want.crc32) != (got.bytes, &got.crc32) {
+                    return Err(Error::bad_input(format!(
+                        "the sidecar belongs to another version of the file: it names {} bytes with CRC-32 {}, the file has {} bytes with {}",
+                        want.bytes, want.crc32, got.bytes, got.crc32
+                    ))
+                    .with_path(&side)
+                    .with_hint("the volume and its .json were written by different runs (an interrupted or concurrent write): write the volume again"));
+                }
+            }
+            if let Some(why) = g.invalid() {
+                return Err(Error::bad_input(format!("the sidecar's geometry is unusable: {why}"))
+                    .with_path(&side)
+                    .with_hint("fix or delete the .json next to the .npy (without it, --npy-spacing sets the voxel size)"));
+            }
             if let Some(s) = shape {
                 if s != loaded.volume.shape() {
                     return Err(Error::bad_input(format!("sidecar says shape {:?}, the array is {:?}", s, loaded.volume.shape()))

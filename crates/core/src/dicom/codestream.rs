@@ -1,0 +1,66 @@
+//! What a compressed frame says its size is (JPEG, JPEG-LS, JPEG 2000), read from the stream's
+//! own header so that a stream claiming 65535 x 65535 is refused before a decoder allocates for
+//! it: a hostile file can make every decoder thread ask for gigabytes.
+
+/// (rows, columns) from a JPEG family SOF marker (baseline, extended, lossless, JPEG-LS) or a
+/// JPEG 2000 SIZ marker; `None` for anything else (RLE, unknown, too short).
+pub fn dims(stream: &[u8]) -> Option<(u32, u32)> {
+    let be16 = |i: usize| Some(u16::from_be_bytes([*stream.get(i)?, *stream.get(i + 1)?]) as u32);
+    let be32 = |i: usize| Some(u32::from_be_bytes(stream.get(i..i + 4)?.try_into().ok()?));
+    if stream.starts_with(&[0xFF, 0xD8]) {
+        let mut i = 2;
+        while i + 4 <= stream.len() {
+            if stream[i] != 0xFF {
+                i += 1;
+                continue;
+            }
+            let marker = stream[i + 1];
+            if marker == 0xFF || marker == 0x00 || (0xD0..=0xD8).contains(&marker) {
+                i += if marker == 0xFF { 1 } else { 2 };
+                continue;
+            }
+            if marker == 0xDA {
+                return None; // scan data: no frame header came first
+            }
+            let sof = matches!(marker, 0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC)) || marker == 0xF7;
+            if sof {
+                return Some((be16(i + 5)?, be16(i + 7)?));
+            }
+            i += 2 + be16(i + 2)? as usize;
+        }
+        return None;
+    }
+    // JPEG 2000: a raw codestream (SOC then SIZ), or the first one inside a JP2 file.
+    let jp2 = stream.starts_with(&[0, 0, 0, 0x0C, 0x6A, 0x50, 0x20, 0x20]);
+    let start = if stream.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        0
+    } else if jp2 {
+        stream.windows(4).take(4096).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51])?
+    } else {
+        return None;
+    };
+    let siz = start + 4;
+    let (x, y, x0, y0) = (be32(siz + 4)?, be32(siz + 8)?, be32(siz + 12)?, be32(siz + 16)?);
+    Some((y.checked_sub(y0)?, x.checked_sub(x0)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_frame_size_of_each_family() {
+        let ljpeg = crate::dicom::ljpeg::encode(&[0u16; 6 * 9], 6, 9, 12, 1);
+        assert_eq!(dims(&ljpeg), Some((6, 9)));
+        // JPEG-LS SOF55 after an APP segment.
+        let jls = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0, 0, 0xFF, 0xF7, 0x00, 0x0B, 16, 0x02, 0x00, 0x03, 0x00, 1, 1, 0x11, 0];
+        assert_eq!(dims(&jls), Some((512, 768)));
+        let mut j2k = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
+        for v in [700u32, 500, 100, 50] {
+            j2k.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(dims(&j2k), Some((450, 600)));
+        assert_eq!(dims(b"RLE data"), None);
+        assert_eq!(dims(&[0xFF, 0xD8, 0xFF, 0xC0]), None, "cut short");
+    }
+}

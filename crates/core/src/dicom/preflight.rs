@@ -1,0 +1,177 @@
+//! A walk over a DICOM file's element structure before the real parser sees it, for two things
+//! a hostile or corrupt file can do to a recursive parser that allocates by declared length:
+//! sequences nested thousands deep (a stack overflow aborts the process, the whole folder lost)
+//! and element lengths far beyond the file (gigabytes allocated per file per thread). It reads
+//! tags and lengths only, skipping values, and stops at the pixel data; anything it does not
+//! understand it leaves to the parser, which reports it.
+
+use crate::error::{Error, Result};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// Deeper than any real image header (CT nests 3 or 4 levels; structured reports a dozen).
+pub const MAX_DEPTH: usize = 64;
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const ITEM: (u16, u16) = (0xFFFE, 0xE000);
+const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
+const SEQ_END: (u16, u16) = (0xFFFE, 0xE0DD);
+const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Syntax {
+    ExplicitLe,
+    ImplicitLe,
+    ExplicitBe,
+}
+
+/// A reader that counts the bytes it has given out.
+struct Counted<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: Read> Counted<R> {
+    fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut b = [0u8; N];
+        self.inner.read_exact(&mut b).ok()?;
+        self.pos += N as u64;
+        Some(b)
+    }
+    fn skip(&mut self, n: u64) -> Option<()> {
+        let got = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink()).ok()?;
+        self.pos += got;
+        (got == n).then_some(())
+    }
+}
+
+/// Check `path`'s structure; `Ok` also when the walk stops early on something it does not parse.
+pub fn check(path: &Path) -> Result<()> {
+    let Ok(f) = std::fs::File::open(path) else { return Ok(()) };
+    let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let mut r = Counted { inner: BufReader::with_capacity(16 << 10, f), pos: 0 };
+    let Some(head) = r.bytes::<132>() else { return Ok(()) };
+    if &head[128..] != b"DICM" {
+        return Ok(());
+    }
+    // File meta group: always explicit VR little endian; it names the data set's syntax.
+    let mut ts = String::new();
+    loop {
+        let Ok(buf) = r.inner.fill_buf() else { return Ok(()) };
+        if buf.len() < 2 || u16::from_le_bytes([buf[0], buf[1]]) != 0x0002 {
+            break;
+        }
+        let Some((tag, _, len)) = element(&mut r, Syntax::ExplicitLe) else { return Ok(()) };
+        if len == UNDEFINED || r.pos + u64::from(len) > file_len {
+            return Err(too_long(path, tag, len, file_len));
+        }
+        if tag == (0x0002, 0x0010) {
+            let mut v = vec![0u8; len as usize];
+            if r.inner.read_exact(&mut v).is_err() {
+                return Ok(());
+            }
+            r.pos += u64::from(len);
+            ts = String::from_utf8_lossy(&v).trim_end_matches(['\0', ' ']).to_string();
+        } else if r.skip(u64::from(len)).is_none() {
+            return Ok(());
+        }
+    }
+    let (syntax, deflated) = match ts.as_str() {
+        "1.2.840.10008.1.2" => (Syntax::ImplicitLe, false),
+        "1.2.840.10008.1.2.2" => (Syntax::ExplicitBe, false),
+        "1.2.840.10008.1.2.1.99" => (Syntax::ExplicitLe, true),
+        _ => (Syntax::ExplicitLe, false),
+    };
+    if deflated {
+        // The data set is a raw deflate stream: walk the inflated bytes (lengths then cannot be
+        // compared with the file's size; the nesting can).
+        let rest = r.inner;
+        let mut inflated = Counted { inner: BufReader::new(flate2::bufread::DeflateDecoder::new(rest)), pos: 0 };
+        return walk(&mut inflated, syntax, u64::MAX, path);
+    }
+    walk(&mut r, syntax, file_len, path)
+}
+
+/// The data set: a stack of open sequences and items (their end offset when their length is
+/// defined), popped as delimiters or ends are reached.
+fn walk<R: BufRead>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path) -> Result<()> {
+    let mut open: Vec<Option<u64>> = Vec::new();
+    loop {
+        while open.last().is_some_and(|end| end.is_some_and(|e| r.pos >= e)) {
+            open.pop();
+        }
+        let Some((tag, vr, len)) = element(r, syntax) else { return Ok(()) };
+        match tag {
+            ITEM => {
+                open.push((len != UNDEFINED).then(|| r.pos + u64::from(len)));
+            }
+            ITEM_END | SEQ_END => {
+                open.pop();
+            }
+            PIXEL_DATA if open.is_empty() => return Ok(()),
+            _ => {
+                let is_sequence = match syntax {
+                    Syntax::ImplicitLe => len == UNDEFINED || implicit_is_sequence(tag),
+                    _ => vr == *b"SQ" || (vr == *b"UN" && len == UNDEFINED),
+                };
+                if is_sequence {
+                    open.push((len != UNDEFINED).then(|| r.pos + u64::from(len)));
+                } else if len == UNDEFINED {
+                    return Ok(()); // encapsulated data inside a sequence: the parser's business
+                } else {
+                    if r.pos.saturating_add(u64::from(len)) > file_len {
+                        return Err(too_long(path, tag, len, file_len));
+                    }
+                    if r.skip(u64::from(len)).is_none() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if open.len() > MAX_DEPTH {
+            return Err(Error::bad_input(format!("sequences nested more than {MAX_DEPTH} deep (at byte {})", r.pos))
+                .with_path(path)
+                .with_hint("no image header nests like this: the file is corrupt or made to crash readers; leave it out"));
+        }
+    }
+}
+
+/// Tag, VR (explicit syntaxes; blank otherwise) and value length of the next element.
+fn element<R: Read>(r: &mut Counted<R>, syntax: Syntax) -> Option<((u16, u16), [u8; 2], u32)> {
+    let be = syntax == Syntax::ExplicitBe;
+    let u16_ = |b: [u8; 2]| if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
+    let u32_ = |b: [u8; 4]| if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+    let t = r.bytes::<4>()?;
+    // Item and delimiter tags are always little endian in LE syntaxes, and carry no VR.
+    let tag = (u16_([t[0], t[1]]), u16_([t[2], t[3]]));
+    if tag.0 == 0xFFFE {
+        return Some((tag, [b' '; 2], u32_(r.bytes::<4>()?)));
+    }
+    if syntax == Syntax::ImplicitLe {
+        return Some((tag, [b' '; 2], u32_(r.bytes::<4>()?)));
+    }
+    let vr = r.bytes::<2>()?;
+    let long = matches!(&vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV");
+    let len = if long {
+        r.bytes::<2>()?;
+        u32_(r.bytes::<4>()?)
+    } else {
+        u32::from(u16_(r.bytes::<2>()?))
+    };
+    Some((tag, vr, len))
+}
+
+/// In implicit VR the dictionary says which elements are sequences (as the parser decides).
+fn implicit_is_sequence(tag: (u16, u16)) -> bool {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(tag.0, tag.1))
+        .is_some_and(|e| matches!(e.vr(), dicom_core::dictionary::VirtualVr::Exact(dicom_core::VR::SQ)))
+}
+
+fn too_long(path: &Path, tag: (u16, u16), len: u32, file_len: u64) -> Error {
+    let what = if len == UNDEFINED { "an undefined length where none is allowed".to_string() } else { format!("a length of {len} bytes") };
+    Error::bad_input(format!("element ({:04X},{:04X}) claims {what}, beyond the file's {file_len} bytes", tag.0, tag.1))
+        .with_path(path)
+        .with_hint("the file is truncated or corrupt: re-copy or re-export it")
+}

@@ -1,0 +1,94 @@
+//! What fuzzing found, kept: every reproducer in `fuzz/regressions/<target>/` runs through the
+//! target's own code (`ctprep_core::fuzzing`) in the ordinary test suite and must return cleanly.
+//! Also the seed corpora's writer for `make fuzz` (ignored: run by scripts/fuzz.sh).
+
+use ctprep_core::fuzzing;
+use ctprep_core::geometry::Geometry;
+use ctprep_core::io::{Sink, WriteOptions, sidecar_json, write_volume};
+use ctprep_core::meta::{Kind, Meta};
+use ctprep_core::volume::{Volume, VolumeData};
+use ndarray::Array3;
+use std::path::{Path, PathBuf};
+
+fn regressions(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions").join(target);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir).map(|r| r.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    v.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')));
+    v.sort();
+    v
+}
+
+#[test]
+fn every_fuzz_reproducer_now_returns_cleanly() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for (target, run) in [
+        ("dicom", &(|b: &[u8]| fuzzing::dicom(b, &scratch.path().join("slice.dcm"))) as &dyn Fn(&[u8])),
+        ("ljpeg", &fuzzing::ljpeg),
+        ("volume", &fuzzing::volume_bytes),
+        ("sidecar", &fuzzing::sidecar),
+        ("roundtrip", &fuzzing::roundtrip),
+    ] {
+        for p in regressions(target) {
+            let bytes = std::fs::read(&p).unwrap();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bytes)));
+            assert!(r.is_ok(), "{} panics again", p.display());
+            ran += 1;
+        }
+    }
+    assert!(ran > 0, "no reproducers found: the folder moved?");
+}
+
+fn sample(dtype: ctprep_core::DType, kind: Kind) -> Volume {
+    let a = Array3::from_shape_fn((3, 4, 5), |(z, y, x)| (z * 100 + y * 10 + x) as f64 - 50.0);
+    Volume {
+        data: VolumeData::F64(a).cast(dtype),
+        geometry: Geometry { spacing: [0.7, 0.8, 1.25], origin: [1.0, 2.0, 3.0], ..Geometry::default() },
+        meta: Meta { kind, ..Meta::default() },
+    }
+}
+
+/// Seeds for `make fuzz`, made by the writers (DICOM seeds come from ct-phantom in scripts/fuzz.sh).
+#[test]
+#[ignore = "writes the fuzz seed corpora; run by scripts/fuzz.sh with CTPREP_FUZZ_SEEDS=DIR"]
+fn write_fuzz_seeds() {
+    use ctprep_core::DType;
+    let dir = PathBuf::from(std::env::var("CTPREP_FUZZ_SEEDS").expect("CTPREP_FUZZ_SEEDS=DIR"));
+    let sub = |t: &str| {
+        let d = dir.join(t);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (vols, sides, ljpeg, round) = (sub("volume"), sub("sidecar"), sub("ljpeg"), sub("roundtrip"));
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (dtype, kind)) in [
+        (DType::I16, Kind::Hu),
+        (DType::U8, Kind::Mask),
+        (DType::F32, Kind::Normalized),
+        (DType::U16, Kind::Stored),
+        (DType::F64, Kind::Unknown),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let v = sample(dtype, kind);
+        for ext in ["nii", "nii.gz", "npy"] {
+            let p = tmp.path().join(format!("v{i}.{ext}"));
+            write_volume(&v, &Sink::Path(p.clone()), &WriteOptions::default()).unwrap();
+            std::fs::copy(&p, vols.join(format!("v{i}.{ext}"))).unwrap();
+        }
+        std::fs::write(sides.join(format!("v{i}.json")), sidecar_json(&v.header())).unwrap();
+    }
+    for (i, (rows, cols, precision)) in [(8usize, 8usize, 12u8), (16, 5, 16), (3, 17, 8)].into_iter().enumerate() {
+        let img: Vec<u16> = (0..rows * cols).map(|k| ((k * 37) % (1 << precision.min(15))) as u16).collect();
+        let mut seed = Vec::new();
+        seed.extend_from_slice(&((rows - 1) as u16).to_le_bytes());
+        seed.extend_from_slice(&((cols - 1) as u16).to_le_bytes());
+        seed.extend(ctprep_core::dicom::ljpeg::encode(&img, rows, cols, precision, 1 + i as u8));
+        std::fs::write(ljpeg.join(format!("frame{i}")), seed).unwrap();
+    }
+    for i in 0..6u8 {
+        let seed: Vec<u8> = (0..12u8).map(|k| k.wrapping_mul(31).wrapping_add(i)).chain((0..200u8).map(|k| k ^ i)).collect();
+        std::fs::write(round.join(format!("r{i}")), seed).unwrap();
+    }
+}
