@@ -4,7 +4,7 @@ BIN := target/release
 OUT := demo/out
 TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom
 
-.PHONY: all deps build test lint demo bench docs clean
+.PHONY: all deps build test lint demo bench docs fuzz clean
 
 all: build
 
@@ -59,6 +59,13 @@ demo: build
 
 bench: build
 	bash scripts/bench.sh
+
+# Coverage-guided fuzzing of every parser (cargo-fuzz; installs it when missing). FUZZ_SECONDS
+# per target, two targets at a time; crashes land in fuzz/artifacts/, reproducers belong in
+# fuzz/regressions/ (replayed by `make test`).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Man pages and shell completions, generated from the same clap definitions as --help.
 docs: build

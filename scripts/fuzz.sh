@@ -36,10 +36,10 @@ for syntax in explicit implicit deflate rle jpeg-lossless; do
 done
 
 "${FUZZ[@]}" build -O "${SAN[@]}"
-# The fuzzing processes allocate at most 1 GiB of voxels (a user's CTPREP_MAX_BYTES): larger
+# The fuzzing processes allocate at most 64 MiB of voxels (a user's CTPREP_MAX_BYTES): larger
 # claims are refused as they would be on a small machine, and libFuzzer's 2 GiB RSS limit stays
 # a finding, not noise.
-export CTPREP_MAX_BYTES=$((1 << 30))
+export CTPREP_MAX_BYTES=$((64 << 20))
 run_one() {
   local t=$1
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"

@@ -1,5 +1,7 @@
-//! What fuzzing found, kept: every reproducer in `fuzz/regressions/<target>/` runs through the
-//! target's own code (`ctprep_core::fuzzing`) in the ordinary test suite and must return cleanly.
+//! What fuzzing and the hostile-input campaign found, kept: every reproducer in
+//! `fuzz/regressions/<target>/` runs through the target's own code (`ctprep_core::fuzzing`) in the
+//! ordinary test suite and must return cleanly, and the reader must refuse it (each is an input
+//! no scanner writes: nesting 3000 deep, 2^31 frames in 500 bytes, a NaN quaternion...).
 //! Also the seed corpora's writer for `make fuzz` (ignored: run by scripts/fuzz.sh).
 
 use ctprep_core::fuzzing;
@@ -33,10 +35,31 @@ fn every_fuzz_reproducer_now_returns_cleanly() {
             let bytes = std::fs::read(&p).unwrap();
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bytes)));
             assert!(r.is_ok(), "{} panics again", p.display());
+            assert!(refused(target, &p, &bytes), "{} is accepted", p.display());
             ran += 1;
         }
     }
     assert!(ran > 0, "no reproducers found: the folder moved?");
+}
+
+/// Whether the reader behind `target` turns the input down with an error.
+fn refused(target: &str, path: &Path, bytes: &[u8]) -> bool {
+    use ctprep_core::io::{ReadOptions, parse_sidecar, read_volume_bytes};
+    match target {
+        // Refused by the header scan, or before its pixels are allocated.
+        "dicom" => {
+            ctprep_core::dicom::open_header(path).is_err()
+                || ctprep_core::dicom::open_header(path).is_ok_and(|hs| hs.iter().any(|h| h.check_pixels_fit().is_err()))
+        }
+        "volume" => read_volume_bytes(bytes, path, &ReadOptions::default()).is_err(),
+        "sidecar" => parse_sidecar(&String::from_utf8_lossy(bytes)).map_or(true, |(g, _, _)| g.invalid().is_some()),
+        "ljpeg" => {
+            let (rows, cols) =
+                (1 + u16::from_le_bytes([bytes[0], bytes[1]]) as usize % 256, 1 + u16::from_le_bytes([bytes[2], bytes[3]]) as usize % 256);
+            ctprep_core::dicom::ljpeg::decode(&bytes[4..], rows, cols, &mut vec![0u16; rows * cols]).is_err()
+        }
+        _ => true,
+    }
 }
 
 fn sample(dtype: ctprep_core::DType, kind: Kind) -> Volume {

@@ -192,8 +192,25 @@ fn check_pixel_claim(obj: &DefaultDicomObject, path: &Path, file_len: Option<u64
     let samples = get_i64(obj, tag(0x0028, 0x0002)).unwrap_or(1).clamp(1, 4) as u64;
     let bytes = (get_i64(obj, tag(0x0028, 0x0100)).unwrap_or(16).clamp(1, 64) as u64).div_ceil(8);
     let claimed = [cols as u64, samples, bytes, frames as u64].iter().try_fold(rows as u64, |a, &b| a.checked_mul(b)).unwrap_or(u64::MAX);
-    let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
-    crate::io::check_claim(path, "the image", claimed, file_len.filter(|_| is_native(ts)))
+    crate::io::check_claim(path, "the image", claimed, None)
+}
+
+impl SliceHeader {
+    /// Bytes of pixel data the header claims for its whole file.
+    fn claimed_bytes(&self) -> u64 {
+        let bytes = u64::from(self.bits_allocated.clamp(1, 64)).div_ceil(8);
+        [u64::from(self.columns), u64::from(self.samples_per_pixel.max(1)), bytes, u64::from(self.frames_in_file)]
+            .iter()
+            .try_fold(u64::from(self.rows), |a, &b| a.checked_mul(b))
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Before pixels are allocated for this slice: stored uncompressed, its file must hold every
+    /// byte the header claims (three tiny files claiming 4000 x 4000 asked for gigabytes).
+    pub fn check_pixels_fit(&self) -> crate::Result<()> {
+        let len = std::fs::metadata(&self.path).map(|m| m.len()).ok();
+        crate::io::check_claim(&self.path, "the image", self.claimed_bytes(), len.filter(|_| is_native(&self.transfer_syntax)))
+    }
 }
 
 /// Values that would turn into a wrong or empty volume without a word: non-finite or absurd

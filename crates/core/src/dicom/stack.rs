@@ -377,7 +377,11 @@ fn check_consistent(o: &Ordered) -> Result<()> {
 fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
     let f = &o.slices[0];
     let (nz, ny, nx) = (o.slices.len(), f.rows as usize, f.columns as usize);
-    crate::io::check_claim(&f.path, "the series", (nz * ny * nx * std::mem::size_of::<T>()) as u64, None)?;
+    let bytes = [ny as u64, nx as u64, std::mem::size_of::<T>() as u64].iter().try_fold(nz as u64, |a, &b| a.checked_mul(b));
+    crate::io::check_claim(&f.path, "the series", bytes.unwrap_or(u64::MAX), None)?;
+    for h in &o.slices {
+        h.check_pixels_fit()?;
+    }
     let mut vol = Array3::<T>::default((nz, ny, nx));
     let progress = crate::progress::task("decoding slices", nz as u64);
     vol.axis_iter_mut(Axis(0)).into_par_iter().zip(o.slices.par_iter()).try_for_each(|(mut slab, h)| -> Result<()> {
@@ -722,6 +726,7 @@ pub fn pixel_stats(path: &Path) -> Result<PixelStats> {
             .with_path(path)
             .with_hint("--pixels needs an image file"));
     }
+    h0.check_pixels_fit()?;
     let (mut smin, mut smax, mut ssum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
     let (mut hmin, mut hmax, mut hsum, mut hn, mut pad) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize, 0usize);
     for h in &headers {
@@ -773,6 +778,8 @@ pub fn file_volume(path: &Path) -> Result<Volume> {
         return Err(Error::unsupported("not a grayscale image").with_path(path).with_hint("vol-view shows CT images and volumes"));
     }
     let (ny, nx) = (h.rows as usize, h.columns as usize);
+    h.check_pixels_fit()?;
+    crate::io::check_claim(path, "the image as float32", (headers.len() * ny * nx * 4) as u64, None)?;
     let mut data = Array3::<f32>::zeros((headers.len(), ny, nx));
     for (k, fh) in headers.iter().enumerate() {
         let v = decode_stored(fh)?;
