@@ -526,3 +526,19 @@ fn a_full_filesystem_names_the_file_and_leaves_nothing() {
     assert!(stderr(&o).contains("big.nii") && stderr(&o).contains("No space left"), "{}", stderr(&o));
     assert!(listing.is_empty(), "left on the full filesystem: {listing:?}");
 }
+
+#[test]
+fn an_address_space_limit_is_a_refusal_not_an_abort() {
+    // `ulimit -v` (RLIMIT_AS), as batch schedulers set it: a 940 MB output under a 600 MB limit.
+    let d = tempfile::tempdir().unwrap();
+    let nii = d.path().join("v.nii");
+    write(&small_hu(), &nii);
+    let out = d.path().join("fine.nii");
+    let script =
+        format!("ulimit -v 600000; exec '{}' '{}' --spacing 0.01 -o '{}'", bin("vol-resample").display(), nii.display(), out.display());
+    let o = std::process::Command::new("bash").args(["-c", &script]).env_remove("CTPREP_MAX_BYTES").output().unwrap();
+    no_panic(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the output grid claims") && stderr(&o).contains("bytes allowed"), "{}", stderr(&o));
+    assert!(!out.exists());
+}

@@ -83,18 +83,21 @@ pub fn check(path: &Path) -> Result<()> {
         _ => (Syntax::ExplicitLe, false),
     };
     if deflated {
-        // The data set is a raw deflate stream: walk the inflated bytes (lengths then cannot be
-        // compared with the file's size; the nesting can).
+        // The data set is a raw deflate stream: walk the inflated bytes, whose lengths are bounded
+        // by what deflate can inflate to (about 1032:1). (Found by fuzzing: an element inside a
+        // deflated data set claimed 1.9 GB.)
         let rest = r.inner;
-        let mut inflated = Counted { inner: BufReader::new(flate2::bufread::DeflateDecoder::new(rest)), pos: 0 };
-        return walk(&mut inflated, syntax, u64::MAX, path);
+        // Unbuffered: reads as small as the parser's, so a corrupt stream further on does not hide
+        // the element headers before it.
+        let mut inflated = Counted { inner: flate2::bufread::DeflateDecoder::new(rest), pos: 0 };
+        return walk(&mut inflated, syntax, file_len.saturating_mul(1032), path);
     }
     walk(&mut r, syntax, file_len, path)
 }
 
 /// The data set: a stack of open sequences and items (their end offset when their length is
 /// defined), popped as delimiters or ends are reached.
-fn walk<R: BufRead>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path) -> Result<()> {
+fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path) -> Result<()> {
     let mut open: Vec<Option<u64>> = Vec::new();
     loop {
         while open.last().is_some_and(|end| end.is_some_and(|e| r.pos >= e)) {
@@ -108,7 +111,14 @@ fn walk<R: BufRead>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Pa
             ITEM_END | SEQ_END => {
                 open.pop();
             }
-            PIXEL_DATA if open.is_empty() => return Ok(()),
+            PIXEL_DATA if open.is_empty() => {
+                // Encapsulated (undefined length) or held whole by the file; nothing after it.
+                // (Found by fuzzing: a length of 0xFFFFFFFD made the parser ask for 4 GB.)
+                if len != UNDEFINED && r.pos.saturating_add(u64::from(len)) > file_len {
+                    return Err(too_long(path, tag, len, file_len));
+                }
+                return Ok(());
+            }
             _ => {
                 let is_sequence = match syntax {
                     Syntax::ImplicitLe => len == UNDEFINED || implicit_is_sequence(tag),
@@ -151,7 +161,33 @@ fn element<R: Read>(r: &mut Counted<R>, syntax: Syntax) -> Option<((u16, u16), [
         return Some((tag, [b' '; 2], u32_(r.bytes::<4>()?)));
     }
     let vr = r.bytes::<2>()?;
-    let long = matches!(&vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV");
+    // The VRs with a 16-bit length; every other one, unknown ones included (as the parser reads
+    // them), has two reserved bytes and a 32-bit length.
+    let short = matches!(
+        &vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    );
+    let long = !short;
     let len = if long {
         r.bytes::<2>()?;
         u32_(r.bytes::<4>()?)
