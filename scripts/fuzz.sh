@@ -46,7 +46,7 @@ run_one() {
   "${FUZZ[@]}" run -O "${SAN[@]}" "$t" "fuzz/corpus/$t" "$SEEDS/$t" -- \
     -max_total_time="$SECS" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="fuzz/artifacts/$t/" > "fuzz/artifacts/$t.log" 2>&1 || true
-  echo "== $t ($SECS s): $(grep -E '^#[0-9]+ +DONE' "fuzz/artifacts/$t.log" | tail -1)"
+  echo "== $t ($SECS s): $(grep -E '^#[0-9]+[[:space:]]+DONE' "fuzz/artifacts/$t.log" | tail -1)"
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^SUMMARY|(crash|leak|timeout|oom|slow-unit)-' "fuzz/artifacts/$t.log" || true
 }
 # Two targets at a time (FUZZ_JOBS), one per core.

@@ -47,9 +47,11 @@ fn refused(target: &str, path: &Path, bytes: &[u8]) -> bool {
     use ctprep_core::io::{ReadOptions, parse_sidecar, read_volume_bytes};
     match target {
         // Refused by the header scan, or before its pixels are allocated.
+        // Refused by the header scan, before its pixels are allocated, or when read whole.
         "dicom" => {
             ctprep_core::dicom::open_header(path).is_err()
                 || ctprep_core::dicom::open_header(path).is_ok_and(|hs| hs.iter().any(|h| h.check_pixels_fit().is_err()))
+                || ctprep_core::dicom::open_full(path).is_err()
         }
         "volume" => read_volume_bytes(bytes, path, &ReadOptions::default()).is_err(),
         "sidecar" => parse_sidecar(&String::from_utf8_lossy(bytes)).map_or(true, |(g, _, _)| g.invalid().is_some()),

@@ -30,13 +30,13 @@ pub fn looks_like_dicom(path: &Path) -> bool {
 
 /// Open a DICOM file, stopping before the pixel data (fast header scan).
 pub fn open_until_pixels(path: &Path) -> crate::Result<DefaultDicomObject> {
-    preflight::check(path)?;
+    preflight::check(path, false)?;
     OpenFileOptions::new().read_until(PIXEL_DATA).open_file(path).map_err(|e| read_error(path, e))
 }
 
 /// Open a whole DICOM file, pixel data included.
 pub fn open_full(path: &Path) -> crate::Result<DefaultDicomObject> {
-    preflight::check(path)?;
+    preflight::check(path, true)?;
     OpenFileOptions::new().open_file(path).map_err(|e| read_error(path, e))
 }
 

@@ -46,7 +46,9 @@ impl<R: Read> Counted<R> {
 }
 
 /// Check `path`'s structure; `Ok` also when the walk stops early on something it does not parse.
-pub fn check(path: &Path) -> Result<()> {
+/// `whole`: the pixel data will be read too, so its length is checked against the file as well
+/// (a header scan stops before it, and a truncated slice is then reported when it is decoded).
+pub fn check(path: &Path, whole: bool) -> Result<()> {
     let Ok(f) = std::fs::File::open(path) else { return Ok(()) };
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let mut r = Counted { inner: BufReader::with_capacity(16 << 10, f), pos: 0 };
@@ -90,14 +92,14 @@ pub fn check(path: &Path) -> Result<()> {
         // Unbuffered: reads as small as the parser's, so a corrupt stream further on does not hide
         // the element headers before it.
         let mut inflated = Counted { inner: flate2::bufread::DeflateDecoder::new(rest), pos: 0 };
-        return walk(&mut inflated, syntax, file_len.saturating_mul(1032), path);
+        return walk(&mut inflated, syntax, file_len.saturating_mul(1032), path, whole);
     }
-    walk(&mut r, syntax, file_len, path)
+    walk(&mut r, syntax, file_len, path, whole)
 }
 
 /// The data set: a stack of open sequences and items (their end offset when their length is
 /// defined), popped as delimiters or ends are reached.
-fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path) -> Result<()> {
+fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path, whole: bool) -> Result<()> {
     let mut open: Vec<Option<u64>> = Vec::new();
     loop {
         while open.last().is_some_and(|end| end.is_some_and(|e| r.pos >= e)) {
@@ -114,7 +116,7 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path)
             PIXEL_DATA if open.is_empty() => {
                 // Encapsulated (undefined length) or held whole by the file; nothing after it.
                 // (Found by fuzzing: a length of 0xFFFFFFFD made the parser ask for 4 GB.)
-                if len != UNDEFINED && r.pos.saturating_add(u64::from(len)) > file_len {
+                if whole && len != UNDEFINED && r.pos.saturating_add(u64::from(len)) > file_len {
                     return Err(too_long(path, tag, len, file_len));
                 }
                 return Ok(());

@@ -427,7 +427,11 @@ fn write_encoded(
             // the volume file's size and CRC-32, so a reader can tell when the two renames were
             // split (an interrupt, or two writers) and the pair no longer belongs together.
             let mut sum = DataFile::default();
+            let with_sidecar = opts.sidecar || format == Format::Npy;
             let data_tmp = write_temp(p, |w| {
+                if !with_sidecar {
+                    return encode(w);
+                }
                 let mut c = Checksummed { inner: w, bytes: 0, crc: crc32fast::Hasher::new() };
                 encode(&mut c)?;
                 sum = DataFile {
@@ -437,7 +441,7 @@ fn write_encoded(
                 };
                 Ok(())
             })?;
-            let side_tmp = match opts.sidecar || format == Format::Npy {
+            let side_tmp = match with_sidecar {
                 true => {
                     let json = sidecar_json_with(header, Some(&sum));
                     Some(write_temp(&sidecar_path, |w| {
