@@ -64,3 +64,38 @@ mod tests {
         assert_eq!(dims(&[0xFF, 0xD8, 0xFF, 0xC0]), None, "cut short");
     }
 }
+
+/// Check an RLE Lossless frame (DICOM PS3.5 Annex G) before the decoder sees it: the segment
+/// count and offsets must fit the fragment, and every segment must unpack (PackBits) to at least
+/// `pixels` bytes. (Found by fuzzing: a short segment made the decoder index past its buffer.)
+pub fn check_rle(frame: &[u8], segments_expected: usize, pixels: usize) -> Result<(), String> {
+    let le32 = |i: usize| frame.get(4 * i..4 * i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let n = le32(0).ok_or("the RLE header is cut short")?;
+    if n != segments_expected || n == 0 || n > 15 {
+        return Err(format!("the RLE header has {n} segments, the image needs {segments_expected}"));
+    }
+    for s in 0..n {
+        let start = le32(1 + s).ok_or("the RLE header is cut short")?;
+        let end = if s + 1 < n { le32(2 + s).ok_or("the RLE header is cut short")? } else { frame.len() };
+        if start < 64 || start > end || end > frame.len() {
+            return Err(format!("RLE segment {} lies outside the frame ({start}..{end} of {})", s + 1, frame.len()));
+        }
+        let (mut i, mut out, seg) = (0usize, 0usize, &frame[start..end]);
+        while i < seg.len() && out < pixels {
+            let h = seg[i] as i8;
+            if h >= 0 {
+                out += h as usize + 1;
+                i += h as usize + 2;
+            } else if h != -128 {
+                out += (1 - h as isize) as usize;
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        if out < pixels || i > seg.len() {
+            return Err(format!("RLE segment {} unpacks to {out} bytes, the image needs {pixels}", s + 1));
+        }
+    }
+    Ok(())
+}

@@ -446,6 +446,19 @@ fn decode_checked<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
     }
     let jpeg_family = ts.starts_with("1.2.840.10008.1.2.4.");
     if let Ok(Value::PixelSequence(ps)) = obj.element(dicom_dictionary_std::tags::PIXEL_DATA).map(|e| e.value()) {
+        if ts == "1.2.840.10008.1.2.5" {
+            // RLE: one fragment per frame, one segment per byte of each sample.
+            let frag = ps
+                .fragments()
+                .get(h.frame as usize)
+                .ok_or_else(|| Error::bad_input(format!("RLE pixel data has no fragment for frame {}", h.frame + 1)).with_path(&h.path))?;
+            let segments = usize::from(h.samples_per_pixel.max(1)) * usize::from(h.bits_allocated).div_ceil(8);
+            super::codestream::check_rle(frag, segments, h.rows as usize * h.columns as usize).map_err(|why| {
+                Error::bad_input(format!("corrupt RLE pixel data: {why}"))
+                    .with_path(&h.path)
+                    .with_hint("the file is damaged: re-copy or re-export it")
+            })?;
+        }
         for frag in ps.fragments().iter().filter(|_| jpeg_family) {
             if let Some((r, c)) = super::codestream::dims(frag) {
                 if (r, c) != (h.rows, h.columns) {
