@@ -52,6 +52,8 @@ fn refused(target: &str, path: &Path, bytes: &[u8]) -> bool {
             ctprep_core::dicom::open_header(path).is_err()
                 || ctprep_core::dicom::open_header(path).is_ok_and(|hs| hs.iter().any(|h| h.check_pixels_fit().is_err()))
                 || ctprep_core::dicom::open_full(path).is_err()
+                || ctprep_core::dicom::open_header(path)
+                    .is_ok_and(|hs| hs.iter().any(|h| ctprep_core::dicom::stack::decode_stored(h).is_err()))
         }
         "volume" => read_volume_bytes(bytes, path, &ReadOptions::default()).is_err(),
         "sidecar" => parse_sidecar(&String::from_utf8_lossy(bytes)).map_or(true, |(g, _, _)| g.invalid().is_some()),

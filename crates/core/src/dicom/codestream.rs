@@ -44,27 +44,6 @@ pub fn dims(stream: &[u8]) -> Option<(u32, u32)> {
     Some((y.checked_sub(y0)?, x.checked_sub(x0)?))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_frame_size_of_each_family() {
-        let ljpeg = crate::dicom::ljpeg::encode(&[0u16; 6 * 9], 6, 9, 12, 1);
-        assert_eq!(dims(&ljpeg), Some((6, 9)));
-        // JPEG-LS SOF55 after an APP segment.
-        let jls = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0, 0, 0xFF, 0xF7, 0x00, 0x0B, 16, 0x02, 0x00, 0x03, 0x00, 1, 1, 0x11, 0];
-        assert_eq!(dims(&jls), Some((512, 768)));
-        let mut j2k = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
-        for v in [700u32, 500, 100, 50] {
-            j2k.extend_from_slice(&v.to_be_bytes());
-        }
-        assert_eq!(dims(&j2k), Some((450, 600)));
-        assert_eq!(dims(b"RLE data"), None);
-        assert_eq!(dims(&[0xFF, 0xD8, 0xFF, 0xC0]), None, "cut short");
-    }
-}
-
 /// Check an RLE Lossless frame (DICOM PS3.5 Annex G) before the decoder sees it: the segment
 /// count and offsets must fit the fragment, and every segment must unpack (PackBits) to at least
 /// `pixels` bytes. (Found by fuzzing: a short segment made the decoder index past its buffer.)
@@ -98,4 +77,25 @@ pub fn check_rle(frame: &[u8], segments_expected: usize, pixels: usize) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_frame_size_of_each_family() {
+        let ljpeg = crate::dicom::ljpeg::encode(&[0u16; 6 * 9], 6, 9, 12, 1);
+        assert_eq!(dims(&ljpeg), Some((6, 9)));
+        // JPEG-LS SOF55 after an APP segment.
+        let jls = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0, 0, 0xFF, 0xF7, 0x00, 0x0B, 16, 0x02, 0x00, 0x03, 0x00, 1, 1, 0x11, 0];
+        assert_eq!(dims(&jls), Some((512, 768)));
+        let mut j2k = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
+        for v in [700u32, 500, 100, 50] {
+            j2k.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(dims(&j2k), Some((450, 600)));
+        assert_eq!(dims(b"RLE data"), None);
+        assert_eq!(dims(&[0xFF, 0xD8, 0xFF, 0xC0]), None, "cut short");
+    }
 }
