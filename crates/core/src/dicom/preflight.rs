@@ -114,12 +114,34 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
                 open.pop();
             }
             PIXEL_DATA if open.is_empty() => {
-                // Encapsulated (undefined length) or held whole by the file; nothing after it.
-                // (Found by fuzzing: a length of 0xFFFFFFFD made the parser ask for 4 GB.)
-                if whole && len != UNDEFINED && r.pos.saturating_add(u64::from(len)) > file_len {
-                    return Err(too_long(path, tag, len, file_len));
+                // A header scan stops here. Read whole, the pixel data (its fragments, when
+                // encapsulated) and whatever follows it must fit the file too. (Found by fuzzing:
+                // a length of 0xFFFFFFFD, and an element after the pixels claiming 2.6 GB.)
+                if !whole {
+                    return Ok(());
                 }
-                return Ok(());
+                if len != UNDEFINED {
+                    if r.pos.saturating_add(u64::from(len)) > file_len {
+                        return Err(too_long(path, tag, len, file_len));
+                    }
+                    if r.skip(u64::from(len)).is_none() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                loop {
+                    let Some((t, _, l)) = element(r, syntax) else { return Ok(()) };
+                    match t {
+                        ITEM if l != UNDEFINED && r.pos.saturating_add(u64::from(l)) <= file_len => {
+                            if r.skip(u64::from(l)).is_none() {
+                                return Ok(());
+                            }
+                        }
+                        ITEM => return Err(too_long(path, t, l, file_len)),
+                        SEQ_END => break,
+                        _ => return Ok(()),
+                    }
+                }
             }
             _ => {
                 let is_sequence = match syntax {
