@@ -129,29 +129,24 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
                     }
                     continue;
                 }
-                loop {
-                    let Some((t, _, l)) = element(r, syntax) else { return Ok(()) };
-                    match t {
-                        ITEM if l != UNDEFINED && r.pos.saturating_add(u64::from(l)) <= file_len => {
-                            if r.skip(u64::from(l)).is_none() {
-                                return Ok(());
-                            }
-                        }
-                        ITEM => return Err(too_long(path, t, l, file_len)),
-                        SEQ_END => break,
-                        _ => return Ok(()),
-                    }
+                if !fragments_fit(r, syntax, file_len, path)? {
+                    return Ok(());
                 }
             }
             _ => {
+                // The parser reads any other undefined length as a sequence of items too (found by
+                // fuzzing: an OB of undefined length hid an element claiming 2.6 GB).
                 let is_sequence = match syntax {
                     Syntax::ImplicitLe => len == UNDEFINED || implicit_is_sequence(tag),
-                    _ => vr == *b"SQ" || (vr == *b"UN" && len == UNDEFINED),
+                    _ => vr == *b"SQ" || len == UNDEFINED,
                 };
-                if is_sequence {
+                if tag == PIXEL_DATA && len == UNDEFINED {
+                    // Encapsulated pixels inside an item (an icon image): fragments, not elements.
+                    if !fragments_fit(r, syntax, file_len, path)? {
+                        return Ok(());
+                    }
+                } else if is_sequence {
                     open.push((len != UNDEFINED).then(|| r.pos + u64::from(len)));
-                } else if len == UNDEFINED {
-                    return Ok(()); // encapsulated data inside a sequence: the parser's business
                 } else {
                     if r.pos.saturating_add(u64::from(len)) > file_len {
                         return Err(too_long(path, tag, len, file_len));
@@ -166,6 +161,24 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
             return Err(Error::bad_input(format!("sequences nested more than {MAX_DEPTH} deep (at byte {})", r.pos))
                 .with_path(path)
                 .with_hint("no image header nests like this: the file is corrupt or made to crash readers; leave it out"));
+        }
+    }
+}
+
+/// Skip the fragments of encapsulated pixel data, each checked against the file; `Ok(false)`
+/// when the walk cannot go on (something it does not parse: the parser's business).
+fn fragments_fit<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path) -> Result<bool> {
+    loop {
+        let Some((t, _, l)) = element(r, syntax) else { return Ok(false) };
+        match t {
+            ITEM if l != UNDEFINED && r.pos.saturating_add(u64::from(l)) <= file_len => {
+                if r.skip(u64::from(l)).is_none() {
+                    return Ok(false);
+                }
+            }
+            ITEM => return Err(too_long(path, t, l, file_len)),
+            SEQ_END => return Ok(true),
+            _ => return Ok(false),
         }
     }
 }
