@@ -8,17 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 shift || true
-TARGETS=("${@:-dicom ljpeg volume sidecar roundtrip}")
-read -r -a TARGETS <<< "${TARGETS[*]}"
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(dicom ljpeg volume sidecar roundtrip)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+SAN=(-s none)
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   FUZZ=(cargo +nightly fuzz)
-  SAN=(-s none)
 else
   export RUSTC_BOOTSTRAP=1
   FUZZ=(cargo fuzz)
-  SAN=(-s none)
 fi
 
 # Seeds: the volume writers (NIfTI, NIfTI.gz, NPY, sidecars, lossless-JPEG frames) and ct-phantom

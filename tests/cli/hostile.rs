@@ -234,6 +234,13 @@ fn write(v: &Volume, p: &Path) {
     write_volume(v, &Sink::Path(p.to_path_buf()), &WriteOptions::default()).unwrap();
 }
 
+/// [`small_hu`] written to `dir/name`.
+fn small_hu_at(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    write(&small_hu(), &p);
+    p
+}
+
 fn small_hu() -> Volume {
     Volume {
         data: VolumeData::I16(Array3::from_shape_fn((6, 8, 10), |(z, y, x)| (z * 100 + y * 10 + x) as i16 - 500)),
@@ -279,8 +286,7 @@ fn hostile_volume_files_are_refused_cleanly() {
     let v = ctprep_core::io::read_volume(&ctprep_core::io::Source::Path(p("be.npy")), &Default::default()).unwrap().volume;
     assert_eq!(f32_data(&v).iter().copied().collect::<Vec<f32>>(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "Fortran order, big-endian");
     // NIfTI with a NaN quaternion and no sform; a singular sform with a NaN qform.
-    let nii = p("good.nii");
-    write(&small_hu(), &nii);
+    let nii = small_hu_at(d.path(), "good.nii");
     let good = std::fs::read(&nii).unwrap();
     let mut q = good.clone();
     q[252..254].copy_from_slice(&1i16.to_le_bytes());
@@ -294,8 +300,7 @@ fn hostile_volume_files_are_refused_cleanly() {
     std::fs::write(p("singular.nii"), &s).unwrap();
     fails_with("vol-resample", &[os(&p("singular.nii")), os("--spacing"), os("1"), os("-o"), os(&out)], 1, &["grid is unusable"]);
     // A .nii.gz whose CRC does not match: the voxels were read, the damage is still found.
-    let gz = p("v.nii.gz");
-    write(&small_hu(), &gz);
+    let gz = small_hu_at(d.path(), "v.nii.gz");
     let mut g = std::fs::read(&gz).unwrap();
     let n = g.len();
     g[n - 8] ^= 0xFF;
@@ -320,8 +325,7 @@ fn hostile_volume_files_are_refused_cleanly() {
         &["bomb.nii.gz", "can hold at most"],
     );
     // A sidecar with zero spacing.
-    let npy = p("zero.npy");
-    write(&small_hu(), &npy);
+    let npy = small_hu_at(d.path(), "zero.npy");
     let side = sidecar_path(&npy);
     let text = std::fs::read_to_string(&side).unwrap().replacen("0.7", "0.0", 1);
     std::fs::write(&side, text).unwrap();
@@ -331,8 +335,7 @@ fn hostile_volume_files_are_refused_cleanly() {
 #[test]
 fn a_volume_and_a_sidecar_from_different_runs_are_told_apart() {
     let d = tempfile::tempdir().unwrap();
-    let x = d.path().join("x.npy");
-    write(&small_hu(), &x);
+    let x = small_hu_at(d.path(), "x.npy");
     let first_sidecar = std::fs::read(sidecar_path(&x)).unwrap();
     let mut other = small_hu();
     other.data = VolumeData::I16(Array3::from_elem((6, 8, 10), 7));
@@ -368,8 +371,7 @@ fn folders_with_loops_pipes_and_devices_never_block() {
         1,
         &["in.nii", "empty input"],
     );
-    let npy = d.path().join("v.npy");
-    write(&small_hu(), &npy);
+    let npy = small_hu_at(d.path(), "v.npy");
     std::fs::remove_file(sidecar_path(&npy)).unwrap();
     assert!(std::process::Command::new("mkfifo").arg(sidecar_path(&npy)).status().unwrap().success());
     fails_with(
@@ -380,16 +382,14 @@ fn folders_with_loops_pipes_and_devices_never_block() {
     );
     let out_fifo = d.path().join("out.nii");
     assert!(std::process::Command::new("mkfifo").arg(&out_fifo).status().unwrap().success());
-    let nii = d.path().join("v.nii");
-    write(&small_hu(), &nii);
+    let nii = small_hu_at(d.path(), "v.nii");
     fails_with("vol-resample", &[os(&nii), os("--spacing"), os("1"), os("-o"), os(&out_fifo)], 1, &["out.nii", "no process is reading"]);
 }
 
 #[test]
 fn unbounded_options_are_usage_errors() {
     let d = tempfile::tempdir().unwrap();
-    let nii = d.path().join("v.nii");
-    write(&small_hu(), &nii);
+    let nii = small_hu_at(d.path(), "v.nii");
     let [h, m, l, s, hu, ph] = ["h.png", "m.png", "l.nii", "m.stl", "h.nii", "p"].map(|n| d.path().join(n));
     let o = |n: &str| match n {
         "h.png" => &h,
@@ -485,8 +485,7 @@ fn killed_writers_leave_the_old_output_and_the_next_run_sweeps_their_temporaries
 #[test]
 fn two_writers_of_one_output_leave_one_complete_file() {
     let d = tempfile::tempdir().unwrap();
-    let nii = d.path().join("v.nii");
-    write(&small_hu(), &nii);
+    let nii = small_hu_at(d.path(), "v.nii");
     let out = d.path().join("o.npy");
     for round in 0..5 {
         let spawn = |s: &str| tool("vol-resample").arg(&nii).args(["--spacing", s, "-q", "-o"]).arg(&out).output();
@@ -516,8 +515,7 @@ fn a_full_filesystem_names_the_file_and_leaves_nothing() {
         mounted.is_ok_and(|s| s.success()),
         "cannot mount a 256 KiB tmpfs (this test needs root, as CI has); the /dev/full case is common::full_disk_is_reported_and_leaves_nothing"
     );
-    let nii = d.path().join("v.nii");
-    write(&small_hu(), &nii);
+    let nii = small_hu_at(d.path(), "v.nii");
     let out = mnt.join("big.nii");
     let o = run("vol-resample", &[os(&nii), os("--spacing"), os("0.1"), os("-o"), os(&out)]);
     let listing = files_in(&mnt);
@@ -531,8 +529,7 @@ fn a_full_filesystem_names_the_file_and_leaves_nothing() {
 fn an_address_space_limit_is_a_refusal_not_an_abort() {
     // `ulimit -v` (RLIMIT_AS), as batch schedulers set it: a 940 MB output under a 600 MB limit.
     let d = tempfile::tempdir().unwrap();
-    let nii = d.path().join("v.nii");
-    write(&small_hu(), &nii);
+    let nii = small_hu_at(d.path(), "v.nii");
     let out = d.path().join("fine.nii");
     let script =
         format!("ulimit -v 600000; exec '{}' '{}' --spacing 0.01 -o '{}'", bin("vol-resample").display(), nii.display(), out.display());

@@ -67,8 +67,9 @@ impl OutputArgs {
             keep_phi: self.keep_phi,
         }
     }
-    /// Refuse binary output to a terminal before doing any work.
-    pub fn check(&self, input_name: Option<&str>) -> Result<()> {
+    /// Before any work: refuse binary output to a terminal, an output (or one of `also`, the
+    /// tool's other outputs) that would replace one of `inputs`, and a name that asks for no format.
+    pub fn check(&self, inputs: &[&str], also: &[&str]) -> Result<()> {
         let sink = self.sink();
         if sink == Sink::Stdout && std::io::stdout().is_terminal() {
             return Err(usage_error(
@@ -76,7 +77,8 @@ impl OutputArgs {
                 "redirect with `> out.nii`, pipe into the next tool, or pass -o out.nii.gz",
             ));
         }
-        no_clobber(input_name.as_slice(), &[self.output.as_str()])?;
+        let outputs: Vec<&str> = std::iter::once(self.output.as_str()).chain(also.iter().copied()).collect();
+        no_clobber(inputs, &outputs)?;
         ctprep_core::io::output_format(&sink, &self.options()).map_err(crate::core)?;
         Ok(())
     }

@@ -37,13 +37,15 @@ pub fn dicom(data: &[u8], scratch: &Path) {
 /// The own lossless-JPEG decoder: a frame size from the first four bytes, then the stream as a
 /// DICOM fragment carries it (small frames keep runs fast; the stream may claim anything).
 pub fn ljpeg(data: &[u8]) {
-    if data.len() < 4 {
-        return;
-    }
-    let rows = 1 + u16::from_le_bytes([data[0], data[1]]) as usize % 256;
-    let cols = 1 + u16::from_le_bytes([data[2], data[3]]) as usize % 256;
-    let mut out = vec![0u16; rows * cols];
-    let _ = crate::dicom::ljpeg::decode(&data[4..], rows, cols, &mut out);
+    let _ = ljpeg_decode(data);
+}
+
+/// The `ljpeg` target's decode: the frame size from the first four bytes, then the stream.
+pub fn ljpeg_decode(data: &[u8]) -> Result<(), String> {
+    let [a, b, c, d, stream @ ..] = data else { return Err("no frame size".into()) };
+    let rows = 1 + u16::from_le_bytes([*a, *b]) as usize % 256;
+    let cols = 1 + u16::from_le_bytes([*c, *d]) as usize % 256;
+    crate::dicom::ljpeg::decode(stream, rows, cols, &mut vec![0u16; rows * cols]).map_err(|e| format!("{e:?}"))
 }
 
 /// Untrusted volume bytes: NIfTI-1 (plain or gzip, either byte order, extensions) and NPY,

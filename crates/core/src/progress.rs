@@ -21,30 +21,20 @@ pub fn listen(l: Box<dyn Listener>) {
     let _ = LISTENER.set(l);
 }
 
-/// A running task; dropping it finishes it.
-pub struct Task {
-    listener: Option<&'static dyn Listener>,
-}
+/// A running task; dropping it finishes it. Its units are counted with [`advance`], from any
+/// thread and any depth of the computation.
+#[must_use = "the task finishes when this is dropped"]
+pub struct Task;
 
 /// Start a task of `total` units.
 pub fn task(what: &str, total: u64) -> Task {
-    let listener = LISTENER.get().map(|b| &**b);
-    if let Some(l) = listener {
+    if let Some(l) = LISTENER.get() {
         l.start(what, total);
     }
-    Task { listener }
+    Task
 }
 
-impl Task {
-    pub fn advance(&self, n: u64) {
-        if let Some(l) = self.listener {
-            l.advance(n);
-        }
-    }
-}
-
-/// `n` more units of the running task are done: for loops deep inside a computation that
-/// holds no [`Task`] (the one that started it drops it when the work ends).
+/// `n` more units of the running task are done.
 pub fn advance(n: u64) {
     if let Some(l) = LISTENER.get() {
         l.advance(n);
@@ -53,7 +43,7 @@ pub fn advance(n: u64) {
 
 impl Drop for Task {
     fn drop(&mut self) {
-        if let Some(l) = self.listener {
+        if let Some(l) = LISTENER.get() {
             l.finish();
         }
     }

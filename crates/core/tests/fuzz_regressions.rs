@@ -46,22 +46,17 @@ fn every_fuzz_reproducer_now_returns_cleanly() {
 fn refused(target: &str, path: &Path, bytes: &[u8]) -> bool {
     use ctprep_core::io::{ReadOptions, parse_sidecar, read_volume_bytes};
     match target {
-        // Refused by the header scan, or before its pixels are allocated.
-        // Refused by the header scan, before its pixels are allocated, or when read whole.
-        "dicom" => {
-            ctprep_core::dicom::open_header(path).is_err()
-                || ctprep_core::dicom::open_header(path).is_ok_and(|hs| hs.iter().any(|h| h.check_pixels_fit().is_err()))
-                || ctprep_core::dicom::open_full(path).is_err()
-                || ctprep_core::dicom::open_header(path)
-                    .is_ok_and(|hs| hs.iter().any(|h| ctprep_core::dicom::stack::decode_stored(h).is_err()))
-        }
+        // Refused by the header scan, when read whole, or before or while its pixels are decoded.
+        "dicom" => match ctprep_core::dicom::open_header(path) {
+            Err(_) => true,
+            Ok(hs) => {
+                ctprep_core::dicom::open_full(path).is_err()
+                    || hs.iter().any(|h| h.check_pixels_fit().is_err() || ctprep_core::dicom::stack::decode_stored(h).is_err())
+            }
+        },
         "volume" => read_volume_bytes(bytes, path, &ReadOptions::default()).is_err(),
         "sidecar" => parse_sidecar(&String::from_utf8_lossy(bytes)).map_or(true, |(g, _, _)| g.invalid().is_some()),
-        "ljpeg" => {
-            let (rows, cols) =
-                (1 + u16::from_le_bytes([bytes[0], bytes[1]]) as usize % 256, 1 + u16::from_le_bytes([bytes[2], bytes[3]]) as usize % 256);
-            ctprep_core::dicom::ljpeg::decode(&bytes[4..], rows, cols, &mut vec![0u16; rows * cols]).is_err()
-        }
+        "ljpeg" => fuzzing::ljpeg_decode(bytes).is_err(),
         _ => true,
     }
 }

@@ -96,7 +96,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if args.list {
         return list(&args, cx);
     }
-    args.out.check(None)?;
+    args.out.check(&[], &[])?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let mut stacked = stack_inputs(&args.inputs, &args.stack, cx)?;
     cx.stamp(&mut stacked.volume.meta);

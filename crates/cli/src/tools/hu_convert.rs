@@ -71,9 +71,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             "pass --write-fov-mask NEW.nii.gz",
         ));
     }
-    args.out.check(args.input.path_str())?;
-    let outputs: Vec<&str> = std::iter::once(args.out.output.as_str()).chain(args.write_fov_mask.as_deref()).collect();
-    crate::args::no_clobber(args.input.path_str().as_slice(), &outputs)?;
+    args.out.check(args.input.path_str().as_slice(), args.write_fov_mask.as_deref().as_slice())?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let t0 = std::time::Instant::now();
     let vol = if is_dicom_input(&args.input.input) {

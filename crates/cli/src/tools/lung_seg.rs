@@ -73,13 +73,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             format!("to write the masked CT: --write-masked NEW.nii.gz; to mask a CT with an existing mask: vol-normalize CT --mask {f}"),
         ));
     }
-    args.out.check(args.input.path_str())?;
-    let outputs: Vec<&str> = std::iter::once(args.out.output.as_str()).chain(args.write_masked.as_deref()).collect();
-    crate::args::no_clobber(args.input.path_str().as_slice(), &outputs)?;
+    args.out.check(args.input.path_str().as_slice(), args.write_masked.as_deref().as_slice())?;
     crate::args::json_needs_file(args.json, &args.out.output, "mask")?;
-    if args.close < 0.0 || args.dilate < 0.0 {
-        return Err(usage_error("--close and --dilate take a radius in mm >= 0", "e.g. --dilate 5"));
-    }
     let vol = args.input.read(cx)?;
     let method = if args.method == "tutorial" { Method::Tutorial { fill: args.fill && !args.no_fill } } else { Method::Robust };
     let opts = LungOptions { remove_airways: !args.keep_airways, close_mm: args.close, dilate_mm: args.dilate };

@@ -139,11 +139,11 @@ fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool, space: Space) -> 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let output = args.output.clone().unwrap_or_else(|| "-".into());
     let lower = output.to_ascii_lowercase();
-    if let Some(f) = &args.format {
-        let named = [".stl", ".obj"].into_iter().find(|e| lower.ends_with(e));
-        if named.is_some_and(|e| e[1..] != *f) {
+    let named = ["stl", "obj"].into_iter().find(|e| lower.ends_with(&format!(".{e}")));
+    if let (Some(n), Some(f)) = (named, &args.format) {
+        if n != f {
             return Err(usage_error(
-                format!("the name '{output}' says {}, --format says {f}", &named.unwrap_or_default()[1..]),
+                format!("the name '{output}' says {n}, --format says {f}"),
                 "drop --format, or name the file after the format",
             ));
         }

@@ -88,6 +88,13 @@ pub struct Args {
 
 crate::tool_args!(Args);
 
+impl Args {
+    /// What to do with a mask on another grid than its volume.
+    fn mask_policy(&self) -> OtherGrid {
+        if self.mask_resample { OtherGrid::Resample } else { OtherGrid::Refuse }
+    }
+}
+
 fn bounds(args: &Args) -> Result<(f64, f64)> {
     if let Some(r) = args.range {
         return Ok(r);
@@ -127,9 +134,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         ));
     }
     let input = InputArgs { input: args.inputs[0].clone(), npy_spacing: args.npy_spacing };
-    args.out.check(input.path_str())?;
     let inputs: Vec<&str> = input.path_str().into_iter().chain(args.mask.as_deref()).chain(args.stats.as_deref()).collect();
-    crate::args::no_clobber(&inputs, &[&args.out.output])?;
+    args.out.check(&inputs, &[])?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = input.read(cx)?;
     let (mut min, mut max) = bounds(&args)?;
@@ -149,7 +155,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         mean = Some(p.sum / p.count.max(1) as f64);
         cx.warn(format!("per-image mean {:.6} subtracted (--force)", mean.unwrap_or(0.0)));
     }
-    let policy = if args.mask_resample { OtherGrid::Resample } else { OtherGrid::Refuse };
+    let policy = args.mask_policy();
     let mask = match &args.mask {
         Some(m) => {
             let (mask, note) = read_mask(m, &vol, policy)?;
@@ -208,14 +214,14 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
     if args.inputs.iter().any(|i| i == "-") {
         return Err(usage_error("--fit reads files, not stdin", "list the volumes: `vol-normalize --fit out/*/hu.nii.gz -o stats.json`"));
     }
-    let policy = if args.mask_resample { OtherGrid::Resample } else { OtherGrid::Refuse };
+    let policy = args.mask_policy();
     // Volumes are read one per thread at a time: memory stays at about two volumes.
-    let progress = ctprep_core::progress::task("fitting (volumes)", args.inputs.len() as u64);
+    let _progress = ctprep_core::progress::task("fitting (volumes)", args.inputs.len() as u64);
     let parts: Vec<Result<(ctprep_core::normalize::Part, Option<String>)>> = args
         .inputs
         .par_iter()
         .map(|name| -> Result<_> {
-            let _done = Advance(&progress);
+            let _done = Advance;
             let v = read_volume(&Source::parse(name), &ReadOptions { npy_spacing: args.npy_spacing }).map_err(crate::core)?.volume;
             let (mask, note) = match &args.mask_suffix {
                 Some(suf) => {
@@ -227,19 +233,20 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
             Ok((fit_part(name, &v, mask.as_ref(), min, max).map_err(crate::core)?, note))
         })
         .collect();
-    let mut kept = Vec::with_capacity(parts.len());
-    for p in parts {
-        let (mut part, note) = p?;
-        if let Some(n) = note {
-            cx.warn(n);
-        }
-        // Folder names in a dataset are often patients' names or IDs (docs/formats.md).
-        if !args.out.keep_phi {
-            part.name = ctprep_core::meta::anonymize_path(&part.name, false);
-        }
-        kept.push(part);
-    }
-    let parts = kept;
+    let parts = parts
+        .into_iter()
+        .map(|p| {
+            let (mut part, note) = p?;
+            if let Some(n) = note {
+                cx.warn(n);
+            }
+            // Folder names in a dataset are often patients' names or IDs (docs/formats.md).
+            if !args.out.keep_phi {
+                part.name = ctprep_core::meta::anonymize_path(&part.name, false);
+            }
+            Ok(part)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let stats = DatasetStats::from_parts(&parts, min, max, args.mask_suffix.is_some()).map_err(crate::core)?;
     cx.info(format!("fitted {} volume(s), {} voxels: mean {:.6}, std {:.6}", parts.len(), stats.count, stats.mean, stats.std));
     let json = serde_json::to_string_pretty(&stats)? + "\n";
@@ -253,10 +260,10 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
 }
 
 /// Counts one unit of progress when dropped, so failed volumes count too.
-struct Advance<'a>(&'a ctprep_core::progress::Task);
-impl Drop for Advance<'_> {
+struct Advance;
+impl Drop for Advance {
     fn drop(&mut self) {
-        self.0.advance(1);
+        ctprep_core::progress::advance(1);
     }
 }
 

@@ -68,9 +68,8 @@ pub struct Args {
 crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
-    args.out.check(args.input.path_str())?;
     let inputs: Vec<&str> = args.input.path_str().into_iter().chain(args.like.as_deref()).collect();
-    crate::args::no_clobber(&inputs, &[&args.out.output])?;
+    args.out.check(&inputs, &[])?;
     crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = args.input.read(cx)?;
     let target = if let Some(r) = &args.like {

@@ -2,6 +2,36 @@
 //! own header so that a stream claiming 65535 x 65535 is refused before a decoder allocates for
 //! it: a hostile file can make every decoder thread ask for gigabytes.
 
+use super::SliceHeader;
+use crate::error::{Error, Result};
+
+/// Before a decoder sees a compressed frame: JPEG-family frames must say the header's size, RLE
+/// frames must unpack to it (fragments as dicom-object gives them, for slice `h`).
+pub fn check_fragments(h: &SliceHeader, fragments: &[impl AsRef<[u8]>]) -> Result<()> {
+    let damaged = |msg: String, hint: &str| Error::bad_input(msg).with_path(&h.path).with_hint(hint);
+    let ts = h.transfer_syntax.as_str();
+    if ts == "1.2.840.10008.1.2.5" {
+        // RLE: one fragment per frame, one segment per byte of each sample.
+        let frag = fragments.get(h.frame as usize).ok_or_else(|| {
+            damaged(format!("RLE pixel data has no fragment for frame {}", h.frame + 1), "the file is damaged: re-copy or re-export it")
+        })?;
+        let segments = usize::from(h.samples_per_pixel.max(1)) * usize::from(h.bits_allocated).div_ceil(8);
+        check_rle(frag.as_ref(), segments, h.rows as usize * h.columns as usize)
+            .map_err(|why| damaged(format!("corrupt RLE pixel data: {why}"), "the file is damaged: re-copy or re-export it"))?;
+    }
+    if ts.starts_with("1.2.840.10008.1.2.4.") {
+        for (r, c) in fragments.iter().filter_map(|f| dims(f.as_ref())) {
+            if (r, c) != (h.rows, h.columns) {
+                return Err(damaged(
+                    format!("the compressed stream says {r} x {c} pixels, the header {} x {}", h.rows, h.columns),
+                    "the pixel data does not belong to this header: the file is damaged",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// (rows, columns) from a JPEG family SOF marker (baseline, extended, lossless, JPEG-LS) or a
 /// JPEG 2000 SIZ marker; `None` for anything else (RLE, unknown, too short).
 pub fn dims(stream: &[u8]) -> Option<(u32, u32)> {
@@ -47,7 +77,7 @@ pub fn dims(stream: &[u8]) -> Option<(u32, u32)> {
 /// Check an RLE Lossless frame (DICOM PS3.5 Annex G) before the decoder sees it: the segment
 /// count and offsets must fit the fragment, and every segment must unpack (PackBits) to at least
 /// `pixels` bytes. (Found by fuzzing: a short segment made the decoder index past its buffer.)
-pub fn check_rle(frame: &[u8], segments_expected: usize, pixels: usize) -> Result<(), String> {
+pub fn check_rle(frame: &[u8], segments_expected: usize, pixels: usize) -> std::result::Result<(), String> {
     let le32 = |i: usize| frame.get(4 * i..4 * i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     let n = le32(0).ok_or("the RLE header is cut short")?;
     if n != segments_expected || n == 0 || n > 15 {

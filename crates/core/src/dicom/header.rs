@@ -190,19 +190,23 @@ fn check_pixel_claim(obj: &DefaultDicomObject, path: &Path, file_len: Option<u64
         }
     }
     let samples = get_i64(obj, tag(0x0028, 0x0002)).unwrap_or(1).clamp(1, 4) as u64;
-    let bytes = (get_i64(obj, tag(0x0028, 0x0100)).unwrap_or(16).clamp(1, 64) as u64).div_ceil(8);
-    let claimed = [cols as u64, samples, bytes, frames as u64].iter().try_fold(rows as u64, |a, &b| a.checked_mul(b)).unwrap_or(u64::MAX);
-    crate::io::check_claim(path, "the image", claimed, None)
+    let bits = get_i64(obj, tag(0x0028, 0x0100)).unwrap_or(16).clamp(1, 64) as u64;
+    crate::io::check_claim(path, "the image", pixel_bytes(rows as u64, cols as u64, samples, bits, frames as u64), None)
+}
+
+/// Bytes of pixel data a header claims, in checked arithmetic (`u64::MAX` when it overflows).
+fn pixel_bytes(rows: u64, cols: u64, samples: u64, bits_allocated: u64, frames: u64) -> u64 {
+    [cols, samples.max(1), bits_allocated.clamp(1, 64).div_ceil(8), frames]
+        .iter()
+        .try_fold(rows, |a, &b| a.checked_mul(b))
+        .unwrap_or(u64::MAX)
 }
 
 impl SliceHeader {
     /// Bytes of pixel data the header claims for its whole file.
     fn claimed_bytes(&self) -> u64 {
-        let bytes = u64::from(self.bits_allocated.clamp(1, 64)).div_ceil(8);
-        [u64::from(self.columns), u64::from(self.samples_per_pixel.max(1)), bytes, u64::from(self.frames_in_file)]
-            .iter()
-            .try_fold(u64::from(self.rows), |a, &b| a.checked_mul(b))
-            .unwrap_or(u64::MAX)
+        let [r, c, s, b, f] = [self.rows, self.columns, self.samples_per_pixel.into(), self.bits_allocated.into(), self.frames_in_file];
+        pixel_bytes(r.into(), c.into(), s.into(), b.into(), f.into())
     }
 
     /// Before pixels are allocated for this slice: stored uncompressed, its file must hold every

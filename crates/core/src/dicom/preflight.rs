@@ -113,22 +113,12 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
             ITEM_END | SEQ_END => {
                 open.pop();
             }
-            PIXEL_DATA if open.is_empty() => {
-                // A header scan stops here. Read whole, the pixel data (its fragments, when
-                // encapsulated) and whatever follows it must fit the file too. (Found by fuzzing:
-                // a length of 0xFFFFFFFD, and an element after the pixels claiming 2.6 GB.)
-                if !whole {
-                    return Ok(());
-                }
-                if len != UNDEFINED {
-                    if r.pos.saturating_add(u64::from(len)) > file_len {
-                        return Err(too_long(path, tag, len, file_len));
-                    }
-                    if r.skip(u64::from(len)).is_none() {
-                        return Ok(());
-                    }
-                    continue;
-                }
+            // A header scan stops at the pixel data. Read whole, it and whatever follows it must
+            // fit the file too (found by fuzzing: a length of 0xFFFFFFFD, and an element after
+            // the pixels claiming 2.6 GB).
+            PIXEL_DATA if open.is_empty() && !whole => return Ok(()),
+            // Encapsulated pixels (an icon image's too): fragments, not elements.
+            PIXEL_DATA if len == UNDEFINED => {
                 if !fragments_fit(r, syntax, file_len, path)? {
                     return Ok(());
                 }
@@ -140,12 +130,7 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
                     Syntax::ImplicitLe => len == UNDEFINED || implicit_is_sequence(tag),
                     _ => vr == *b"SQ" || len == UNDEFINED,
                 };
-                if tag == PIXEL_DATA && len == UNDEFINED {
-                    // Encapsulated pixels inside an item (an icon image): fragments, not elements.
-                    if !fragments_fit(r, syntax, file_len, path)? {
-                        return Ok(());
-                    }
-                } else if is_sequence {
+                if is_sequence {
                     open.push((len != UNDEFINED).then(|| r.pos + u64::from(len)));
                 } else {
                     if r.pos.saturating_add(u64::from(len)) > file_len {

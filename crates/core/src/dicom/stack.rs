@@ -125,7 +125,7 @@ pub fn scan(files: &[PathBuf]) -> Scan {
         .par_iter()
         .map(|p| {
             let r = (p.clone(), open_header(p));
-            progress.advance(1);
+            crate::progress::advance(1);
             r
         })
         .collect();
@@ -383,11 +383,11 @@ fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
         h.check_pixels_fit()?;
     }
     let mut vol = Array3::<T>::default((nz, ny, nx));
-    let progress = crate::progress::task("decoding slices", nz as u64);
+    let _progress = crate::progress::task("decoding slices", nz as u64);
     vol.axis_iter_mut(Axis(0)).into_par_iter().zip(o.slices.par_iter()).try_for_each(|(mut slab, h)| -> Result<()> {
         let out = slab.as_slice_mut().expect("standard layout");
         decode_stored_into(h, out)?;
-        progress.advance(1);
+        crate::progress::advance(1);
         Ok(())
     })?;
     Ok(vol)
@@ -444,33 +444,8 @@ fn decode_checked<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
             }
         }
     }
-    let jpeg_family = ts.starts_with("1.2.840.10008.1.2.4.");
     if let Ok(Value::PixelSequence(ps)) = obj.element(dicom_dictionary_std::tags::PIXEL_DATA).map(|e| e.value()) {
-        if ts == "1.2.840.10008.1.2.5" {
-            // RLE: one fragment per frame, one segment per byte of each sample.
-            let frag = ps
-                .fragments()
-                .get(h.frame as usize)
-                .ok_or_else(|| Error::bad_input(format!("RLE pixel data has no fragment for frame {}", h.frame + 1)).with_path(&h.path))?;
-            let segments = usize::from(h.samples_per_pixel.max(1)) * usize::from(h.bits_allocated).div_ceil(8);
-            super::codestream::check_rle(frag, segments, h.rows as usize * h.columns as usize).map_err(|why| {
-                Error::bad_input(format!("corrupt RLE pixel data: {why}"))
-                    .with_path(&h.path)
-                    .with_hint("the file is damaged: re-copy or re-export it")
-            })?;
-        }
-        for frag in ps.fragments().iter().filter(|_| jpeg_family) {
-            if let Some((r, c)) = super::codestream::dims(frag) {
-                if (r, c) != (h.rows, h.columns) {
-                    return Err(Error::bad_input(format!(
-                        "the compressed stream says {r} x {c} pixels, the header {} x {}",
-                        h.rows, h.columns
-                    ))
-                    .with_path(&h.path)
-                    .with_hint("the pixel data does not belong to this header: the file is damaged"));
-                }
-            }
-        }
+        super::codestream::check_fragments(h, ps.fragments())?;
     }
     let decoded = if h.frames_in_file > 1 { obj.decode_pixel_data_frame(h.frame) } else { obj.decode_pixel_data() }.map_err(|e| {
         let msg = super::error_chain(&e);

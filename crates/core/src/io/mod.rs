@@ -230,12 +230,11 @@ pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
             if !is_npy {
                 return read_from(BufReader::with_capacity(1 << 20, f), p, len, opts);
             }
-            let mut counted = ChecksumReader { inner: f, bytes: 0, crc: crc32fast::Hasher::new() };
+            let mut counted = Checksum::new(f);
             let mut loaded = read_from(BufReader::with_capacity(1 << 20, &mut counted), p, len, opts)?;
             // Whatever the array left unread (nothing, in a well-formed file) still counts.
             io::copy(&mut counted, &mut io::sink()).map_err(|e| Error::io("cannot read", p, e))?;
-            let read = DataFile { name: String::new(), bytes: counted.bytes, crc32: format!("{:08x}", counted.crc.finalize()) };
-            npy::apply_sidecar(&mut loaded, p, opts, Some(&read))?;
+            npy::apply_sidecar(&mut loaded, p, opts, Some(&counted.data_file(String::new())))?;
             Ok(loaded)
         }
     }
@@ -250,28 +249,29 @@ pub fn read_volume_bytes(bytes: &[u8], name: &Path, opts: &ReadOptions) -> Resul
 /// Open an input file. A named pipe is opened without waiting for a writer (`open` would block
 /// forever if none comes); reading it then blocks as usual, or ends at once with "empty input".
 fn open_input(p: &Path) -> Result<File> {
-    #[cfg(target_os = "linux")]
-    if std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f =
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(p).map_err(|e| Error::io("cannot open", p, e))?;
-        set_blocking(&f);
-        return Ok(f);
-    }
-    File::open(p).map_err(|e| Error::io("cannot open", p, e))
+    open_waitless(p, std::fs::OpenOptions::new().read(true)).map_err(|e| Error::io("cannot open", p, e))
 }
 
-/// Clear O_NONBLOCK: only the open was meant not to wait.
-#[cfg(target_os = "linux")]
-fn set_blocking(f: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fcntl on a descriptor we own; failure leaves it non-blocking, which reads report.
-    unsafe {
-        let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+/// Open `p`; a named pipe without waiting for the other end (O_NONBLOCK for the open only: the
+/// reads and writes after it block as usual). Opening a pipe for writing with no reader then
+/// fails at once with ENXIO instead of hanging.
+fn open_waitless(p: &Path, opts: &mut std::fs::OpenOptions) -> io::Result<File> {
+    #[cfg(target_os = "linux")]
+    if std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = opts.custom_flags(libc::O_NONBLOCK).open(p)?;
+        // SAFETY: fcntl on a descriptor we own; a failure leaves it non-blocking, and a read or
+        // write then reports EAGAIN, which the callers name.
+        unsafe {
+            let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
         }
+        return Ok(f);
     }
+    opts.open(p)
 }
 
 fn read_from<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &ReadOptions) -> Result<Loaded> {
@@ -432,13 +432,9 @@ fn write_encoded(
                 if !with_sidecar {
                     return encode(w);
                 }
-                let mut c = Checksummed { inner: w, bytes: 0, crc: crc32fast::Hasher::new() };
+                let mut c = Checksum::new(w);
                 encode(&mut c)?;
-                sum = DataFile {
-                    name: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                    bytes: c.bytes,
-                    crc32: format!("{:08x}", c.crc.finalize()),
-                };
+                sum = c.data_file(p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
                 Ok(())
             })?;
             let side_tmp = match with_sidecar {
@@ -488,14 +484,14 @@ pub fn write_f32_planes(
     let format = output_format(sink, opts)?;
     check_f16(format, opts)?;
     let [nz, ny, nx] = header.shape;
-    let anon = (!opts.keep_phi).then(|| header.meta.anonymized());
-    let header = Header { dtype: crate::volume::DType::F32, meta: anon.as_ref().unwrap_or(header.meta), ..*header };
     if format == Format::NiftiGz {
         let mut a = ndarray::Array3::<f32>::zeros((nz, ny, nx));
         fill(0, a.as_slice_mut().expect("standard layout"))?;
         let vol = Volume { data: crate::volume::VolumeData::F32(a), geometry: header.geometry.clone(), meta: header.meta.clone() };
         return write_volume(&vol, sink, opts);
     }
+    let anon = (!opts.keep_phi).then(|| header.meta.anonymized());
+    let header = Header { dtype: crate::volume::DType::F32, meta: anon.as_ref().unwrap_or(header.meta), ..*header };
     let plane = ny * nx;
     let per_slab = ((4 << 20) / (4 * plane.max(1))).clamp(1, nz.max(1));
     let io = |e| Error::io("cannot write", Path::new(""), e);
@@ -541,18 +537,32 @@ pub struct DataFile {
     pub crc32: String,
 }
 
-/// A writer that counts and checksums what passes through.
-struct Checksummed<'a> {
-    inner: &'a mut dyn Write,
+/// A reader or writer that counts and checksums the bytes passing through: a volume file as it
+/// is written (for its sidecar) or read (checked against its sidecar).
+struct Checksum<T> {
+    inner: T,
     bytes: u64,
     crc: crc32fast::Hasher,
 }
 
-impl Write for Checksummed<'_> {
+impl<T> Checksum<T> {
+    fn new(inner: T) -> Self {
+        Checksum { inner, bytes: 0, crc: crc32fast::Hasher::new() }
+    }
+    fn count(&mut self, buf: &[u8]) {
+        self.crc.update(buf);
+        self.bytes += buf.len() as u64;
+    }
+    /// What passed through, as a sidecar names it.
+    fn data_file(&self, name: String) -> DataFile {
+        DataFile { name, bytes: self.bytes, crc32: format!("{:08x}", self.crc.clone().finalize()) }
+    }
+}
+
+impl<W: Write> Write for Checksum<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.crc.update(&buf[..n]);
-        self.bytes += n as u64;
+        self.count(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -560,18 +570,10 @@ impl Write for Checksummed<'_> {
     }
 }
 
-/// A reader that counts and checksums what it reads (an NPY checked against its sidecar).
-pub(crate) struct ChecksumReader<R> {
-    pub inner: R,
-    pub bytes: u64,
-    pub crc: crc32fast::Hasher,
-}
-
-impl<R: Read> Read for ChecksumReader<R> {
+impl<R: Read> Read for Checksum<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.crc.update(&buf[..n]);
-        self.bytes += n as u64;
+        self.count(&buf[..n]);
         Ok(n)
     }
 }
@@ -790,24 +792,19 @@ fn write_in_place(p: &Path, encode: impl FnOnce(&mut dyn Write) -> Result<()>) -
     w.flush().map_err(|e| Error::io("cannot write", p, e))
 }
 
-/// A device or named pipe for writing. A pipe nobody reads would block the open forever: opened
-/// without waiting, it fails at once (ENXIO) and says so.
+/// Linux's "no such device or address": a named pipe opened for writing with no reader.
+const ENXIO: i32 = 6;
+
+/// A device or named pipe for writing; a pipe nobody reads is said so at once.
 fn open_in_place(p: &Path) -> Result<File> {
-    #[cfg(target_os = "linux")]
-    if std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(p).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                Error::io("no process is reading the named pipe", p, e)
-                    .with_hint("start the reader first (`cat FIFO > out &`), or write to a file")
-            } else {
-                Error::io("cannot open for writing", p, e)
-            }
-        })?;
-        set_blocking(&f);
-        return Ok(f);
-    }
-    std::fs::OpenOptions::new().write(true).open(p).map_err(|e| Error::io("cannot open for writing", p, e))
+    open_waitless(p, std::fs::OpenOptions::new().write(true)).map_err(|e| {
+        if cfg!(target_os = "linux") && e.raw_os_error() == Some(ENXIO) {
+            Error::io("no process is reading the named pipe", p, e)
+                .with_hint("start the reader first (`cat FIFO > out &`), or write to a file")
+        } else {
+            Error::io("cannot open for writing", p, e)
+        }
+    })
 }
 
 /// Rename a finished temporary into place with the usual permissions of a new file.

@@ -287,10 +287,10 @@ impl Mesh {
         // next pass re-costs them.
         let mut alive = faces_before;
         let mut moved = vec![0u32; nv];
-        let progress = crate::progress::task("decimating (faces removed)", (faces_before - target) as u64);
+        let _progress = crate::progress::task("decimating (faces removed)", (faces_before - target) as u64);
         let mut reported = alive;
         while alive > target {
-            progress.advance((reported - alive) as u64);
+            crate::progress::advance((reported - alive) as u64);
             reported = alive;
             let pass = report.passes as u32 + 1;
             let st_ref = &st;
