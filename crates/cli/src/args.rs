@@ -2,11 +2,11 @@
 
 use crate::{Cx, usage_error};
 use anyhow::Result;
-use clap::Args;
-use ctprep_core::dicom::stack::SeriesSelect;
+use clap::{Args, ValueEnum};
+use ctprep_core::dicom::SeriesSelect;
 use ctprep_core::dicom::{GapPolicy, StackOptions, TiltPolicy};
 use ctprep_core::io::{Format, Loaded, ReadOptions, Sink, Source, WriteOptions};
-use ctprep_core::volume::Volume;
+use ctprep_core::volume::{DType, Volume};
 use std::io::IsTerminal;
 
 /// -q / -v and the hidden --generate.
@@ -18,7 +18,7 @@ pub struct CommonArgs {
     /// Explain what was inferred and chosen (repeat for more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Generate a man page or shell completion script on stdout (man, bash, zsh, fish)
+    /// Generate a man page or shell completion script on stdout (man, bash, zsh, fish, elvish, powershell)
     #[arg(long, hide = true, value_name = "WHAT")]
     pub generate: Option<String>,
 }
@@ -48,6 +48,9 @@ pub struct OutputArgs {
     /// are removed or hashed, as dcm2niix does)
     #[arg(long)]
     pub keep_phi: bool,
+    /// Print a JSON summary on stdout (needs -o FILE)
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -68,7 +71,8 @@ impl OutputArgs {
         }
     }
     /// Before any work: refuse binary output to a terminal, an output (or one of `also`, the
-    /// tool's other outputs) that would replace one of `inputs`, and a name that asks for no format.
+    /// tool's other outputs) that would replace one of `inputs`, a name that asks for no format,
+    /// and --json with the output on stdout.
     pub fn check(&self, inputs: &[&str], also: &[&str]) -> Result<()> {
         let sink = self.sink();
         if sink == Sink::Stdout && std::io::stdout().is_terminal() {
@@ -77,15 +81,26 @@ impl OutputArgs {
                 "redirect with `> out.nii`, pipe into the next tool, or pass -o out.nii.gz",
             ));
         }
+        if self.json && sink == Sink::Stdout {
+            return Err(usage_error("--json needs the output in a file", "add -o FILE; stdout then carries the JSON summary"));
+        }
         let outputs: Vec<&str> = std::iter::once(self.output.as_str()).chain(also.iter().copied()).collect();
         no_clobber(inputs, &outputs)?;
-        ctprep_core::io::output_format(&sink, &self.options()).map_err(crate::core)?;
+        ctprep_core::io::output_format(&sink, &self.options())?;
+        Ok(())
+    }
+    /// With --json, the run's summary on stdout (built only then).
+    pub fn summary<S: serde::Serialize>(&self, make: impl FnOnce() -> S) -> Result<()> {
+        if self.json {
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&make())?)?;
+        }
         Ok(())
     }
     /// Write the volume, log where it went.
     pub fn write(&self, cx: &Cx, vol: &Volume) -> Result<()> {
         let sink = self.sink();
-        let fmt = ctprep_core::io::write_volume(vol, &sink, &self.options()).map_err(crate::core)?;
+        let fmt = ctprep_core::io::write_volume(vol, &sink, &self.options())?;
         if fmt == Format::Npy && sink == Sink::Stdout {
             cx.warn("NPY on stdout carries no geometry; use NIfTI on pipes or -o FILE.npy for a sidecar");
         }
@@ -127,8 +142,7 @@ impl InputArgs {
                 format!("pass a file, or pipe a volume in (`dcm-stack DIR | {}`)", cx.tool),
             ));
         }
-        let Loaded { volume, warnings, .. } =
-            ctprep_core::io::read_volume(&src, &ReadOptions { npy_spacing: self.npy_spacing }).map_err(crate::core)?;
+        let Loaded { volume, warnings, .. } = ctprep_core::io::read_volume(&src, &ReadOptions { npy_spacing: self.npy_spacing })?;
         for w in warnings {
             cx.warn(w);
         }
@@ -226,14 +240,6 @@ pub fn check_output_name(path: &str, endings: &[&str], flag: &str) -> Result<()>
     ))
 }
 
-/// `--json` puts the summary on stdout, so the artifact must go to a file.
-pub fn json_needs_file(json: bool, output: &str, what: &str) -> Result<()> {
-    if json && output == "-" {
-        return Err(usage_error(format!("--json needs the {what} in a file"), "add -o FILE; stdout then carries the JSON summary"));
-    }
-    Ok(())
-}
-
 /// Parse `A` or `X,Y,Z` (mm) into (x, y, z).
 pub fn parse_spacing3(s: &str) -> Result<[f64; 3], String> {
     let v: Vec<f64> =
@@ -285,23 +291,65 @@ pub struct StackArgs {
     #[arg(long, value_name = "WHICH", default_value = "largest")]
     pub series: String,
     /// Irregular spacing or missing slices: resample (to the median spacing), keep, or error
-    #[arg(long, value_name = "POLICY", default_value = "resample", value_parser = ["resample", "keep", "error"])]
-    pub on_gap: String,
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnGap::Resample)]
+    pub on_gap: OnGap,
     /// Gantry tilt: correct (shift slices onto an orthogonal grid) or keep (sheared geometry)
-    #[arg(long, value_name = "POLICY", default_value = "correct", value_parser = ["correct", "keep"])]
-    pub tilt: String,
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = Tilt::Correct)]
+    pub tilt: Tilt,
 }
 
 impl StackArgs {
     pub fn options(&self) -> StackOptions {
         StackOptions {
             select: SeriesSelect::parse(&self.series),
-            on_gap: match self.on_gap.as_str() {
-                "keep" => GapPolicy::Keep,
-                "error" => GapPolicy::Error,
-                _ => GapPolicy::Resample,
+            on_gap: match self.on_gap {
+                OnGap::Resample => GapPolicy::Resample,
+                OnGap::Keep => GapPolicy::Keep,
+                OnGap::Error => GapPolicy::Error,
             },
-            tilt: if self.tilt == "keep" { TiltPolicy::Keep } else { TiltPolicy::Correct },
+            tilt: match self.tilt {
+                Tilt::Correct => TiltPolicy::Correct,
+                Tilt::Keep => TiltPolicy::Keep,
+            },
+        }
+    }
+}
+
+/// `--on-gap`: what to do with irregular spacing or missing slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnGap {
+    Resample,
+    Keep,
+    Error,
+}
+
+/// `--tilt`: what to do with a gantry tilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tilt {
+    Correct,
+    Keep,
+}
+
+/// `--dtype` of a volume output; each tool lists the ones it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutDType {
+    U8,
+    I16,
+    U16,
+    I32,
+    F32,
+    F64,
+}
+
+impl From<OutDType> for DType {
+    fn from(d: OutDType) -> DType {
+        match d {
+            OutDType::U8 => DType::U8,
+            OutDType::I16 => DType::I16,
+            OutDType::U16 => DType::U16,
+            OutDType::I32 => DType::I32,
+            OutDType::F32 => DType::F32,
+            OutDType::F64 => DType::F64,
         }
     }
 }

@@ -9,6 +9,7 @@
 #[cfg(target_os = "linux")]
 mod alloc;
 pub mod args;
+pub mod stacking;
 pub mod tools;
 
 #[cfg(target_os = "linux")]
@@ -53,12 +54,11 @@ pub struct Cx {
     pub tool: &'static str,
     pub verbosity: i8,
     pub args: Vec<String>,
-    warned: std::cell::Cell<usize>,
 }
 
 impl Cx {
     pub fn new(tool: &'static str, verbosity: i8) -> Self {
-        Cx { tool, verbosity, args: std::env::args().skip(1).collect(), warned: 0.into() }
+        Cx { tool, verbosity, args: std::env::args().skip(1).collect() }
     }
     /// Normal progress messages (hidden by -q).
     pub fn info(&self, msg: impl AsRef<str>) {
@@ -79,13 +79,9 @@ impl Cx {
     }
     /// Warnings (hidden only by -q).
     pub fn warn(&self, msg: impl AsRef<str>) {
-        self.warned.set(self.warned.get() + 1);
         if self.verbosity >= 0 {
             eprintln!("{}: warning: {}", self.tool, msg.as_ref());
         }
-    }
-    pub fn warnings_emitted(&self) -> usize {
-        self.warned.get()
     }
     /// Record this run in a volume's provenance.
     pub fn stamp(&self, meta: &mut ctprep_core::Meta) {
@@ -285,17 +281,4 @@ fn generate(mut cmd: clap::Command, what: &str) -> ExitCode {
             ExitCode::from(exit::USAGE)
         }
     }
-}
-
-/// Current version string, for `--version` and provenance.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Make clap parse a tool's args from a list (for tests).
-pub fn parse_from<A: Parser>(args: &[&str]) -> Result<A, clap::Error> {
-    A::try_parse_from(args)
-}
-
-/// Core errors converted for `?` in tools.
-pub fn core(e: CoreError) -> anyhow::Error {
-    anyhow::Error::new(e)
 }

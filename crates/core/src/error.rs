@@ -111,14 +111,3 @@ impl std::error::Error for Error {
         self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
-
-/// Attach a path to errors from a fallible step.
-pub trait ResultExt<T> {
-    fn at(self, path: &Path) -> Result<T>;
-}
-
-impl<T> ResultExt<T> for Result<T> {
-    fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|e| e.with_path(path))
-    }
-}

@@ -4,7 +4,8 @@
 //! bound; `roundtrip` also asserts what it checks.
 #![doc(hidden)]
 
-use crate::dicom::stack::{decode_stored, file_volume, pixel_stats};
+use crate::dicom::decode::decode_stored;
+use crate::dicom::single::{file_volume, pixel_stats};
 use crate::dicom::{StackOptions, group_series, inspect, open_full, open_header, stack_series};
 use crate::geometry::Geometry;
 use crate::io::{ReadOptions, nifti, npy, parse_sidecar, read_volume_bytes, sidecar_json};

@@ -66,7 +66,7 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
         _ => {}
     }
     let rescale = if vol.meta.kind == Kind::Hu { Rescale::IDENTITY } else { vol.meta.rescale.unwrap_or(Rescale::IDENTITY) };
-    let nan_padding = vol.meta.extra.get("padding_as_nan").and_then(|v| v.as_bool()).unwrap_or(false);
+    let nan_padding = vol.meta.padding_as_nan;
     let (padding, mut rule) = match (&vol.meta.padding, vol.meta.kind) {
         (_, Kind::Hu) => (None, if nan_padding { "NaN voxels (per-slice rescale)".to_string() } else { "none".to_string() }),
         (Some(p), _) => {
@@ -129,7 +129,7 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
     meta.kind = Kind::Hu;
     meta.rescale = None;
     meta.padding = None;
-    meta.extra.remove("padding_as_nan");
+    meta.padding_as_nan = false;
     meta.extra.insert("hu".into(), serde_json::json!({ "air": air, "padded_voxels": padded, "padding_rule": rule, "rescale": rescale }));
     let volume = Volume { data, geometry, meta };
     warnings.extend(plausibility(&tally));

@@ -11,6 +11,7 @@
 
 pub mod dicom;
 pub mod error;
+pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod geometry;

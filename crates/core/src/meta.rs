@@ -30,6 +30,12 @@ pub struct Rescale {
     pub intercept: f64,
 }
 
+impl Default for Rescale {
+    fn default() -> Self {
+        Rescale::IDENTITY
+    }
+}
+
 impl Rescale {
     pub const IDENTITY: Rescale = Rescale { slope: 1.0, intercept: 0.0 };
     pub fn is_identity(&self) -> bool {
@@ -132,6 +138,10 @@ pub struct Meta {
     pub rescale: Option<Rescale>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub padding: Option<Padding>,
+    /// Padding already turned into NaN (a series whose rescale varies per slice is stacked as
+    /// float real values); hu-convert then treats NaN as padding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub padding_as_nan: bool,
     /// Display window (centre, width) in the volume's own units: HU for CT, [0, 1] minus the
     /// mean for a normalized volume (written as the NIfTI cal_min/cal_max).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@
 //! orientation, `--orient`) use a general per-voxel path.
 
 use crate::error::{Error, Result};
+use crate::filter::gaussian_smooth;
 use crate::geometry::{Geometry, Mat3, inv3};
 use crate::meta::Kind;
 use crate::volume::{DType, Volume, VolumeData, Voxel};
@@ -750,41 +751,6 @@ fn bspline3_prefilter_lanes<const L: usize>(c: &mut [[f64; L]], ends: Ends) {
         for k in 0..L {
             c[i][k] = z * (next[k] - c[i][k]);
         }
-    }
-}
-
-/// Separable Gaussian smoothing, sigma per axis (x, y, z) in voxels, edges replicated.
-pub fn gaussian_smooth(f: &mut ndarray::ArrayViewMut3<f32>, sigma_xyz: [f64; 3]) {
-    for (k, &s) in sigma_xyz.iter().enumerate() {
-        if s <= 0.01 {
-            continue;
-        }
-        let axis = 2 - k;
-        let r = (4.0 * s).ceil() as i64;
-        let mut kern: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp()).collect();
-        let sum: f64 = kern.iter().sum();
-        kern.iter_mut().for_each(|v| *v /= sum);
-        let n = f.shape()[axis] as i64;
-        let kern: Vec<f32> = kern.iter().map(|&k| k as f32).collect();
-        let lanes: Vec<_> = f.lanes_mut(Axis(axis)).into_iter().collect();
-        lanes.into_par_iter().for_each_init(
-            || vec![0f32; n as usize + 2 * r as usize],
-            |buf, mut lane| {
-                // Edge-replicated copy of the lane, then a plain dot product per output.
-                let first = lane[0];
-                let last = lane[n as usize - 1];
-                for i in 0..r as usize {
-                    buf[i] = first;
-                    buf[r as usize + n as usize + i] = last;
-                }
-                for (i, v) in lane.iter().enumerate() {
-                    buf[r as usize + i] = *v;
-                }
-                for (i, o) in lane.iter_mut().enumerate() {
-                    *o = buf[i..i + kern.len()].iter().zip(&kern).map(|(a, b)| a * b).sum();
-                }
-            },
-        );
     }
 }
 

@@ -10,7 +10,37 @@ use ctprep_core::io::{Sink, WriteOptions, sidecar_json, write_volume};
 use ctprep_core::meta::{Kind, Meta};
 use ctprep_core::volume::{Volume, VolumeData};
 use ndarray::Array3;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts live heap bytes and their peak, so a reproducer of an out-of-memory finding fails
+/// here when a claim is allocated again (the process would not abort: it has the memory).
+struct Peak;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for Peak {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is the system allocator's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: `p` came from `alloc` above with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Peak = Peak;
+
+/// What the fuzzing processes allow (scripts/fuzz.sh: CTPREP_MAX_BYTES = 64 MiB), with room for
+/// the parser's own buffers: no reproducer may come near libFuzzer's 2 GiB limit again.
+const PEAK_LIMIT: usize = 256 << 20;
 
 fn regressions(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions").join(target);
@@ -22,6 +52,9 @@ fn regressions(target: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_fuzz_reproducer_now_returns_cleanly() {
+    // SAFETY: set before any thread of this test binary reads the environment (the only other
+    // test here is ignored).
+    unsafe { std::env::set_var("CTPREP_MAX_BYTES", (64u64 << 20).to_string()) };
     let scratch = tempfile::tempdir().unwrap();
     let mut ran = 0;
     for (target, run) in [
@@ -33,8 +66,11 @@ fn every_fuzz_reproducer_now_returns_cleanly() {
     ] {
         for p in regressions(target) {
             let bytes = std::fs::read(&p).unwrap();
+            PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bytes)));
             assert!(r.is_ok(), "{} panics again", p.display());
+            let peak = PEAK.load(Ordering::Relaxed);
+            assert!(peak < PEAK_LIMIT, "{} allocates {} MiB again", p.display(), peak >> 20);
             assert!(refused(target, &p, &bytes), "{} is accepted", p.display());
             ran += 1;
         }
@@ -51,7 +87,7 @@ fn refused(target: &str, path: &Path, bytes: &[u8]) -> bool {
             Err(_) => true,
             Ok(hs) => {
                 ctprep_core::dicom::open_full(path).is_err()
-                    || hs.iter().any(|h| h.check_pixels_fit().is_err() || ctprep_core::dicom::stack::decode_stored(h).is_err())
+                    || hs.iter().any(|h| h.check_pixels_fit().is_err() || ctprep_core::dicom::decode::decode_stored(h).is_err())
             }
         },
         "volume" => read_volume_bytes(bytes, path, &ReadOptions::default()).is_err(),

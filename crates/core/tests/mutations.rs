@@ -146,11 +146,11 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("m.dcm");
         std::fs::write(&p, apply(dicom_bytes(), &ms)).unwrap();
-        let scan = ctprep_core::dicom::stack::scan(std::slice::from_ref(&p));
+        let scan = ctprep_core::dicom::files::scan(std::slice::from_ref(&p));
         for h in &scan.headers {
-            let _ = ctprep_core::dicom::stack::decode_stored(h);
+            let _ = ctprep_core::dicom::decode::decode_stored(h);
         }
-        let _ = ctprep_core::dicom::stack::pixel_stats(&p);
+        let _ = ctprep_core::dicom::single::pixel_stats(&p);
     }
 }
 
@@ -165,6 +165,6 @@ fn unmutated_files_read_back() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("v.dcm");
     std::fs::write(&p, dicom_bytes()).unwrap();
-    let s = ctprep_core::dicom::stack::pixel_stats(&p).unwrap();
+    let s = ctprep_core::dicom::single::pixel_stats(&p).unwrap();
     assert_eq!((s.stored_min, s.stored_max), (0.0, 15.0));
 }

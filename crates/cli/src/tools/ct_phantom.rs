@@ -60,8 +60,8 @@ pub struct Args {
     #[arg(long)]
     pub junk: bool,
     /// Transfer syntax: explicit, implicit, deflate, rle, jpeg-lossless
-    #[arg(long, default_value = "explicit", value_parser = ["explicit", "implicit", "deflate", "rle", "jpeg-lossless"])]
-    pub syntax: String,
+    #[arg(long, value_enum, default_value_t = SyntaxArg::Explicit)]
+    pub syntax: SyntaxArg,
     /// Write the SliceThickness tag
     #[arg(long)]
     pub slice_thickness_tag: bool,
@@ -79,6 +79,15 @@ pub struct Args {
 }
 
 crate::tool_args!(Args);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyntaxArg {
+    Explicit,
+    Implicit,
+    Deflate,
+    Rle,
+    JpegLossless,
+}
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if args.size < 8 || args.slices < 2 || args.size > 2048 || args.slices > 4000 {
@@ -104,7 +113,13 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         second_series: args.second_series,
         localizer: args.localizer,
         junk: args.junk,
-        syntax: Syntax::parse(&args.syntax).unwrap_or(Syntax::ExplicitLittle),
+        syntax: match args.syntax {
+            SyntaxArg::Explicit => Syntax::ExplicitLittle,
+            SyntaxArg::Implicit => Syntax::ImplicitLittle,
+            SyntaxArg::Deflate => Syntax::DeflatedExplicit,
+            SyntaxArg::Rle => Syntax::Rle,
+            SyntaxArg::JpegLossless => Syntax::JpegLossless,
+        },
         slice_thickness_tag: args.slice_thickness_tag,
         noise_hu: args.noise,
         table_splits_air: args.table_splits_air,
@@ -113,7 +128,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     cx.info(format!("wrote {} files into {} (series {})", w.files.len(), args.dir.display(), w.series_uid));
     if let Some(t) = &args.truth {
         cx.stamp(&mut w.lung_mask.meta);
-        ctprep_core::io::write_volume(&w.lung_mask, &ctprep_core::io::Sink::Path(t.clone()), &Default::default()).map_err(crate::core)?;
+        ctprep_core::io::write_volume(&w.lung_mask, &ctprep_core::io::Sink::Path(t.clone()), &Default::default())?;
         cx.verbose(format!("wrote the ground-truth lung mask to {}", t.display()));
     }
     Ok(Exit::Ok)

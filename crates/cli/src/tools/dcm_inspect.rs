@@ -4,8 +4,8 @@ use crate::args::CommonArgs;
 use crate::{Cx, Exit, usage_error};
 use anyhow::Result;
 use clap::Parser;
+use ctprep_core::dicom::files::{collect_files, scan};
 use ctprep_core::dicom::inspect::{self, PathStep};
-use ctprep_core::dicom::stack::{collect_files, scan};
 use ctprep_core::dicom::{group_series, open_full, open_until_pixels};
 use rayon::prelude::*;
 use std::io::Write;
@@ -48,25 +48,33 @@ pub struct Args {
     #[arg(long)]
     pub include_pixels: bool,
     /// Table format over many files: tsv, csv, jsonl, json
-    #[arg(long, value_name = "FORMAT", default_value = "tsv", value_parser = ["tsv", "csv", "jsonl", "json"])]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = TableFormat::Tsv)]
+    pub format: TableFormat,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
 crate::tool_args!(Args);
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    Tsv,
+    Csv,
+    Jsonl,
+    Json,
+}
+
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let mut tags: Vec<(String, Vec<PathStep>)> = Vec::new();
     for t in args.tag.iter().chain(args.element.iter()) {
-        let path = inspect::parse_tag_path(t).map_err(crate::core)?;
+        let path = inspect::parse_tag_path(t)?;
         tags.push((t.clone(), path));
     }
     let single_file = args.paths.len() == 1 && args.paths[0].is_file();
     if args.series {
         return series(&args, cx);
     }
-    if single_file && (args.format == "tsv" || !args.tag.is_empty() || !args.element.is_empty()) {
+    if single_file && (args.format == TableFormat::Tsv || !args.tag.is_empty() || !args.element.is_empty()) {
         return one_file(&args, cx, &tags);
     }
     if tags.is_empty() {
@@ -129,8 +137,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
         open_full(path)
     } else {
         open_full(path).or_else(|_| open_until_pixels(path))
-    }
-    .map_err(crate::core)?;
+    }?;
     let out = std::io::stdout();
     let mut out = out.lock();
     if let Some(filter) = &args.keywords {
@@ -145,7 +152,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
         return Ok(if kws.is_empty() { Exit::Empty } else { Exit::Ok });
     }
     if args.pixels {
-        let stats = ctprep_core::dicom::stack::pixel_stats(path).map_err(crate::core)?;
+        let stats = ctprep_core::dicom::single::pixel_stats(path)?;
         if args.json {
             writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?;
         } else {
@@ -202,7 +209,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
 }
 
 fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit> {
-    let files = collect_files(&args.paths).map_err(crate::core)?;
+    let files = collect_files(&args.paths)?;
     let rows: Vec<(PathBuf, std::result::Result<Vec<Option<serde_json::Value>>, ctprep_core::Error>)> = files
         .par_iter()
         .map(|p| {
@@ -217,9 +224,9 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
     let out = std::io::stdout();
     let mut out = out.lock();
     let names: Vec<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
-    let sep = if args.format == "csv" { "," } else { "\t" };
-    if matches!(args.format.as_str(), "tsv" | "csv") {
-        let header: Vec<String> = std::iter::once("file").chain(names.iter().copied()).map(|s| cell(s, &args.format)).collect();
+    let sep = if args.format == TableFormat::Csv { "," } else { "\t" };
+    if matches!(args.format, TableFormat::Tsv | TableFormat::Csv) {
+        let header: Vec<String> = std::iter::once("file").chain(names.iter().copied()).map(|s| cell(s, args.format)).collect();
         writeln!(out, "{}", header.join(sep))?;
     }
     let (mut skipped, mut failed, mut any_found) = (0usize, 0usize, false);
@@ -232,10 +239,10 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
                 } else {
                     any_found = true;
                 }
-                match args.format.as_str() {
-                    "tsv" | "csv" => {
-                        let cells: Vec<String> = std::iter::once(cell(&p.display().to_string(), &args.format))
-                            .chain(values.iter().map(|v| cell(&v.as_ref().map(json_text).unwrap_or_default(), &args.format)))
+                match args.format {
+                    TableFormat::Tsv | TableFormat::Csv => {
+                        let cells: Vec<String> = std::iter::once(cell(&p.display().to_string(), args.format))
+                            .chain(values.iter().map(|v| cell(&v.as_ref().map(json_text).unwrap_or_default(), args.format)))
                             .collect();
                         writeln!(out, "{}", cells.join(sep))?;
                     }
@@ -245,7 +252,7 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
                         for (n, v) in names.iter().zip(values) {
                             m.insert(n.to_string(), v.unwrap_or(serde_json::Value::Null));
                         }
-                        if args.format == "jsonl" {
+                        if args.format == TableFormat::Jsonl {
                             writeln!(out, "{}", serde_json::Value::Object(m))?;
                         } else {
                             json_rows.push(serde_json::Value::Object(m));
@@ -264,7 +271,7 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
             }
         }
     }
-    if args.format == "json" {
+    if args.format == TableFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&json_rows)?)?;
     }
     if skipped > 0 {
@@ -280,7 +287,11 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
 }
 
 fn tag_cell(e: &dicom_object::mem::InMemElement, args: &Args, head: &[u8]) -> serde_json::Value {
-    if matches!(args.format.as_str(), "tsv" | "csv") { serde_json::Value::String(shown_value(e, head)) } else { inspect::value_json(e) }
+    if matches!(args.format, TableFormat::Tsv | TableFormat::Csv) {
+        serde_json::Value::String(shown_value(e, head))
+    } else {
+        inspect::value_json(e)
+    }
 }
 
 fn json_text(v: &serde_json::Value) -> String {
@@ -290,10 +301,10 @@ fn json_text(v: &serde_json::Value) -> String {
     }
 }
 
-fn cell(s: &str, format: &str) -> String {
-    if format == "csv" && (s.contains(',') || s.contains('"') || s.contains('\n')) {
+fn cell(s: &str, format: TableFormat) -> String {
+    if format == TableFormat::Csv && (s.contains(',') || s.contains('"') || s.contains('\n')) {
         format!("\"{}\"", s.replace('"', "\"\""))
-    } else if format == "tsv" {
+    } else if format == TableFormat::Tsv {
         s.replace(['\t', '\n'], " ")
     } else {
         s.to_string()
@@ -301,7 +312,7 @@ fn cell(s: &str, format: &str) -> String {
 }
 
 fn series(args: &Args, cx: &Cx) -> Result<Exit> {
-    let files = collect_files(&args.paths).map_err(crate::core)?;
+    let files = collect_files(&args.paths)?;
     let scanned = scan(&files);
     for s in &scanned.skipped {
         cx.verbose(format!("{}: {}, skipped", s.path.display(), s.reason));
@@ -315,9 +326,9 @@ fn series(args: &Args, cx: &Cx) -> Result<Exit> {
     let reports: Vec<_> = group_series(scanned.headers).iter().map(|s| s.report()).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
-    if args.json || args.format == "json" {
+    if args.json || args.format == TableFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
-    } else if args.format == "jsonl" {
+    } else if args.format == TableFormat::Jsonl {
         for r in &reports {
             writeln!(out, "{}", serde_json::to_string(r)?)?;
         }

@@ -1,13 +1,13 @@
 //! dcm-stack: a folder of DICOM files to one correctly ordered, correctly placed volume.
 
 use crate::args::{CommonArgs, OutputArgs, StackArgs};
+use crate::stacking::{input_files, stack_inputs};
 use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
-use ctprep_core::dicom::stack::{Stacked, collect_files, scan, select_series};
-use ctprep_core::dicom::{group_series, stack_series};
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use ctprep_core::dicom::files::scan;
+use ctprep_core::dicom::group_series;
+use std::io::Write;
 
 /// Stack a DICOM series into a 3-D volume (NIfTI or NPY) of stored values.
 ///
@@ -29,9 +29,6 @@ pub struct Args {
     /// List the series found (one per line) and exit
     #[arg(long)]
     pub list: bool,
-    /// Print a JSON summary on stdout (needs -o FILE)
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub stack: StackArgs,
     #[command(flatten)]
@@ -42,68 +39,17 @@ pub struct Args {
 
 crate::tool_args!(Args);
 
-/// Resolve inputs (`-` = names on stdin) into files.
-pub fn input_files(inputs: &[String]) -> Result<Vec<PathBuf>> {
-    let mut paths = Vec::new();
-    for i in inputs {
-        if i == "-" {
-            for line in std::io::stdin().lock().lines() {
-                let line = line?;
-                let t = line.trim();
-                if !t.is_empty() {
-                    paths.push(PathBuf::from(t));
-                }
-            }
-        } else {
-            paths.push(PathBuf::from(i));
-        }
-    }
-    collect_files(&paths).map_err(crate::core)
-}
-
-/// Scan, choose and stack, logging every choice on stderr. Shared with hu-convert.
-pub fn stack_inputs(inputs: &[String], stack: &StackArgs, cx: &Cx) -> Result<Stacked> {
-    let files = input_files(inputs)?;
-    let scanned = scan(&files);
-    for s in &scanned.skipped {
-        cx.verbose(format!("skipped {}: {}", s.path.display(), s.reason));
-    }
-    if !scanned.skipped.is_empty() {
-        cx.info(format!("skipped {} non-DICOM file(s) (-v lists them)", scanned.skipped.len()));
-    }
-    for e in &scanned.failed {
-        cx.warn(format!("{e} (file left out)"));
-    }
-    let series = group_series(scanned.headers);
-    for s in &series {
-        if let Some(why) = s.rejection() {
-            cx.verbose(format!("not a candidate: series {} #{}: {}", s.uid(), s.first().series_number.unwrap_or(-1), why));
-        }
-    }
-    let (i, why) = select_series(&series, &stack.options().select).map_err(crate::core)?;
-    cx.info(why);
-    let stacked = stack_series(&series[i], &stack.options()).map_err(crate::core)?;
-    for n in &stacked.notes {
-        cx.verbose(n);
-    }
-    for w in &stacked.warnings {
-        cx.warn(w);
-    }
-    Ok(stacked)
-}
-
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if args.list {
         return list(&args, cx);
     }
     args.out.check(&[], &[])?;
-    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let mut stacked = stack_inputs(&args.inputs, &args.stack, cx)?;
     cx.stamp(&mut stacked.volume.meta);
     args.out.write(cx, &stacked.volume)?;
-    if args.json {
+    args.out.summary(|| {
         let v = &stacked.volume;
-        let summary = serde_json::json!({
+        serde_json::json!({
             "output": args.out.output,
             "shape_zyx": v.shape(),
             "dtype": v.data.dtype().name(),
@@ -113,9 +59,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             "series": v.meta.series,
             "notes": stacked.notes,
             "warnings": stacked.warnings,
-        });
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&summary)?)?;
-    }
+        })
+    })?;
     Ok(Exit::Ok)
 }
 

@@ -7,7 +7,6 @@ use clap::Parser;
 use ctprep_core::hu::{HuOptions, to_hu_owned};
 use ctprep_core::meta::{Kind, Meta};
 use ctprep_core::volume::{DType, Volume, VolumeData};
-use std::io::Write;
 use std::path::Path;
 
 /// Convert a CT volume to Hounsfield units (HU), mapping padding outside the field of view to air.
@@ -29,8 +28,8 @@ pub struct Args {
     #[arg(long, value_name = "HU", default_value_t = -1024.0, allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub air: f64,
     /// Output type: i16, i32, f32 (default: i16 for integer rescale, else f32)
-    #[arg(long, value_name = "TYPE", value_parser = ["i16", "int16", "i32", "int32", "f32", "float32"])]
-    pub dtype: Option<String>,
+    #[arg(long, value_name = "TYPE", value_enum)]
+    pub dtype: Option<HuDType>,
     /// Clamp the result to MIN:MAX HU, e.g. -1024:3071
     #[arg(long, value_name = "MIN:MAX", value_parser = parse_range, allow_hyphen_values = true)]
     pub clamp: Option<(f64, f64)>,
@@ -46,9 +45,6 @@ pub struct Args {
     /// Renamed --write-fov-mask (it writes FILE, never reads it)
     #[arg(long, value_name = "FILE", hide = true)]
     pub fov_mask: Option<String>,
-    /// Print a JSON summary on stdout (needs -o FILE)
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub stack: StackArgs,
     #[command(flatten)]
@@ -58,6 +54,17 @@ pub struct Args {
 }
 
 crate::tool_args!(Args);
+
+/// The output types HU fit: 16- or 32-bit integers, or float32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HuDType {
+    #[value(alias = "int16")]
+    I16,
+    #[value(alias = "int32")]
+    I32,
+    #[value(alias = "float32")]
+    F32,
+}
 
 fn is_dicom_input(s: &str) -> bool {
     let p = Path::new(s);
@@ -72,22 +79,25 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         ));
     }
     args.out.check(args.input.path_str().as_slice(), args.write_fov_mask.as_deref().as_slice())?;
-    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let t0 = std::time::Instant::now();
     let vol = if is_dicom_input(&args.input.input) {
         cx.verbose("input is DICOM: stacking it first");
-        super::dcm_stack::stack_inputs(std::slice::from_ref(&args.input.input), &args.stack, cx)?.volume
+        crate::stacking::stack_inputs(std::slice::from_ref(&args.input.input), &args.stack, cx)?.volume
     } else {
         args.input.read(cx)?
     };
     let opts = HuOptions {
         air: args.air,
-        dtype: args.dtype.as_deref().and_then(DType::parse),
+        dtype: args.dtype.map(|d| match d {
+            HuDType::I16 => DType::I16,
+            HuDType::I32 => DType::I32,
+            HuDType::F32 => DType::F32,
+        }),
         clamp: args.clamp,
         floor: (!args.no_floor).then_some(args.floor),
         fov_mask: args.write_fov_mask.is_some(),
     };
-    let mut r = to_hu_owned(vol, &opts).map_err(crate::core)?;
+    let mut r = to_hu_owned(vol, &opts)?;
     cx.time_in_memory(t0.elapsed(), "reading and decoding included, writing not");
     cx.verbose(format!("padding rule: {}; {} voxel(s) set to {} HU", r.padding_rule, r.padded_voxels, args.air));
     for w in &r.warnings {
@@ -103,14 +113,13 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         let o = crate::args::OutputArgs { output: path.clone(), format: None, ..args.out.clone() };
         o.write(cx, &mask)?;
     }
-    if args.json {
+    args.out.summary(|| {
         let (mn, mx) = r.volume.data.min_max().unwrap_or((0.0, 0.0));
-        let s = serde_json::json!({
+        serde_json::json!({
             "output": args.out.output, "dtype": r.volume.data.dtype().name(), "shape_zyx": r.volume.shape(),
             "padding_rule": r.padding_rule, "padded_voxels": r.padded_voxels, "air_hu": args.air, "min_hu": mn, "max_hu": mx,
             "warnings": r.warnings,
-        });
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&s)?)?;
-    }
+        })
+    })?;
     Ok(Exit::Ok)
 }

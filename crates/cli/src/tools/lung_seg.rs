@@ -6,7 +6,6 @@ use anyhow::Result;
 use clap::Parser;
 use ctprep_core::normalize::apply_outside;
 use ctprep_core::seg::{LungOptions, Method, segment};
-use std::io::Write;
 
 /// Segment the lungs of an HU volume into a uint8 mask on the same grid.
 ///
@@ -21,13 +20,13 @@ use std::io::Write;
 ///   lung-seg hu_1mm.nii.gz --labels --dilate 5 -o lungs.nii.gz --json
 ///   lung-seg hu_1mm.nii.gz --method tutorial --fill -o tutorial_mask.nii.gz
 #[derive(Debug, Parser)]
-#[command(version, verbatim_doc_comment)]
+#[command(version, verbatim_doc_comment, mut_arg("json", |a| a.help("Print the QC report as JSON on stdout (needs -o FILE)")))]
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
     /// robust (default) or tutorial
-    #[arg(long, value_name = "METHOD", default_value = "robust", value_parser = ["robust", "tutorial"])]
-    pub method: String,
+    #[arg(long, value_name = "METHOD", value_enum, default_value_t = MethodArg::Robust)]
+    pub method: MethodArg,
     /// Tutorial method: fill each slice's lung structures (fill_lung_structures=True)
     #[arg(long, overrides_with = "no_fill")]
     pub fill: bool,
@@ -55,9 +54,6 @@ pub struct Args {
     /// Value outside the mask for --write-masked (in the input's units)
     #[arg(long, value_name = "V", default_value_t = -1024.0, allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub outside: f64,
-    /// Print the QC report as JSON on stdout (needs -o FILE)
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub out: OutputArgs,
     #[command(flatten)]
@@ -65,6 +61,12 @@ pub struct Args {
 }
 
 crate::tool_args!(Args);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    Robust,
+    Tutorial,
+}
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if let Some(f) = &args.apply {
@@ -74,12 +76,14 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         ));
     }
     args.out.check(args.input.path_str().as_slice(), args.write_masked.as_deref().as_slice())?;
-    crate::args::json_needs_file(args.json, &args.out.output, "mask")?;
     let vol = args.input.read(cx)?;
-    let method = if args.method == "tutorial" { Method::Tutorial { fill: args.fill && !args.no_fill } } else { Method::Robust };
+    let method = match args.method {
+        MethodArg::Robust => Method::Robust,
+        MethodArg::Tutorial => Method::Tutorial { fill: args.fill && !args.no_fill },
+    };
     let opts = LungOptions { remove_airways: !args.keep_airways, close_mm: args.close, dilate_mm: args.dilate };
     let t0 = std::time::Instant::now();
-    let (mut mask, qc) = segment(&vol, method, &opts, args.labels).map_err(crate::core)?;
+    let (mut mask, qc) = segment(&vol, method, &opts, args.labels)?;
     cx.time_in_memory(t0.elapsed(), "segmentation alone");
     if method == Method::Robust {
         cx.verbose(format!(
@@ -109,10 +113,9 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         cx.warn(w);
     }
     if qc.total_ml <= 0.0 {
-        return Err(crate::core(
-            ctprep_core::Error::empty(format!("no lungs found in '{}'", args.input.input))
-                .with_hint("check that the input is a chest CT in HU (hu-convert output); try --method tutorial or --close 0"),
-        ));
+        return Err(ctprep_core::Error::empty(format!("no lungs found in '{}'", args.input.input))
+            .with_hint("check that the input is a chest CT in HU (hu-convert output); try --method tutorial or --close 0")
+            .into());
     }
     cx.stamp(&mut mask.meta);
     args.out.write(cx, &mask)?;
@@ -124,13 +127,11 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         };
         // --outside is in real units (HU); a stored-value volume needs it in stored units.
         let outside = ct.meta.rescale.map(|r| (args.outside - r.intercept) / r.slope).unwrap_or(args.outside);
-        apply_outside(&mut ct, &bin, outside).map_err(crate::core)?;
+        apply_outside(&mut ct, &bin, outside)?;
         cx.stamp(&mut ct.meta);
         let o = crate::args::OutputArgs { output: path.clone(), format: None, ..args.out.clone() };
         o.write(cx, &ct)?;
     }
-    if args.json {
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&qc)?)?;
-    }
+    args.out.summary(|| &qc)?;
     Ok(Exit::Ok)
 }

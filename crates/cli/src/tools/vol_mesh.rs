@@ -31,8 +31,8 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<String>,
     /// Mesh format when it cannot be told from the name: stl or obj
-    #[arg(long, value_name = "FORMAT", value_parser = ["stl", "obj"])]
-    pub format: Option<String>,
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub format: Option<MeshFormat>,
     /// Iso-level in the volume's units (default: 0.5 for masks and 0/1 volumes, 400 HU otherwise: bone)
     #[arg(long, value_name = "V", allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub level: Option<f64>,
@@ -43,8 +43,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub step: u16,
     /// Vertex coordinates: lps (default), ras, or voxel (array indices x,y,z)
-    #[arg(long, value_name = "SPACE", default_value = "lps", value_parser = ["lps", "ras", "voxel"])]
-    pub space: String,
+    #[arg(long, value_name = "SPACE", value_enum, default_value_t = SpaceArg::Lps)]
+    pub space: SpaceArg,
     /// Write ASCII STL instead of binary
     #[arg(long)]
     pub ascii: bool,
@@ -81,6 +81,28 @@ pub struct Args {
 }
 
 crate::tool_args!(Args);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MeshFormat {
+    Stl,
+    Obj,
+}
+
+impl MeshFormat {
+    fn name(self) -> &'static str {
+        match self {
+            MeshFormat::Stl => "stl",
+            MeshFormat::Obj => "obj",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpaceArg {
+    Lps,
+    Ras,
+    Voxel,
+}
 
 fn parse_ratio(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
@@ -132,16 +154,17 @@ fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool, space: Space) -> 
         return Ok(());
     }
     let p = Path::new(path);
-    ctprep_core::io::write_file_atomic(p, enc).map_err(crate::core)?;
+    ctprep_core::io::write_file_atomic(p, enc)?;
     Ok(())
 }
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let output = args.output.clone().unwrap_or_else(|| "-".into());
     let lower = output.to_ascii_lowercase();
-    let named = ["stl", "obj"].into_iter().find(|e| lower.ends_with(&format!(".{e}")));
-    if let (Some(n), Some(f)) = (named, &args.format) {
+    let named = [MeshFormat::Stl, MeshFormat::Obj].into_iter().find(|e| lower.ends_with(&format!(".{}", e.name())));
+    if let (Some(n), Some(f)) = (named, args.format) {
         if n != f {
+            let (n, f) = (n.name(), f.name());
             return Err(usage_error(
                 format!("the name '{output}' says {n}, --format says {f}"),
                 "drop --format, or name the file after the format",
@@ -151,8 +174,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     if let Some(p) = &args.preview {
         crate::args::check_output_name(&p.to_string_lossy(), &[".png"], "--preview")?;
     }
-    let obj = match (&args.format, lower) {
-        (Some(f), _) => f == "obj",
+    let obj = match (args.format, lower) {
+        (Some(f), _) => f == MeshFormat::Obj,
         (None, o) if o.ends_with(".obj") => true,
         (None, o) if o.ends_with(".stl") => false,
         (None, _) if args.preview.is_some() && args.output.is_none() => false,
@@ -177,13 +200,13 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         None => default_level(&vol),
     };
     cx.verbose(format!("iso-level {level} ({why})"));
-    let space = match args.space.as_str() {
-        "ras" => Space::Ras,
-        "voxel" => Space::Voxel,
-        _ => Space::Lps,
+    let space = match args.space {
+        SpaceArg::Lps => Space::Lps,
+        SpaceArg::Ras => Space::Ras,
+        SpaceArg::Voxel => Space::Voxel,
     };
     let t0 = std::time::Instant::now();
-    let mut mesh = isosurface(&vol, level, args.step as usize, args.sigma, space).map_err(crate::core)?;
+    let mut mesh = isosurface(&vol, level, args.step as usize, args.sigma, space)?;
     cx.time_in_memory(t0.elapsed(), "marching cubes alone");
     cx.verbose(format!("marching cubes: {} vertices, {} faces", mesh.vertices.len(), mesh.triangles.len()));
     if mesh.triangles.is_empty() {
@@ -221,7 +244,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         // The renderer looks in patient space; voxel-space meshes are rendered as they are.
         let (w, h, rgb) = render(&mesh, view, args.preview_size.clamp(16, 8192), [0.93, 0.89, 0.80]);
         let bytes = png_bytes(w, h, &rgb)?;
-        ctprep_core::io::write_file_atomic(p, |wr| wr.write_all(&bytes)).map_err(crate::core)?;
+        ctprep_core::io::write_file_atomic(p, |wr| wr.write_all(&bytes))?;
         cx.verbose(format!("preview {}x{} written to {}", w, h, p.display()));
     }
     let needs_qc = args.json || cx.verbosity >= 1;

@@ -72,14 +72,11 @@ pub struct Args {
     #[arg(long, value_name = "V", default_value_t = 0.0, allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub outside: f64,
     /// Output type: f32, or f16 (NPY only)
-    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = ["f32", "f16"])]
-    pub dtype: String,
+    #[arg(long, value_name = "TYPE", value_enum, default_value_t = FloatType::F32)]
+    pub dtype: FloatType,
     /// Voxel size x,y,z in mm to assume for an NPY input without a .json sidecar
     #[arg(long, value_name = "X,Y,Z", value_parser = crate::args::parse_spacing3)]
     pub npy_spacing: Option<[f64; 3]>,
-    /// Print a JSON summary on stdout (needs -o FILE)
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub out: OutputArgs,
     #[command(flatten)]
@@ -87,6 +84,21 @@ pub struct Args {
 }
 
 crate::tool_args!(Args);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FloatType {
+    F32,
+    F16,
+}
+
+impl FloatType {
+    fn name(self) -> &'static str {
+        match self {
+            FloatType::F32 => "f32",
+            FloatType::F16 => "f16",
+        }
+    }
+}
 
 impl Args {
     /// What to do with a mask on another grid than its volume.
@@ -136,14 +148,11 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let input = InputArgs { input: args.inputs[0].clone(), npy_spacing: args.npy_spacing };
     let inputs: Vec<&str> = input.path_str().into_iter().chain(args.mask.as_deref()).chain(args.stats.as_deref()).collect();
     args.out.check(&inputs, &[])?;
-    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = input.read(cx)?;
     let (mut min, mut max) = bounds(&args)?;
     let mut mean = if args.no_center { None } else { Some(args.mean.unwrap_or(LUNA16_MEAN)) };
     if let Some(s) = &args.stats {
-        let text = std::fs::read_to_string(s)
-            .map_err(|e| ctprep_core::Error::io("cannot read", std::path::Path::new(s), e))
-            .map_err(crate::core)?;
+        let text = std::fs::read_to_string(s).map_err(|e| ctprep_core::Error::io("cannot read", std::path::Path::new(s), e))?;
         let st: DatasetStats = serde_json::from_str(&text).map_err(|e| {
             usage_error(format!("'{s}' is not a --fit statistics file: {e}"), "create it with `vol-normalize --fit VOL... -o stats.json`")
         })?;
@@ -151,7 +160,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         cx.verbose(format!("using fitted statistics from {s}: range {min}:{max}, mean {:.6}", st.mean));
     }
     if args.per_image_mean {
-        let p = fit_part("input", &vol, None, min, max).map_err(crate::core)?;
+        let p = fit_part("input", &vol, None, min, max)?;
         mean = Some(p.sum / p.count.max(1) as f64);
         cx.warn(format!("per-image mean {:.6} subtracted (--force)", mean.unwrap_or(0.0)));
     }
@@ -167,11 +176,11 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         None => None,
     };
     let o = NormalizeOptions { min, max, mean };
-    let mut meta = normalized_meta(&vol, &o).map_err(crate::core)?;
+    let mut meta = normalized_meta(&vol, &o)?;
     cx.stamp(&mut meta);
     let header = Header { meta: &meta, ..vol.header() };
     let mut wo = args.out.options();
-    wo.npy_f16 = args.dtype == "f16";
+    wo.npy_f16 = args.dtype == FloatType::F16;
     // The output goes out a few planes at a time as it is computed: it never exists whole in
     // memory, and its pages are the writer's buffer over and over instead of 160 MB of fresh ones.
     let (mut sum, mut work) = (0.0f64, std::time::Duration::ZERO);
@@ -181,24 +190,22 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         if let Some(m) = &mask {
             apply_outside_planes(&m.view(), args.outside, z, planes);
         }
-        if args.json {
+        if args.out.json {
             sum += planes.par_iter().map(|&v| f64::from(v)).sum::<f64>();
         }
         work += t.elapsed();
         Ok(())
-    })
-    .map_err(crate::core)?;
+    })?;
     cx.time_in_memory(work, "normalization alone");
     if let Some(m) = &args.mask {
         cx.verbose(format!("voxels outside {m} set to {}", args.outside));
     }
     let centred = mean.map_or("not centred".to_string(), |m| format!("mean {m} subtracted"));
     cx.verbose(format!("wrote {} ({}, range {min}:{max} HU, {centred})", args.out.output, fmt.name()));
-    if args.json {
+    args.out.summary(|| {
         let output_mean = sum / vol.data.len().max(1) as f64;
-        let s = serde_json::json!({"output": args.out.output, "min_bound": min, "max_bound": max, "mean_subtracted": mean, "output_mean": output_mean, "dtype": args.dtype});
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&s)?)?;
-    }
+        serde_json::json!({"output": args.out.output, "min_bound": min, "max_bound": max, "mean_subtracted": mean, "output_mean": output_mean, "dtype": args.dtype.name()})
+    })?;
     Ok(Exit::Ok)
 }
 
@@ -222,7 +229,7 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
         .par_iter()
         .map(|name| -> Result<_> {
             let _done = Advance;
-            let v = read_volume(&Source::parse(name), &ReadOptions { npy_spacing: args.npy_spacing }).map_err(crate::core)?.volume;
+            let v = read_volume(&Source::parse(name), &ReadOptions { npy_spacing: args.npy_spacing })?.volume;
             let (mask, note) = match &args.mask_suffix {
                 Some(suf) => {
                     let (m, note) = read_mask(&mask_for(name, suf), &v, policy)?;
@@ -230,7 +237,7 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
                 }
                 None => (None, None),
             };
-            Ok((fit_part(name, &v, mask.as_ref(), min, max).map_err(crate::core)?, note))
+            Ok((fit_part(name, &v, mask.as_ref(), min, max)?, note))
         })
         .collect();
     let parts = parts
@@ -247,13 +254,13 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
             Ok(part)
         })
         .collect::<Result<Vec<_>>>()?;
-    let stats = DatasetStats::from_parts(&parts, min, max, args.mask_suffix.is_some()).map_err(crate::core)?;
+    let stats = DatasetStats::from_parts(&parts, min, max, args.mask_suffix.is_some())?;
     cx.info(format!("fitted {} volume(s), {} voxels: mean {:.6}, std {:.6}", parts.len(), stats.count, stats.mean, stats.std));
     let json = serde_json::to_string_pretty(&stats)? + "\n";
     match args.out.sink() {
         ctprep_core::io::Sink::Stdout => std::io::stdout().write_all(json.as_bytes())?,
         ctprep_core::io::Sink::Path(p) => {
-            ctprep_core::io::write_file_atomic(&p, |w| w.write_all(json.as_bytes())).map_err(crate::core)?;
+            ctprep_core::io::write_file_atomic(&p, |w| w.write_all(json.as_bytes()))?;
         }
     }
     Ok(Exit::Ok)
@@ -277,7 +284,7 @@ fn mask_for(name: &str, suffix: &str) -> String {
 /// world space and refused or resampled when it lies on another grid.
 /// The second value is what was assumed or done (for a warning).
 fn read_mask(path: &str, vol: &ctprep_core::Volume, policy: OtherGrid) -> Result<(ndarray::Array3<u8>, Option<String>)> {
-    let loaded = read_volume(&Source::parse(path), &ReadOptions::default()).map_err(crate::core)?;
-    let (mask, note) = mask_on_grid(vol, loaded.volume, loaded.geometry_known, policy).map_err(|e| crate::core(e.with_path(path)))?;
+    let loaded = read_volume(&Source::parse(path), &ReadOptions::default())?;
+    let (mask, note) = mask_on_grid(vol, loaded.volume, loaded.geometry_known, policy).map_err(|e| e.with_path(path))?;
     Ok((mask, note.map(|n| format!("{path}: {n}"))))
 }

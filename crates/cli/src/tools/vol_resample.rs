@@ -1,14 +1,13 @@
 //! vol-resample: a new voxel grid in physical space (isotropic spacing, another volume's grid, or
 //! an axis-aligned reorientation).
 
-use crate::args::{CommonArgs, InputArgs, OutputArgs, parse_spacing3};
+use crate::args::{CommonArgs, InputArgs, OutDType, OutputArgs, parse_spacing3};
 use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
 use ctprep_core::io::{ReadOptions, Source, read_volume};
 use ctprep_core::resample::{GridMode, Interp, MaskMode, ResampleOptions, Target, resample};
 use ctprep_core::volume::DType;
-use std::io::Write;
 
 /// Resample a volume to a new spacing (x,y,z mm), onto another volume's grid, or to an
 /// axis-aligned orientation. Anatomy keeps its world (LPS) position.
@@ -33,32 +32,29 @@ pub struct Args {
     #[arg(long, value_name = "REF", conflicts_with_all = ["spacing", "orient"])]
     pub like: Option<String>,
     /// Reorient to an axis-aligned grid (RAS or LPS) covering the input
-    #[arg(long, value_name = "RAS|LPS", value_parser = ["RAS", "LPS", "ras", "lps"], conflicts_with = "like")]
-    pub orient: Option<String>,
+    #[arg(long, value_name = "RAS|LPS", value_enum, ignore_case = true, conflicts_with = "like")]
+    pub orient: Option<Orient>,
     /// Keep the requested spacing exactly and trim or extend the extent (centred) instead
     #[arg(long)]
     pub exact: bool,
     /// Interpolation: nearest, linear (default for images), cubic (B-spline, the tutorial's order 3)
-    #[arg(long, value_name = "KIND", value_parser = ["nearest", "linear", "cubic"])]
-    pub interp: Option<String>,
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub interp: Option<InterpArg>,
     /// Masks: nearest (default) or linear (interpolate, then threshold at 0.5; smoother edges)
-    #[arg(long, value_name = "MODE", default_value = "nearest", value_parser = ["nearest", "linear"])]
-    pub mask_mode: String,
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = MaskModeArg::Nearest)]
+    pub mask_mode: MaskModeArg,
     /// Grid: physical (voxel boxes, ITK) or corners (first/last centres aligned, scipy zoom / the tutorial)
-    #[arg(long, value_name = "MODE", default_value = "physical", value_parser = ["physical", "corners"])]
-    pub grid: String,
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = GridArg::Physical)]
+    pub grid: GridArg,
     /// Value outside the input (default: -1024 HU for CT, 0 for masks)
     #[arg(long, value_name = "V", allow_negative_numbers = true, value_parser = crate::args::finite)]
     pub fill: Option<f64>,
     /// Gaussian anti-aliasing when downsampling (images only): on or off
-    #[arg(long, value_name = "ON|OFF", default_value = "on", value_parser = ["on", "off"])]
-    pub antialias: String,
+    #[arg(long, value_name = "ON|OFF", value_enum, default_value_t = OnOff::On)]
+    pub antialias: OnOff,
     /// Output type (default: the input's; integers are rounded)
-    #[arg(long, value_name = "TYPE", value_parser = ["u8", "i16", "u16", "i32", "f32", "f64"])]
-    pub dtype: Option<String>,
-    /// Print a JSON summary on stdout (needs -o FILE)
-    #[arg(long)]
-    pub json: bool,
+    #[arg(long, value_name = "TYPE", value_enum)]
+    pub dtype: Option<OutDType>,
     #[command(flatten)]
     pub out: OutputArgs,
     #[command(flatten)]
@@ -67,34 +63,70 @@ pub struct Args {
 
 crate::tool_args!(Args);
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Orient {
+    Ras,
+    Lps,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InterpArg {
+    Nearest,
+    Linear,
+    Cubic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MaskModeArg {
+    Nearest,
+    Linear,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GridArg {
+    Physical,
+    Corners,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let inputs: Vec<&str> = args.input.path_str().into_iter().chain(args.like.as_deref()).collect();
     args.out.check(&inputs, &[])?;
-    crate::args::json_needs_file(args.json, &args.out.output, "volume")?;
     let vol = args.input.read(cx)?;
     let target = if let Some(r) = &args.like {
-        let refv = read_volume(&Source::parse(r), &ReadOptions::default()).map_err(crate::core)?.volume;
+        let refv = read_volume(&Source::parse(r), &ReadOptions::default())?.volume;
         Target::Like { shape: refv.shape(), geometry: refv.geometry }
     } else if let Some(o) = &args.orient {
-        Target::Orient { ras: o.eq_ignore_ascii_case("ras"), spacing: args.spacing }
+        Target::Orient { ras: *o == Orient::Ras, spacing: args.spacing }
     } else {
         Target::Spacing { spacing: args.spacing.unwrap_or([1.0; 3]), exact: args.exact }
     };
     let opts = ResampleOptions {
         target,
-        interp: args.interp.as_deref().map(|i| match i {
-            "nearest" => Interp::Nearest,
-            "cubic" => Interp::Cubic,
-            _ => Interp::Linear,
+        interp: args.interp.map(|i| match i {
+            InterpArg::Nearest => Interp::Nearest,
+            InterpArg::Linear => Interp::Linear,
+            InterpArg::Cubic => Interp::Cubic,
         }),
-        mask_mode: if args.mask_mode == "linear" { MaskMode::LinearThreshold } else { MaskMode::Nearest },
-        grid: if args.grid == "corners" { GridMode::Corners } else { GridMode::Physical },
+        mask_mode: match args.mask_mode {
+            MaskModeArg::Nearest => MaskMode::Nearest,
+            MaskModeArg::Linear => MaskMode::LinearThreshold,
+        },
+        grid: match args.grid {
+            GridArg::Physical => GridMode::Physical,
+            GridArg::Corners => GridMode::Corners,
+        },
         fill: args.fill,
-        antialias: args.antialias == "on",
-        dtype: args.dtype.as_deref().and_then(DType::parse),
+        antialias: args.antialias == OnOff::On,
+        dtype: args.dtype.map(DType::from),
     };
     let t0 = std::time::Instant::now();
-    let mut r = resample(&vol, &opts).map_err(crate::core)?;
+    let mut r = resample(&vol, &opts)?;
     cx.time_in_memory(t0.elapsed(), "resampling alone");
     for n in &r.notes {
         cx.verbose(n);
@@ -103,12 +135,11 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     cx.verbose(format!("{:?} interpolation; output {:?} (z,y,x) at actual spacing x,y,z {:.6?} mm", r.interp, r.volume.shape(), g.spacing));
     cx.stamp(&mut r.volume.meta);
     args.out.write(cx, &r.volume)?;
-    if args.json {
-        let s = serde_json::json!({
+    args.out.summary(|| {
+        serde_json::json!({
             "output": args.out.output, "shape_zyx": r.volume.shape(), "spacing_xyz_mm": g.spacing,
             "origin_lps_mm": g.origin, "interp": format!("{:?}", r.interp).to_lowercase(), "dtype": r.volume.data.dtype().name(),
-        });
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&s)?)?;
-    }
+        })
+    })?;
     Ok(Exit::Ok)
 }

@@ -83,7 +83,7 @@ fn write_png(cx: &Cx, path: &str, bytes: &[u8]) -> Result<()> {
         }
         std::io::stdout().write_all(bytes)?;
     } else {
-        ctprep_core::io::write_file_atomic(Path::new(path), |w| w.write_all(bytes)).map_err(crate::core)?;
+        ctprep_core::io::write_file_atomic(Path::new(path), |w| w.write_all(bytes))?;
     }
     cx.verbose(format!("wrote {path}"));
     Ok(())
@@ -103,15 +103,15 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     crate::args::no_clobber(&inputs, &outputs)?;
     let path = Path::new(&args.input.input);
     let vol = if args.input.input != "-" && ctprep_core::dicom::looks_like_dicom(path) {
-        ctprep_core::dicom::stack::file_volume(path).map_err(crate::core)?
+        ctprep_core::dicom::single::file_volume(path)?
     } else {
         args.input.read(cx)?
     };
     let masks = args
         .overlay
         .iter()
-        .map(|m| read_volume(&Source::parse(m), &ReadOptions::default()).map(|l| l.volume).map_err(crate::core))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|m| read_volume(&Source::parse(m), &ReadOptions::default()).map(|l| l.volume))
+        .collect::<ctprep_core::Result<Vec<_>>>()?;
     let refs: Vec<&ctprep_core::Volume> = masks.iter().collect();
     let plane = if args.coronal {
         Plane::Coronal
@@ -150,10 +150,10 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
                     .and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?)))
                     .filter(|(r, c)| (1..=20).contains(r) && (1..=20).contains(c))
                     .ok_or_else(|| usage_error(format!("bad --montage '{m}'"), "use ROWSxCOLS from 1x1 to 20x20, e.g. 3x4"))?;
-                montage(&vol, &refs, &o, r, c).map_err(crate::core)?
+                montage(&vol, &refs, &o, r, c)?
             }
             None => {
-                let (img, at) = slice(&vol, &refs, &o).map_err(crate::core)?;
+                let (img, at) = slice(&vol, &refs, &o)?;
                 cx.verbose(format!("{:?} slice at {} = {at:.2} mm, {}x{} px", plane, plane.coordinate(), img.width, img.height));
                 img
             }

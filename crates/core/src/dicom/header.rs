@@ -3,12 +3,13 @@
 
 use crate::meta::{Padding, Rescale};
 use dicom_core::Tag;
+use dicom_core::value::PrimitiveValue;
 use dicom_object::mem::InMemElement;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use std::path::{Path, PathBuf};
 
 /// One image slice as its header describes it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SliceHeader {
     pub path: PathBuf,
     /// Frame index inside an enhanced multi-frame file (0 for classic single-frame files).
@@ -85,7 +86,7 @@ pub(crate) fn get_str(obj: &InMemDicomObject, t: Tag) -> Option<String> {
 }
 
 pub(crate) fn get_strs(obj: &InMemDicomObject, t: Tag) -> Vec<String> {
-    elem(obj, t).and_then(|e| e.value().primitive()).map(super::inspect::strings).unwrap_or_default()
+    elem(obj, t).and_then(|e| e.value().primitive()).map(strings).unwrap_or_default()
 }
 
 pub(crate) fn get_f64(obj: &InMemDicomObject, t: Tag) -> Option<f64> {
@@ -100,6 +101,15 @@ pub(crate) fn get_f64s(obj: &InMemDicomObject, t: Tag) -> Option<Vec<f64>> {
 pub(crate) fn get_i64(obj: &InMemDicomObject, t: Tag) -> Option<i64> {
     let e = elem(obj, t)?;
     e.to_int::<i64>().ok().or_else(|| e.to_float64().ok().filter(|v| v.is_finite()).map(|v| v.round() as i64))
+}
+
+fn clean(s: &str) -> String {
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string()
+}
+
+/// String values, split on the DICOM multi-value separator and trimmed.
+pub fn strings(p: &PrimitiveValue) -> Vec<String> {
+    p.to_multi_str().iter().flat_map(|s| s.split('\\').map(clean).collect::<Vec<_>>()).collect()
 }
 
 fn arr<const N: usize>(v: Option<Vec<f64>>) -> Option<[f64; N]> {

@@ -2,6 +2,7 @@
 //! sequences (`SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing`), and
 //! printing values the way pydicom does (`print(ds)`, `ds.PatientID`, `ds.data_element(...)`).
 
+use super::header::{strings, transfer_syntax_name};
 use crate::error::{Error, Result};
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::header::Header;
@@ -111,15 +112,6 @@ fn is_numeric_string(vr: VR) -> bool {
     matches!(vr, VR::DS | VR::IS)
 }
 
-fn clean(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string()
-}
-
-/// String values, split on the DICOM multi-value separator and trimmed.
-pub fn strings(p: &PrimitiveValue) -> Vec<String> {
-    p.to_multi_str().iter().flat_map(|s| s.split('\\').map(clean).collect::<Vec<_>>()).collect()
-}
-
 fn fmt_num(p: &PrimitiveValue) -> Vec<String> {
     match p {
         PrimitiveValue::F32(v) => v.iter().map(|x| format_float(*x as f64)).collect(),
@@ -214,7 +206,7 @@ pub fn dump_lines(obj: &dicom_object::DefaultDicomObject, notes: &dyn Fn(&InMemE
     let meta_rows = [
         (Tag(0x0002, 0x0002), "UI", meta.media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
         (Tag(0x0002, 0x0003), "UI", meta.media_storage_sop_instance_uid.trim_end_matches('\0').to_string()),
-        (Tag(0x0002, 0x0010), "UI", format!("{} ({})", ts, super::header::transfer_syntax_name(ts).split(" (").next().unwrap_or(""))),
+        (Tag(0x0002, 0x0010), "UI", format!("{} ({})", ts, transfer_syntax_name(ts).split(" (").next().unwrap_or(""))),
         (Tag(0x0002, 0x0012), "UI", meta.implementation_class_uid.trim_end_matches('\0').to_string()),
     ];
     for (t, vr, v) in meta_rows {

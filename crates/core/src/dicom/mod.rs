@@ -1,15 +1,19 @@
 //! DICOM: header scans, series grouping and ordering, pixel decoding into volumes.
 
 pub mod codestream;
+pub mod decode;
+pub mod files;
 pub mod header;
 pub mod inspect;
 pub mod ljpeg;
 pub mod preflight;
+mod regrid;
 pub mod series;
+pub mod single;
 pub mod stack;
 
 pub use header::{SliceHeader, open_header, transfer_syntax_name};
-pub use series::{Series, SeriesReport, group_series};
+pub use series::{Series, SeriesReport, SeriesSelect, group_series, select_series};
 pub use stack::{GapPolicy, StackOptions, Stacked, TiltPolicy, stack_series};
 
 use dicom_object::{DefaultDicomObject, OpenFileOptions};

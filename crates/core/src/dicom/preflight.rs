@@ -56,16 +56,32 @@ pub fn check(path: &Path, whole: bool) -> Result<()> {
     if &head[128..] != b"DICM" {
         return Ok(());
     }
-    // File meta group: always explicit VR little endian; it names the data set's syntax.
+    // File meta group: always explicit VR little endian; it names the data set's syntax. Read as
+    // the parser reads it: elements of any group until FileMetaInformationGroupLength is used up
+    // (found by fuzzing: an off-group element inside the meta group moved where the deflated
+    // data set starts, and the walk inflated garbage while the parser read a 3.9 GB claim).
     let mut ts = String::new();
+    let mut meta_left = None;
     loop {
-        let Ok(buf) = r.inner.fill_buf() else { return Ok(()) };
-        if buf.len() < 2 || u16::from_le_bytes([buf[0], buf[1]]) != 0x0002 {
-            break;
+        match meta_left {
+            Some(0) => break,
+            Some(_) => {}
+            None => {
+                let Ok(buf) = r.inner.fill_buf() else { return Ok(()) };
+                if buf.len() < 2 || u16::from_le_bytes([buf[0], buf[1]]) != 0x0002 {
+                    break;
+                }
+            }
         }
+        let start = r.pos;
         let Some((tag, _, len)) = element(&mut r, Syntax::ExplicitLe) else { return Ok(()) };
         if len == UNDEFINED || r.pos + u64::from(len) > file_len {
             return Err(too_long(path, tag, len, file_len));
+        }
+        if tag == (0x0002, 0x0000) && len == 4 && meta_left.is_none() {
+            let Some(b) = r.bytes::<4>() else { return Ok(()) };
+            meta_left = Some(u64::from(u32::from_le_bytes(b)));
+            continue;
         }
         if tag == (0x0002, 0x0010) {
             let mut v = vec![0u8; len as usize];
@@ -77,6 +93,7 @@ pub fn check(path: &Path, whole: bool) -> Result<()> {
         } else if r.skip(u64::from(len)).is_none() {
             return Ok(());
         }
+        meta_left = meta_left.map(|left: u64| left.saturating_sub(r.pos - start));
     }
     let (syntax, deflated) = match ts.as_str() {
         "1.2.840.10008.1.2" => (Syntax::ImplicitLe, false),

@@ -326,3 +326,142 @@ pub struct SeriesReport {
     pub orientation: Option<[f64; 6]>,
     pub warnings: Vec<String>,
 }
+
+/// Which series to take when several are present.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SeriesSelect {
+    /// The axial CT series with the most slices (ties: lowest series number).
+    #[default]
+    Largest,
+    /// By SeriesInstanceUID.
+    Uid(String),
+    /// By SeriesNumber.
+    Number(i64),
+}
+
+impl SeriesSelect {
+    pub fn parse(s: &str) -> SeriesSelect {
+        if s == "largest" {
+            SeriesSelect::Largest
+        } else if let Ok(n) = s.parse::<i64>() {
+            SeriesSelect::Number(n)
+        } else {
+            SeriesSelect::Uid(s.to_string())
+        }
+    }
+}
+
+/// Pick the series to stack, explaining the choice.
+pub fn select_series(series: &[Series], select: &SeriesSelect) -> Result<(usize, String)> {
+    let usable: Vec<usize> = (0..series.len()).filter(|&i| series[i].rejection().is_none()).collect();
+    let describe = |s: &Series| {
+        format!(
+            "series {} #{} '{}' ({} slices)",
+            s.uid(),
+            s.first().series_number.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            s.first().series_description.clone().unwrap_or_default(),
+            s.slices.len()
+        )
+    };
+    match select {
+        SeriesSelect::Largest => {
+            let best = usable.iter().copied().max_by_key(|&i| {
+                (series[i].is_ct(), series[i].is_axial(), series[i].slices.len(), std::cmp::Reverse(series[i].first().series_number))
+            });
+            match best {
+                Some(i) => {
+                    let why = if usable.len() == 1 {
+                        "the only usable series".to_string()
+                    } else {
+                        format!("the largest axial CT series of {} candidates", usable.len())
+                    };
+                    Ok((i, format!("using {}: {}", describe(&series[i]), why)))
+                }
+                None => {
+                    let reasons: Vec<String> =
+                        series.iter().map(|s| format!("{}: {}", describe(s), s.rejection().unwrap_or_default())).collect();
+                    Err(Error::empty(if series.is_empty() {
+                        "no DICOM images found".to_string()
+                    } else {
+                        format!("no usable CT series among {}: {}", series.len(), reasons.join("; "))
+                    })
+                    .with_hint("point at the folder of one CT series; `dcm-inspect --series DIR` lists what is there"))
+                }
+            }
+        }
+        SeriesSelect::Uid(uid) => series
+            .iter()
+            .position(|s| &s.uid() == uid)
+            .map(|i| (i, format!("using {}: asked for by UID", describe(&series[i]))))
+            .ok_or_else(|| {
+                Error::empty(format!("no series with SeriesInstanceUID {uid}")).with_hint("list the series with `dcm-stack --list DIR`")
+            }),
+        SeriesSelect::Number(n) => {
+            let matching: Vec<usize> = (0..series.len()).filter(|&i| series[i].first().series_number == Some(*n)).collect();
+            let i = matching.iter().copied().find(|&i| series[i].rejection().is_none()).or(matching.first().copied());
+            i.map(|i| (i, format!("using {}: asked for by number", describe(&series[i])))).ok_or_else(|| {
+                Error::empty(format!("no series with SeriesNumber {n}")).with_hint("list the series with `dcm-stack --list DIR`")
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::*;
+
+    fn series(uid: &str, number: i64, slices: usize, modality: &str, orientation: [f64; 6]) -> Series {
+        let slices = (0..slices)
+            .map(|k| SliceHeader {
+                path: format!("/ct/{uid}/{k}.dcm").into(),
+                series_instance_uid: Some(uid.into()),
+                series_number: Some(number),
+                modality: Some(modality.into()),
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+                rows: 8,
+                columns: 8,
+                samples_per_pixel: 1,
+                bits_allocated: 16,
+                bits_stored: 12,
+                pixel_spacing: Some([1.0, 1.0]),
+                orientation: Some(orientation),
+                position: Some([0.0, 0.0, k as f64]),
+                instance_number: Some(k as i64 + 1),
+                ..SliceHeader::default()
+            })
+            .collect();
+        Series { slices }
+    }
+    const AXIAL: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+    const CORONAL: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0];
+
+    #[test]
+    fn the_largest_axial_ct_series_wins_and_the_lower_number_breaks_ties() {
+        let all = [series("1.1", 3, 40, "CT", AXIAL), series("1.2", 2, 40, "CT", AXIAL), series("1.3", 4, 90, "CT", CORONAL)];
+        let (i, why) = select_series(&all, &SeriesSelect::Largest).unwrap();
+        assert_eq!(i, 1, "{why}");
+        assert!(why.contains("largest axial CT series of 3 candidates"), "{why}");
+        let (i, why) = select_series(&all[..1], &SeriesSelect::Largest).unwrap();
+        assert_eq!(i, 0);
+        assert!(why.ends_with("the only usable series"), "{why}");
+    }
+
+    #[test]
+    fn series_are_chosen_by_uid_or_number_and_a_wrong_one_names_the_fix() {
+        let all = [series("1.1", 3, 4, "CT", AXIAL), series("1.2", 5, 4, "CT", AXIAL)];
+        assert_eq!(select_series(&all, &SeriesSelect::parse("1.2")).unwrap().0, 1);
+        assert_eq!(select_series(&all, &SeriesSelect::parse("3")).unwrap().0, 0);
+        assert_eq!(SeriesSelect::parse("largest"), SeriesSelect::Largest);
+        let e = select_series(&all, &SeriesSelect::Number(9)).unwrap_err();
+        assert!(e.to_string().contains("no series with SeriesNumber 9"), "{e}");
+        assert!(e.hint.as_deref().unwrap_or_default().contains("--list"), "{e:?}");
+    }
+
+    #[test]
+    fn no_usable_series_lists_each_with_its_reason() {
+        let e = select_series(&[series("1.1", 1, 1, "CT", AXIAL)], &SeriesSelect::Largest).unwrap_err();
+        assert!(e.to_string().contains("a single slice is not a volume"), "{e}");
+        let e = select_series(&[], &SeriesSelect::Largest).unwrap_err();
+        assert!(e.to_string().contains("no DICOM images found"), "{e}");
+    }
+}

@@ -4,12 +4,20 @@
 //! written to a temporary file in the target's folder and renamed into place, so a failure never
 //! leaves a half-written file that looks finished.
 
+pub mod atomic;
 pub mod gzip;
+pub mod limits;
 pub mod nifti;
 pub mod npy;
+pub mod sidecar;
+
+pub use atomic::{inflight, is_special_file, persist, stale, write_file_atomic, write_temp};
+use atomic::{open_waitless, write_in_place};
+pub use limits::{check_claim, max_bytes};
+use sidecar::Checksum;
+pub use sidecar::{DataFile, parse_sidecar, sidecar_data_file, sidecar_json, sidecar_json_with, sidecar_path};
 
 use crate::error::{Error, Result};
-use crate::geometry::Geometry;
 use crate::volume::{Header, Volume};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -123,81 +131,6 @@ pub struct Loaded {
     pub geometry_known: bool,
 }
 
-/// Largest voxel payload we agree to allocate: the smallest of `CTPREP_MAX_BYTES` (default
-/// 16 GiB), the memory the OS says is available, what the process's cgroup still allows
-/// (containers, Slurm jobs) and what its address-space limit (`ulimit -v`) still allows. Claims
-/// beyond it are refused with a message before allocating, where an allocation would abort.
-pub fn max_bytes() -> u64 {
-    let configured = std::env::var("CTPREP_MAX_BYTES").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(16 << 30);
-    let kb_field = |file: &str, key: &str| -> Option<u64> {
-        let s = std::fs::read_to_string(file).ok()?;
-        let l = s.lines().find(|l| l.starts_with(key))?;
-        Some(l.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-    };
-    let available = kb_field("/proc/meminfo", "MemAvailable:").unwrap_or(u64::MAX);
-    configured.min(available).min(cgroup_headroom().unwrap_or(u64::MAX)).min(address_space_headroom().unwrap_or(u64::MAX))
-}
-
-/// cgroup v2 `memory.max - memory.current` of this process's group (v1: limit - usage).
-fn cgroup_headroom() -> Option<u64> {
-    let read_u64 = |p: &str| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok();
-    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    for line in groups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if controllers.is_empty() {
-            let base = format!("/sys/fs/cgroup{path}");
-            if let (Some(max), Some(cur)) = (read_u64(&format!("{base}/memory.max")), read_u64(&format!("{base}/memory.current"))) {
-                return Some(max.saturating_sub(cur));
-            }
-        } else if controllers.split(',').any(|c| c == "memory") {
-            let base = format!("/sys/fs/cgroup/memory{path}");
-            if let (Some(max), Some(cur)) =
-                (read_u64(&format!("{base}/memory.limit_in_bytes")), read_u64(&format!("{base}/memory.usage_in_bytes")))
-            {
-                return Some(max.saturating_sub(cur));
-            }
-        }
-    }
-    None
-}
-
-/// RLIMIT_AS minus the address space already mapped (`VmSize`).
-#[cfg(target_os = "linux")]
-fn address_space_headroom() -> Option<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes the struct we pass and nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
-        return None;
-    }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let vm = status.lines().find(|l| l.starts_with("VmSize:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024;
-    Some(lim.rlim_cur.saturating_sub(vm))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn address_space_headroom() -> Option<u64> {
-    None
-}
-
-/// Check a claimed payload against the limit and, for a plain file, its real size.
-pub(crate) fn check_claim(name: &Path, what: &str, claimed: u64, available_in_file: Option<u64>) -> Result<()> {
-    let limit = max_bytes();
-    if claimed > limit {
-        return Err(Error::too_large(format!("{what} claims {claimed} bytes of voxels, more than the {limit} bytes allowed"))
-            .with_path(name)
-            .with_hint("the header is corrupt, or the volume is too big for this machine (raise CTPREP_MAX_BYTES if memory allows)"));
-    }
-    if let Some(have) = available_in_file {
-        if claimed > have {
-            return Err(Error::bad_input(format!("truncated: {what} needs {claimed} bytes of voxels, the file can hold at most {have}"))
-                .with_path(name)
-                .with_hint("the file was cut short: re-copy or re-export it"));
-        }
-    }
-    Ok(())
-}
-
 /// The most a deflate stream can inflate: 258 bytes from a 2-bit code, about 1032:1.
 const MAX_INFLATE: u64 = 1032;
 
@@ -250,28 +183,6 @@ pub fn read_volume_bytes(bytes: &[u8], name: &Path, opts: &ReadOptions) -> Resul
 /// forever if none comes); reading it then blocks as usual, or ends at once with "empty input".
 fn open_input(p: &Path) -> Result<File> {
     open_waitless(p, std::fs::OpenOptions::new().read(true)).map_err(|e| Error::io("cannot open", p, e))
-}
-
-/// Open `p`; a named pipe without waiting for the other end (O_NONBLOCK for the open only: the
-/// reads and writes after it block as usual). Opening a pipe for writing with no reader then
-/// fails at once with ENXIO instead of hanging.
-fn open_waitless(p: &Path, opts: &mut std::fs::OpenOptions) -> io::Result<File> {
-    #[cfg(target_os = "linux")]
-    if std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())) {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = opts.custom_flags(libc::O_NONBLOCK).open(p)?;
-        // SAFETY: fcntl on a descriptor we own; a failure leaves it non-blocking, and a read or
-        // write then reports EAGAIN, which the callers name.
-        unsafe {
-            let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-            if flags >= 0 {
-                libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
-            }
-        }
-        return Ok(f);
-    }
-    opts.open(p)
 }
 
 fn read_from<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &ReadOptions) -> Result<Loaded> {
@@ -528,110 +439,6 @@ fn f32_le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-/// The volume file a sidecar belongs to: its name, size and CRC-32 (of the file's bytes).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DataFile {
-    pub name: String,
-    pub bytes: u64,
-    /// Eight lowercase hex digits.
-    pub crc32: String,
-}
-
-/// A reader or writer that counts and checksums the bytes passing through: a volume file as it
-/// is written (for its sidecar) or read (checked against its sidecar).
-struct Checksum<T> {
-    inner: T,
-    bytes: u64,
-    crc: crc32fast::Hasher,
-}
-
-impl<T> Checksum<T> {
-    fn new(inner: T) -> Self {
-        Checksum { inner, bytes: 0, crc: crc32fast::Hasher::new() }
-    }
-    fn count(&mut self, buf: &[u8]) {
-        self.crc.update(buf);
-        self.bytes += buf.len() as u64;
-    }
-    /// What passed through, as a sidecar names it.
-    fn data_file(&self, name: String) -> DataFile {
-        DataFile { name, bytes: self.bytes, crc32: format!("{:08x}", self.crc.clone().finalize()) }
-    }
-}
-
-impl<W: Write> Write for Checksum<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<R: Read> Read for Checksum<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// The `data_file` a sidecar names, when it names one (sidecars before 2026-12 do not).
-pub fn sidecar_data_file(text: &str) -> Option<DataFile> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    serde_json::from_value(v.get("data_file")?.clone()).ok()
-}
-
-/// `scan.nii.gz` -> `scan.json`, `scan.npy` -> `scan.json`.
-pub fn sidecar_path(p: &Path) -> PathBuf {
-    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let stem = ["nii.gz", "nii", "npy"].iter().find_map(|ext| name.strip_suffix(&format!(".{ext}"))).unwrap_or(&name).to_string();
-    p.with_file_name(format!("{stem}.json"))
-}
-
-/// The sidecar: geometry, shape, dtype and metadata, and the affines in both index orders
-/// (docs/formats.md): `affine_*_zyx` maps the array's own `[z, y, x]` indices (what numpy's
-/// `a[k, j, i]` means), `affine_lps`/`affine_ras` map (x, y, z) = (i, j, k) as NIfTI does.
-pub fn sidecar_json(vol: &Header) -> String {
-    sidecar_json_with(vol, None)
-}
-
-/// [`sidecar_json`] naming the volume file it belongs to (size and CRC-32).
-pub fn sidecar_json_with(vol: &Header, data_file: Option<&DataFile>) -> String {
-    let zyx = |a: crate::geometry::Mat4| a.map(|r| [r[2], r[1], r[0], r[3]]);
-    let v = serde_json::json!({
-        "axes": "zyx",
-        "shape_zyx": vol.shape,
-        "dtype": vol.dtype.name(),
-        "geometry": vol.geometry,
-        "affine_lps_zyx": zyx(vol.geometry.affine_lps()),
-        "affine_ras_zyx": zyx(vol.geometry.affine_ras()),
-        "affine_lps": vol.geometry.affine_lps(),
-        "affine_ras": vol.geometry.affine_ras(),
-        "meta": vol.meta,
-    });
-    let mut v = v;
-    if let (Some(d), Some(obj)) = (data_file, v.as_object_mut()) {
-        obj.insert("data_file".into(), serde_json::to_value(d).unwrap_or_default());
-    }
-    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
-}
-
-/// Parse a sidecar back into geometry + meta.
-pub fn parse_sidecar(text: &str) -> std::result::Result<(Geometry, crate::meta::Meta, Option<[usize; 3]>), String> {
-    #[derive(serde::Deserialize)]
-    struct Side {
-        geometry: Geometry,
-        #[serde(default)]
-        meta: crate::meta::Meta,
-        shape_zyx: Option<[usize; 3]>,
-    }
-    let s: Side = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    Ok((s.geometry, s.meta, s.shape_zyx))
-}
-
 /// Volumes are tens to hundreds of MB: when `fd` is a pipe, ask for the largest buffer an
 /// unprivileged process may have (Linux: 1 MiB, against 64 KiB by default), so writer and reader
 /// take turns 16 times less often. Best effort: nothing changes where it is refused.
@@ -649,220 +456,6 @@ fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
 #[cfg(not(target_os = "linux"))]
 fn widen_pipe<T>(_fd: &T) {}
 
-/// Registry of temporary files in flight, so a SIGINT handler can remove them.
-pub mod inflight {
-    use std::path::PathBuf;
-    use std::sync::Mutex;
-    static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    pub fn add(p: PathBuf) {
-        if let Ok(mut v) = TEMPS.lock() {
-            v.push(p);
-        }
-    }
-    pub fn remove(p: &std::path::Path) {
-        if let Ok(mut v) = TEMPS.lock() {
-            v.retain(|q| q != p);
-        }
-    }
-    /// Delete every temporary still registered (called on interrupt).
-    pub fn cleanup() {
-        if let Ok(v) = TEMPS.lock() {
-            for p in v.iter() {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
-}
-
-/// Temporaries left by runs that were killed (SIGKILL, a power cut: nothing could clean up).
-/// Each temporary names the process that writes it (`.NAME.ctprepPID-RANDOM.tmp`); a later run
-/// writing into the same folder removes those whose process is gone, or is another process that
-/// started after the file was last written (the PID was reused). Others' files are never touched.
-pub mod stale {
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-
-    pub const TAG: &str = "ctprep";
-    static SWEPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-    /// Sweep `dir` once per process.
-    pub fn sweep(dir: &Path) {
-        if let Ok(mut done) = SWEPT.lock() {
-            if done.iter().any(|d| d == dir) {
-                return;
-            }
-            done.push(dir.to_path_buf());
-        }
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = writer_pid(&name) {
-                let written = e.metadata().and_then(|m| m.modified()).ok();
-                if written.is_some_and(|w| !alive_since(pid, w)) {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-    }
-
-    /// The PID in a ctprep temporary's name (`.NAME.ctprepPID-RANDOM.tmp`).
-    pub fn writer_pid(name: &str) -> Option<u32> {
-        if !name.starts_with('.') || !name.ends_with(".tmp") {
-            return None;
-        }
-        let at = name.rfind(&format!(".{TAG}"))? + 1 + TAG.len();
-        let digits: String = name[at..].chars().take_while(char::is_ascii_digit).collect();
-        name[at + digits.len()..].starts_with('-').then(|| digits.parse().ok()).flatten()
-    }
-
-    /// Whether process `pid` exists and was already running at `written`.
-    #[cfg(target_os = "linux")]
-    fn alive_since(pid: u32, written: std::time::SystemTime) -> bool {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-        // Field 22 (after the parenthesised name): start time in clock ticks after boot.
-        let Some(start_ticks) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse::<u64>().ok()) else {
-            return true;
-        };
-        let boot = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("btime "))?.split_whitespace().nth(1)?.parse::<u64>().ok());
-        // SAFETY: sysconf reads a constant.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let Some(boot) = boot else { return true };
-        let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(boot * 1000 + start_ticks * 1000 / hz);
-        // A second of slack: btime and the tick count are coarse.
-        started <= written + std::time::Duration::from_secs(1)
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn alive_since(_pid: u32, _written: std::time::SystemTime) -> bool {
-        true
-    }
-}
-
-/// Write to a temporary file beside `target`.
-pub fn write_temp(target: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<tempfile::TempPath> {
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    stale::sweep(&dir);
-    let prefix = format!(".{name}.{}{}-", stale::TAG, std::process::id());
-    let tmp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(&dir).map_err(|e| {
-        let hint = if e.kind() == io::ErrorKind::NotFound {
-            "create the folder first, or write elsewhere with -o"
-        } else {
-            "check the folder's permissions and free space, or write elsewhere with -o"
-        };
-        Error::io("cannot create output", target, e).with_hint(hint)
-    })?;
-    let (file, path) = tmp.into_parts();
-    inflight::add(path.to_path_buf());
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let res = f(&mut w).and_then(|_| w.flush().map_err(|e| Error::io("cannot write", target, e)));
-    if let Err(e) = res {
-        inflight::remove(&path);
-        drop(path); // deletes the temporary
-        return Err(e.with_path(target));
-    }
-    Ok(path)
-}
-
-/// Write any file atomically: a temporary beside `target`, renamed into place when complete.
-pub fn write_file_atomic(target: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    if is_special_file(target) {
-        return write_in_place(target, |w| f(w).map_err(|e| Error::io("cannot write", target, e)));
-    }
-    let t = write_temp(target, |w| f(w).map_err(|e| Error::io("cannot write", target, e)))?;
-    persist(t, target)
-}
-
-/// A device or a named pipe (`-o /dev/null`, `-o /dev/stdout`, a FIFO): written in place, since
-/// renaming a temporary over it would replace the device itself with a regular file (a replaced
-/// /dev/null then hands everything written to it to every later reader).
-pub fn is_special_file(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir())
-}
-
-fn write_in_place(p: &Path, encode: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let f = open_in_place(p)?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    encode(&mut w).map_err(|e| e.with_path(p))?;
-    w.flush().map_err(|e| Error::io("cannot write", p, e))
-}
-
-/// Linux's "no such device or address": a named pipe opened for writing with no reader.
-const ENXIO: i32 = 6;
-
-/// A device or named pipe for writing; a pipe nobody reads is said so at once.
-fn open_in_place(p: &Path) -> Result<File> {
-    open_waitless(p, std::fs::OpenOptions::new().write(true)).map_err(|e| {
-        if cfg!(target_os = "linux") && e.raw_os_error() == Some(ENXIO) {
-            Error::io("no process is reading the named pipe", p, e)
-                .with_hint("start the reader first (`cat FIFO > out &`), or write to a file")
-        } else {
-            Error::io("cannot open for writing", p, e)
-        }
-    })
-}
-
-/// Rename a finished temporary into place with the usual permissions of a new file.
-pub fn persist(tmp: tempfile::TempPath, target: &Path) -> Result<()> {
-    let p = tmp.to_path_buf();
-    // Keep the usual permissions of a new file (tempfile creates 0600).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644));
-    }
-    let res = match exchange_with_existing(&p, target) {
-        // The old file now has the temporary's name: delete it (dropping the TempPath does).
-        Ok(true) => {
-            drop(tmp);
-            Ok(())
-        }
-        _ => tmp.persist(target).map(drop).map_err(|e| Error::io("cannot rename into place", target, e.error)),
-    };
-    inflight::remove(&p);
-    res
-}
-
-/// Swap a finished temporary with an existing regular file at `target` in one atomic step
-/// (renameat2 RENAME_EXCHANGE). Why not a plain rename: ext4 (auto_da_alloc) starts writing the
-/// whole new file back to disk inside a rename that replaces a file, which cost 0.09-0.35 s per
-/// 160 MB output when a Makefile re-runs a step; an exchange replaces just as atomically and lets
-/// write-back happen later, as for a new file. Ok(false): nothing to swap with, or the
-/// filesystem cannot exchange; the caller renames.
-#[cfg(target_os = "linux")]
-fn exchange_with_existing(tmp: &Path, target: &Path) -> io::Result<bool> {
-    use std::os::unix::ffi::OsStrExt;
-    if !std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_file()) {
-        return Ok(false);
-    }
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
-    let (from, to) = (c(tmp)?, c(target)?);
-    // SAFETY: two valid NUL-terminated paths; the syscall reads them and nothing else.
-    let rc =
-        unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_EXCHANGE) };
-    if rc == 0 { Ok(true) } else { Err(io::Error::last_os_error()) }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exchange_with_existing(_tmp: &Path, _target: &Path) -> io::Result<bool> {
-    Ok(false)
-}
-
-/// Read a whole file or stdin (`-`) into memory, naming it in errors.
-pub fn read_all(src: &Source) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    match src {
-        Source::Stdin => io::stdin().lock().read_to_end(&mut buf).map_err(|e| Error::io("cannot read", Path::new("<stdin>"), e))?,
-        Source::Path(p) => File::open(p).and_then(|mut f| f.read_to_end(&mut buf)).map_err(|e| Error::io("cannot read", p, e))?,
-    };
-    Ok(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,53 +464,6 @@ mod tests {
         let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
-    }
-
-    #[test]
-    fn replacing_a_file_swaps_in_the_new_content_and_leaves_no_temporaries() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("out.txt");
-        write_file_atomic(&target, |w| w.write_all(b"old, longer content")).unwrap();
-        write_file_atomic(&target, |w| w.write_all(b"new")).unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"new");
-        assert_eq!(names(dir.path()), ["out.txt"]);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o644);
-        }
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_symlink_at_the_target_is_replaced_like_rename_does_and_its_file_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let (real, link) = (dir.path().join("real.txt"), dir.path().join("link.txt"));
-        std::fs::write(&real, b"keep me").unwrap();
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        write_file_atomic(&link, |w| w.write_all(b"new")).unwrap();
-        assert_eq!(std::fs::read(&real).unwrap(), b"keep me");
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_file());
-        assert_eq!(std::fs::read(&link).unwrap(), b"new");
-        assert_eq!(names(dir.path()), ["link.txt", "real.txt"]);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn exchange_swaps_the_two_files_where_the_filesystem_can() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::write(&a, b"A").unwrap();
-        assert!(!exchange_with_existing(&a, &b).unwrap(), "no target: nothing to swap");
-        std::fs::write(&b, b"B").unwrap();
-        match exchange_with_existing(&a, &b) {
-            Ok(swapped) => {
-                assert!(swapped);
-                assert_eq!((std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap()), (b"B".to_vec(), b"A".to_vec()));
-            }
-            // e.g. an old kernel or a filesystem without RENAME_EXCHANGE: persist falls back to rename
-            Err(e) => assert!(matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)), "{e}"),
-        }
     }
 
     #[test]

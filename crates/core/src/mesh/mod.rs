@@ -572,7 +572,7 @@ pub fn isosurface(vol: &Volume, level: f64, step: usize, sigma_mm: f64, space: S
         let mut f = vol.real_f32();
         if sigma_mm > 0.0 {
             let s = vol.geometry.spacing;
-            crate::resample::gaussian_smooth(&mut f.view_mut(), [sigma_mm / s[0], sigma_mm / s[1], sigma_mm / s[2]]);
+            crate::filter::gaussian_smooth(&mut f.view_mut(), [sigma_mm / s[0], sigma_mm / s[1], sigma_mm / s[2]]);
         }
         marching_cubes(&f.view(), level, step)
     } else {
