@@ -554,11 +554,11 @@ pub fn bbox(mask: &Array3<u8>, margin: [usize; 3]) -> Option<Box3> {
     Some(grow_box(lo, hi, margin, [nz, ny, nx]))
 }
 
-/// Half-open (z, y, x) ranges of the inclusive box `lo..=hi` grown by `margin` (x, y, z) voxels,
-/// clamped to `dims`.
-pub fn grow_box(lo: [usize; 3], hi: [usize; 3], margin: [usize; 3], dims: [usize; 3]) -> Box3 {
-    let m = [margin[2], margin[1], margin[0]];
-    std::array::from_fn(|a| (lo[a].saturating_sub(m[a]), (hi[a] + m[a] + 1).min(dims[a])))
+/// Half-open (z, y, x) ranges of the inclusive box `lo_zyx..=hi_zyx` grown by `margin_xyz`
+/// voxels, clamped to `dims_zyx`.
+pub fn grow_box(lo_zyx: [usize; 3], hi_zyx: [usize; 3], margin_xyz: [usize; 3], dims_zyx: [usize; 3]) -> Box3 {
+    let m = [margin_xyz[2], margin_xyz[1], margin_xyz[0]];
+    std::array::from_fn(|a| (lo_zyx[a].saturating_sub(m[a]), (hi_zyx[a] + m[a] + 1).min(dims_zyx[a])))
 }
 
 /// What one pass over a label volume learns about a label.
@@ -566,15 +566,15 @@ pub fn grow_box(lo: [usize; 3], hi: [usize; 3], margin: [usize; 3], dims: [usize
 pub struct LabelBox {
     pub count: u64,
     /// Sum of the voxels' (x, y, z) indices: the centroid times `count`.
-    pub index_sum: [f64; 3],
-    /// Inclusive (z, y, x) bounds.
-    pub lo: [usize; 3],
-    pub hi: [usize; 3],
+    pub index_sum_xyz: [f64; 3],
+    /// Inclusive bounds, array order.
+    pub lo_zyx: [usize; 3],
+    pub hi_zyx: [usize; 3],
 }
 
 /// Count, index sum and bounds of each label in `ids` (non-zero), in one parallel pass.
 pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &ArrayView3<L>, ids: &[u32]) -> Vec<LabelBox> {
-    let empty = LabelBox { count: 0, index_sum: [0.0; 3], lo: [usize::MAX; 3], hi: [0; 3] };
+    let empty = LabelBox { count: 0, index_sum_xyz: [0.0; 3], lo_zyx: [usize::MAX; 3], hi_zyx: [0; 3] };
     let top = ids.iter().copied().max().unwrap_or(0) as usize;
     let mut slot = vec![usize::MAX; top + 1];
     for (i, &id) in ids.iter().enumerate() {
@@ -584,9 +584,9 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &ArrayView3<L>, ids: &[u3
         for (x, y) in a.iter_mut().zip(b) {
             x.count += y.count;
             for k in 0..3 {
-                x.index_sum[k] += y.index_sum[k];
-                x.lo[k] = x.lo[k].min(y.lo[k]);
-                x.hi[k] = x.hi[k].max(y.hi[k]);
+                x.index_sum_xyz[k] += y.index_sum_xyz[k];
+                x.lo_zyx[k] = x.lo_zyx[k].min(y.lo_zyx[k]);
+                x.hi_zyx[k] = x.hi_zyx[k].max(y.hi_zyx[k]);
             }
         }
         a
@@ -611,12 +611,12 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &ArrayView3<L>, ids: &[u3
                     let (b, len) = (&mut out[i], (x - x0) as u64);
                     b.count += len;
                     // x0 + ... + (x - 1)
-                    b.index_sum[0] += (x0 + x - 1) as f64 * len as f64 / 2.0;
-                    b.index_sum[1] += (y as u64 * len) as f64;
-                    b.index_sum[2] += (z as u64 * len) as f64;
+                    b.index_sum_xyz[0] += (x0 + x - 1) as f64 * len as f64 / 2.0;
+                    b.index_sum_xyz[1] += (y as u64 * len) as f64;
+                    b.index_sum_xyz[2] += (z as u64 * len) as f64;
                     for (k, (lo, hi)) in [(z, z), (y, y), (x0, x - 1)].into_iter().enumerate() {
-                        b.lo[k] = b.lo[k].min(lo);
-                        b.hi[k] = b.hi[k].max(hi);
+                        b.lo_zyx[k] = b.lo_zyx[k].min(lo);
+                        b.hi_zyx[k] = b.hi_zyx[k].max(hi);
                     }
                 }
             }
@@ -946,10 +946,10 @@ mod tests {
                 let at: Vec<_> = a.indexed_iter().filter(|&(_, &v)| v == id).map(|(i, _)| i).collect();
                 prop_assert_eq!(b.count, at.len() as u64);
                 let sum_x: f64 = at.iter().map(|&(_, _, x)| x as f64).sum();
-                prop_assert_eq!(b.index_sum[0], sum_x);
+                prop_assert_eq!(b.index_sum_xyz[0], sum_x);
                 if let (Some(lo_z), Some(hi_x)) = (at.iter().map(|i| i.0).min(), at.iter().map(|i| i.2).max()) {
-                    prop_assert_eq!(b.lo[0], lo_z);
-                    prop_assert_eq!(b.hi[2], hi_x);
+                    prop_assert_eq!(b.lo_zyx[0], lo_z);
+                    prop_assert_eq!(b.hi_zyx[2], hi_x);
                 }
             }
         }

@@ -180,43 +180,10 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         Target::Like { geometry, shape } => (geometry.clone(), *shape),
         Target::Orient { ras, spacing } => orient_grid(&vol.geometry, shape, *ras, *spacing),
     };
-    // What this call will allocate, counted before any of it is: the output in its type and, for
-    // cubic, the B-spline coefficients (float32, up to the input's size).
-    let voxels = out_shape.iter().try_fold(1u64, |a, &v| a.checked_mul(v as u64)).unwrap_or(u64::MAX);
-    let out_size = opts.dtype.unwrap_or(vol.data.dtype()).size() as u64;
-    let cubic = matches!(opts.interp, Some(Interp::Cubic));
-    let coefficients = if cubic { vol.data.len() as u64 * 4 } else { 0 };
-    let need = voxels.saturating_mul(out_size).saturating_add(coefficients);
-    crate::io::check_claim(std::path::Path::new("<resample>"), "the output grid", need, None)?;
-    let fill = opts.fill.unwrap_or(match vol.meta.kind {
-        Kind::Hu => -1024.0,
-        Kind::Stored => vol.meta.rescale.map(|r| (-1024.0 - r.intercept) / r.slope).unwrap_or(-1024.0),
-        Kind::Unknown if vol.data.dtype() != DType::U8 => -1024.0,
-        _ => 0.0,
-    });
+    check_memory(vol, opts, out_shape)?;
+    let fill = opts.fill.unwrap_or_else(|| default_fill(vol));
     let mut notes = Vec::new();
-    // index_in = A * index_out + b
-    let m_in = inv3(&vol.geometry.index_matrix()).ok_or_else(|| Error::bad_input("the input grid is degenerate (zero spacing)"))?;
-    let m_out = out_geo.index_matrix();
-    let mut a = [[0.0; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            a[i][j] = (0..3).map(|k| m_in[i][k] * m_out[k][j]).sum();
-        }
-    }
-    let b = vol.geometry.world_to_index(out_geo.origin).unwrap_or([0.0; 3]);
-    let (a, b) = if opts.grid == GridMode::Corners && matches!(opts.target, Target::Spacing { exact: false, .. }) {
-        // Exactly scipy's mapping, free of rounding in the geometry.
-        let n = [shape[2], shape[1], shape[0]];
-        let m = [out_shape[2], out_shape[1], out_shape[0]];
-        let mut a = [[0.0; 3]; 3];
-        for k in 0..3 {
-            a[k][k] = if m[k] > 1 { (n[k] as f64 - 1.0) / (m[k] as f64 - 1.0) } else { 0.0 };
-        }
-        (a, [0.0; 3])
-    } else {
-        (a, b)
-    };
+    let (a, b) = index_map(vol, &out_geo, out_shape, opts)?;
     let separable = (0..3).all(|i| (0..3).all(|j| i == j || a[i][j].abs() < 1e-9));
 
     // Anti-aliasing: Gaussian with sigma = (factor - 1) / 2 input voxels along downsampled axes (skimage's rule).
@@ -254,6 +221,51 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         serde_json::json!({ "interp": format!("{interp:?}").to_lowercase(), "fill": fill, "spacing_xyz_mm": out_geo.spacing }),
     );
     Ok(Resampled { volume: Volume { data: out, geometry: out_geo, meta }, interp, notes })
+}
+
+/// What a resampling will allocate, checked before any of it is: the output in its type and, for
+/// cubic, the B-spline coefficients (float32, up to the input's size).
+fn check_memory(vol: &Volume, opts: &ResampleOptions, out_shape: [usize; 3]) -> Result<()> {
+    let voxels = out_shape.iter().try_fold(1u64, |a, &v| a.checked_mul(v as u64)).unwrap_or(u64::MAX);
+    let out_size = opts.dtype.unwrap_or(vol.data.dtype()).size() as u64;
+    let cubic = matches!(opts.interp, Some(Interp::Cubic));
+    let coefficients = if cubic { vol.data.len() as u64 * 4 } else { 0 };
+    let need = voxels.saturating_mul(out_size).saturating_add(coefficients);
+    crate::io::check_claim(std::path::Path::new("<resample>"), "the output grid", need, None)
+}
+
+/// Outside the input: air for CT (-1024 HU, in stored values for stored data), 0 for masks.
+fn default_fill(vol: &Volume) -> f64 {
+    match vol.meta.kind {
+        Kind::Hu => -1024.0,
+        Kind::Stored => vol.meta.rescale.map(|r| (-1024.0 - r.intercept) / r.slope).unwrap_or(-1024.0),
+        Kind::Unknown if vol.data.dtype() != DType::U8 => -1024.0,
+        _ => 0.0,
+    }
+}
+
+/// Output (x, y, z) indices to input ones: index_in = a * index_out + b.
+fn index_map(vol: &Volume, out_geo: &Geometry, out_shape: [usize; 3], opts: &ResampleOptions) -> Result<(Mat3, [f64; 3])> {
+    let shape = vol.shape();
+    let m_in = inv3(&vol.geometry.index_matrix()).ok_or_else(|| Error::bad_input("the input grid is degenerate (zero spacing)"))?;
+    if opts.grid == GridMode::Corners && matches!(opts.target, Target::Spacing { exact: false, .. }) {
+        // Exactly scipy's mapping, free of rounding in the geometry.
+        let n = [shape[2], shape[1], shape[0]];
+        let m = [out_shape[2], out_shape[1], out_shape[0]];
+        let mut a = [[0.0; 3]; 3];
+        for k in 0..3 {
+            a[k][k] = if m[k] > 1 { (n[k] as f64 - 1.0) / (m[k] as f64 - 1.0) } else { 0.0 };
+        }
+        return Ok((a, [0.0; 3]));
+    }
+    let m_out = out_geo.index_matrix();
+    let mut a = [[0.0; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            a[i][j] = (0..3).map(|k| m_in[i][k] * m_out[k][j]).sum();
+        }
+    }
+    Ok((a, vol.geometry.world_to_index(out_geo.origin).unwrap_or([0.0; 3])))
 }
 
 /// How output indices map onto the input: index_in = a * index_out + b, plus the kernel.

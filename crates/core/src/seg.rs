@@ -139,12 +139,60 @@ fn plausible(qc: &LungQc) -> Option<String> {
 }
 
 fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungResult> {
-    let dense = dense_voxels(vol);
     let sp = vol.geometry.spacing;
     let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
-    let (nz, ny, nx) = dense.dim();
     let mut qc = LungQc::default();
-    // 1. Body: the largest dense component (the table is another one), holes filled per slice.
+    let dense = dense_voxels(vol);
+    let shape = dense.raw_dim();
+    let body = body_mask(&dense, body_close, sp)?;
+    let body_voxels = count_nonzero(&body) as f64;
+    let mut air = inside_air(&dense, &body);
+    // Volume-sized masks are dropped as soon as they are used up: lung-seg's peak memory.
+    drop(dense);
+    // Airways: track the trachea down from the top slice and cut it with the main bronchi.
+    if o.remove_airways {
+        let head_last = vol.geometry.direction[2][2] >= 0.0;
+        let tree = track_airways(&mut air, &body, sp, head_last);
+        qc.airway_voxels_removed = cut_around(&mut air, &tree);
+    }
+    let (grown, n_seeds) = seed_and_grow(air, sp, &mut qc);
+    let lungs = pick_lungs(grown.counts(), n_seeds, voxel_ml);
+    if lungs.is_empty() {
+        qc.lungs_found = 0;
+        return Ok(LungResult { labels: Array3::zeros(shape), qc });
+    }
+    // Each lung is a label of `source`; the full-size 0/1 copies are made only to split.
+    let mut source = grown;
+    let mut ids: Vec<u32> = lungs.iter().map(|&l| l as u32).collect();
+    // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
+    if ids.len() == 1 {
+        let [nz, ny, nx] = [shape[0], shape[1], shape[2]];
+        let piece = source.mask(ids[0], [(0, nz), (0, ny), (0, nx)]);
+        if let Some(seeds) = split_in_two(&piece, 12) {
+            source = Seeded::Few(grow_from_blocks(&seeds.view(), [1, 1, 1], &piece));
+            ids = vec![1, 2];
+            qc.warnings.push("the lungs touch: separated by erosion".into());
+        }
+    }
+    let (mut labels, mut region) = close_and_fill(vol, &source, &ids, &body, o);
+    drop(source);
+    if o.dilate_mm > 0.0 {
+        let all = labels.mapv(|v| u8::from(v != 0));
+        let grown = dilate_mm(&all, o.dilate_mm, sp);
+        // New voxels take the label of the lung that reaches them first (6-neighbour steps).
+        labels = grow_labels(&labels, &grown);
+        let reach = crate::morph::margin_vox(o.dilate_mm, sp);
+        let dims = [shape[0], shape[1], shape[2]];
+        region = region.map(|r| crate::morph::grow_box(r.map(|r| r.0), r.map(|r| r.1 - 1), reach, dims));
+    }
+    qc.lungs_found = ids.len();
+    lung_qc(vol, &labels, region.unwrap_or([(0, 0); 3]), body_voxels, &mut qc);
+    Ok(LungResult { labels, qc })
+}
+
+/// The body: the largest component denser than -320 HU (the table is another one), closed by
+/// `body_close` mm when asked, holes filled per slice.
+fn body_mask(dense: &Array3<u8>, body_close: f64, sp: [f64; 3]) -> Result<Array3<u8>> {
     let dense_parts = Components::new(&dense.view(), Connectivity::Six, |v| v != 0);
     let Some(body_label) = largest_label(&dense_parts.sizes(), Some(0)) else {
         return Err(Error::empty("no body found: nothing denser than -320 HU").with_hint("is the input in HU? run hu-convert first"));
@@ -155,22 +203,22 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         body = close_mm(&body, body_close, sp);
     }
     fill_holes_2d(&mut body, usize::MAX);
-    let body_voxels = count_nonzero(&body) as f64;
-    // 2. Air inside the body.
+    Ok(body)
+}
+
+/// Air (not dense) inside the body.
+fn inside_air(dense: &Array3<u8>, body: &Array3<u8>) -> Array3<u8> {
     let mut air = Array3::<u8>::zeros(dense.raw_dim());
-    Zip::from(&mut air).and(&dense).and(&body).par_for_each(|a, &d, &b| *a = u8::from(b != 0 && d == 0));
-    // Volume-sized masks are dropped as soon as they are used up: lung-seg's peak memory.
-    let shape = dense.raw_dim();
-    drop(dense);
-    // 3. Airways: track the trachea down from the top slice and cut it with the main bronchi.
-    if o.remove_airways {
-        let head_last = vol.geometry.direction[2][2] >= 0.0;
-        let tree = track_airways(&mut air, &body, sp, head_last);
-        qc.airway_voxels_removed = cut_around(&mut air, &tree);
-    }
-    // 4. Cut thin bridges (gas under the diaphragm seen through partial volume, leaks): seeds
-    // from the air eroded by a ball, grown back through the air at full resolution. The erosion
-    // only picks seeds, so it runs on the ~2 mm grid (blocks wholly air), 8x fewer voxels at 1 mm.
+    Zip::from(&mut air).and(dense).and(body).par_for_each(|a, &d, &b| *a = u8::from(b != 0 && d == 0));
+    air
+}
+
+/// Cut thin bridges (gas under the diaphragm seen through partial volume, leaks): seeds from the
+/// air eroded by a ball, grown back through the air at full resolution, all at once, so each air
+/// voxel joins the seed that reaches it first and a neck between lung and stomach splits. The
+/// erosion only picks seeds, so it runs on the ~2 mm grid (blocks wholly air), 8x fewer voxels
+/// at 1 mm. Returns the grown labels and the number of seeds.
+fn seed_and_grow(air: Array3<u8>, sp: [f64; 3], qc: &mut LungQc) -> (Seeded, usize) {
     let factors = coarse_factors(sp);
     let coarse_sp: [f64; 3] = std::array::from_fn(|a| sp[a] * factors[a] as f64);
     // Blocks wholly air, and distances between block centres, each stand about half a block off
@@ -182,8 +230,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let pieces = Components::new(&eroded.view(), Connectivity::Six, |v| v != 0);
     drop(eroded);
     qc.air_components = pieces.n;
-    // Every eroded piece of at least 1 mL is a seed; all grow together inside the air, so each
-    // air voxel joins the piece that reaches it first and a neck between lung and stomach splits.
+    // Every eroded piece of at least 1 mL is a seed.
     let min_seed = (1000.0 / (coarse_sp.iter().product::<f64>())).ceil() as u64;
     let mut seed_id = vec![0u16; pieces.n + 1];
     let mut n_seeds = 0usize;
@@ -201,43 +248,37 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     } else {
         Seeded::Many(grow_from_blocks(&seeds.view(), factors, &air))
     };
-    let gs = grown.counts();
-    drop(seeds);
-    drop(air);
+    (grown, n_seeds)
+}
+
+/// The lungs among the grown pieces: the two largest of at least 50 mL, the second only when it
+/// is at least an eighth of the first (a smaller one is gas or bowel: the lungs touch).
+fn pick_lungs(counts: &[u64], n_seeds: usize, voxel_ml: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (1..=n_seeds).collect();
-    order.sort_by(|&a, &b| gs[b].cmp(&gs[a]));
-    let min_voxels = (50.0 / voxel_ml) as u64; // 50 mL
-    let mut lungs: Vec<usize> = order.iter().copied().take(2).filter(|&l| gs[l] >= min_voxels).collect();
-    if lungs.len() == 2 && gs[lungs[1]] * 8 < gs[lungs[0]] {
-        // A second piece this small is not a lung (the lungs touch, and this is gas or bowel).
+    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]));
+    let min_voxels = (50.0 / voxel_ml) as u64;
+    let mut lungs: Vec<usize> = order.iter().copied().take(2).filter(|&l| counts[l] >= min_voxels).collect();
+    if lungs.len() == 2 && counts[lungs[1]] * 8 < counts[lungs[0]] {
         lungs.truncate(1);
     }
-    if lungs.is_empty() {
-        qc.lungs_found = 0;
-        return Ok(LungResult { labels: Array3::zeros(shape), qc });
-    }
-    // Each lung is a label of `source`; the full-size 0/1 copies are made only to split.
-    let mut source = grown;
-    let mut ids: Vec<u32> = lungs.iter().map(|&l| l as u32).collect();
-    // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
-    if ids.len() == 1 {
-        let piece = source.mask(ids[0], [(0, nz), (0, ny), (0, nx)]);
-        if let Some(seeds) = split_in_two(&piece, 12) {
-            source = Seeded::Few(grow_from_blocks(&seeds.view(), [1, 1, 1], &piece));
-            ids = vec![1, 2];
-            qc.warnings.push("the lungs touch: separated by erosion".into());
-        }
-    }
-    let boxes = source.boxes(&ids);
+    lungs
+}
+
+/// Each lung closed (inside the body) and filled, then pasted as label 1 (right) or 2 (left);
+/// also the union of the lungs' boxes, where QC looks.
+fn close_and_fill(vol: &Volume, source: &Seeded, ids: &[u32], body: &Array3<u8>, o: &LungOptions) -> (Array3<u8>, Option<Box3>) {
+    let sp = vol.geometry.spacing;
+    let shape = body.raw_dim();
+    let dims = [shape[0], shape[1], shape[2]];
+    let boxes = source.boxes(ids);
     // Patient's right is -x in LPS: the lung whose centroid (the affine map of the index
     // centroid) has the smaller x is the right one.
-    let centroid_x = |b: &crate::morph::LabelBox| vol.geometry.index_to_world(b.index_sum.map(|v| v / b.count.max(1) as f64))[0];
+    let centroid_x = |b: &crate::morph::LabelBox| vol.geometry.index_to_world(b.index_sum_xyz.map(|v| v / b.count.max(1) as f64))[0];
     let mut order: Vec<usize> = (0..ids.len()).collect();
     if ids.len() == 2 && centroid_x(&boxes[0]) > centroid_x(&boxes[1]) {
         order.swap(0, 1);
     }
     let mut labels = Array3::<u8>::zeros(shape);
-    // Where the labels are: the union of the lungs' boxes (QC looks only there).
     let mut region: Option<Box3> = None;
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
     // side they only raised the peak memory), and pasted in order.
@@ -248,7 +289,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         // Work inside the lung's bounding box: a closing by a ball never leaves it (a ball just
         // beyond a face covers any voxel past it), close_mm pads it for its own work, and holes
         // open to a face would be open to a wider box's margin too.
-        let b = crate::morph::grow_box(boxes[k].lo, boxes[k].hi, [0; 3], [nz, ny, nx]);
+        let b = crate::morph::grow_box(boxes[k].lo_zyx, boxes[k].hi_zyx, [0; 3], dims);
         region = Some(region.map_or(b, |r| std::array::from_fn(|a| (r[a].0.min(b[a].0), r[a].1.max(b[a].1)))));
         let bx = in_box(b);
         let mut m = source.mask(ids[k], b);
@@ -267,32 +308,28 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
             }
         });
     }
-    if o.dilate_mm > 0.0 {
-        let all = labels.mapv(|v| u8::from(v != 0));
-        let grown = dilate_mm(&all, o.dilate_mm, sp);
-        // New voxels take the label of the lung that reaches them first (6-neighbour steps).
-        labels = grow_labels(&labels, &grown);
-        let reach = crate::morph::margin_vox(o.dilate_mm, sp);
-        region = region.map(|r| crate::morph::grow_box(r.map(|r| r.0), r.map(|r| r.1 - 1), reach, [nz, ny, nx]));
-    }
-    let region = region.unwrap_or([(0, 0); 3]);
-    // QC: counts and index box per label, and the mean of the stored values (the rescale is
-    // affine, so it maps the mean), each in one parallel pass over the lungs' region.
+    (labels, region)
+}
+
+/// Volumes, body fraction, mean HU and world bounding box of the labels, each in one parallel
+/// pass over the lungs' `region` (the mean of the stored values: the rescale is affine, so it
+/// maps the mean).
+fn lung_qc(vol: &Volume, labels: &Array3<u8>, region: Box3, body_voxels: f64, qc: &mut LungQc) {
+    let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
     let mut qc_boxes = crate::morph::label_boxes(&labels.slice(in_box(region)), &[1, 2]);
     for b in &mut qc_boxes {
         for a in 0..3 {
-            b.lo[a] += region[a].0;
-            b.hi[a] += region[a].0;
+            b.lo_zyx[a] += region[a].0;
+            b.hi_zyx[a] += region[a].0;
         }
     }
     let (r, l) = (qc_boxes[0].count, qc_boxes[1].count);
     let n = r + l;
-    let (mut ilo, mut ihi) = ([usize::MAX; 3], [0usize; 3]);
+    let (mut lo_xyz, mut hi_xyz) = ([usize::MAX; 3], [0usize; 3]);
     for b in qc_boxes.iter().filter(|b| b.count > 0) {
         for a in 0..3 {
-            // LabelBox bounds are (z, y, x); these are (x, y, z).
-            ilo[a] = ilo[a].min(b.lo[2 - a]);
-            ihi[a] = ihi[a].max(b.hi[2 - a]);
+            lo_xyz[a] = lo_xyz[a].min(b.lo_zyx[2 - a]);
+            hi_xyz[a] = hi_xyz[a].max(b.hi_zyx[2 - a]);
         }
     }
     // An affine map sends the index box's extremes to the world box's extremes.
@@ -300,7 +337,7 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let mut hi = [f64::NEG_INFINITY; 3];
     if n > 0 {
         for c in 0..8 {
-            let ijk = [0, 1, 2].map(|a| if c & (1 << a) != 0 { ihi[a] as f64 } else { ilo[a] as f64 });
+            let ijk = [0, 1, 2].map(|a| if c & (1 << a) != 0 { hi_xyz[a] as f64 } else { lo_xyz[a] as f64 });
             let w = vol.geometry.index_to_world(ijk);
             for a in 0..3 {
                 lo[a] = lo[a].min(w[a]);
@@ -308,16 +345,14 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
             }
         }
     }
-    qc.lungs_found = ids.len();
-    if ids.len() == 2 {
+    if qc.lungs_found == 2 {
         qc.right_ml = r as f64 * voxel_ml;
         qc.left_ml = l as f64 * voxel_ml;
     }
     qc.total_ml = n as f64 * voxel_ml;
     qc.body_fraction = n as f64 / body_voxels.max(1.0);
-    qc.mean_hu = mean_hu_inside(vol, &labels, n, region);
+    qc.mean_hu = mean_hu_inside(vol, labels, n, region);
     qc.bbox_lps_mm = (n > 0).then(|| std::array::from_fn(|a| [lo[a], hi[a]]));
-    Ok(LungResult { labels, qc })
 }
 
 /// 1 where the voxel is denser than the tutorial's -320 HU, thresholded from the stored values:
@@ -922,7 +957,7 @@ mod tests {
             proptest::prop_assert_eq!(&few.counts()[..4], &many.counts()[..4]);
             let ids = [1, 2, 3];
             for (a, b) in few.boxes(&ids).iter().zip(many.boxes(&ids)) {
-                proptest::prop_assert_eq!((a.count, a.lo, a.hi, a.index_sum), (b.count, b.lo, b.hi, b.index_sum));
+                proptest::prop_assert_eq!((a.count, a.lo_zyx, a.hi_zyx, a.index_sum_xyz), (b.count, b.lo_zyx, b.hi_zyx, b.index_sum_xyz));
             }
             for id in ids {
                 let part = [(1, 6), (0, 8), (2, 9)];

@@ -485,8 +485,24 @@ fn write_slice(
     put(&mut obj, tags::RESCALE_INTERCEPT, VR::DS, ds(&[intercept]));
     put(&mut obj, tags::RESCALE_SLOPE, VR::DS, ds(&[slope]));
     put(&mut obj, tags::RESCALE_TYPE, VR::LO, "HU");
-    let words: Vec<u16> = hu
-        .iter()
+    put_pixels(&mut obj, o, &stored_words(o, hu, fov, slope, intercept), rows, cols);
+    let file = obj
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(o.syntax.uid())
+                .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
+                .media_storage_sop_instance_uid(sop_uid),
+        )
+        .map_err(std::io::Error::other)?;
+    let path = dir.join(name);
+    file.write_to_file(&path).map_err(std::io::Error::other)?;
+    Ok(path)
+}
+
+/// HU to stored values: (HU - intercept) / slope, clamped; outside the field of view the
+/// padding value (-2000 signed; 0 unsigned, which has no PixelPaddingValue).
+fn stored_words(o: &PhantomOptions, hu: &Array2<f64>, fov: &Array2<bool>, slope: f64, intercept: f64) -> Vec<u16> {
+    hu.iter()
         .zip(fov.iter())
         .map(|(&h, &inside)| {
             if o.unsigned {
@@ -497,11 +513,15 @@ fn write_slice(
                 (-2000i16) as u16
             }
         })
-        .collect();
+        .collect()
+}
+
+/// PixelData: native 16-bit words, or one RLE or lossless-JPEG fragment.
+fn put_pixels(obj: &mut InMemDicomObject, o: &PhantomOptions, words: &[u16], rows: usize, cols: usize) {
     let fragment = match o.syntax {
-        Syntax::Rle => Some(rle_encode(&words)),
+        Syntax::Rle => Some(rle_encode(words)),
         Syntax::JpegLossless => {
-            let mut f = ctprep_core::dicom::ljpeg::encode(&words, rows, cols, 16, 1);
+            let mut f = ctprep_core::dicom::ljpeg::encode(words, rows, cols, 16, 1);
             // Fragments have even length: pad after the end-of-image marker.
             if f.len() % 2 == 1 {
                 f.push(0);
@@ -518,19 +538,8 @@ fn write_slice(
                 dicom_core::value::Value::from(PixelFragmentSequence::new(vec![], vec![frag])),
             ));
         }
-        None => put(&mut obj, tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.into())),
+        None => put(obj, tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.to_vec().into())),
     }
-    let file = obj
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(o.syntax.uid())
-                .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
-                .media_storage_sop_instance_uid(sop_uid),
-        )
-        .map_err(std::io::Error::other)?;
-    let path = dir.join(name);
-    file.write_to_file(&path).map_err(std::io::Error::other)?;
-    Ok(path)
 }
 
 /// Write the phantom series (and extras) into `dir`.

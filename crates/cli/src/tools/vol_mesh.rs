@@ -159,41 +159,7 @@ fn write_mesh(mesh: &Mesh, path: &str, obj: bool, ascii: bool, space: Space) -> 
 }
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
-    let output = args.output.clone().unwrap_or_else(|| "-".into());
-    let lower = output.to_ascii_lowercase();
-    let named = [MeshFormat::Stl, MeshFormat::Obj].into_iter().find(|e| lower.ends_with(&format!(".{}", e.name())));
-    if let (Some(n), Some(f)) = (named, args.format) {
-        if n != f {
-            let (n, f) = (n.name(), f.name());
-            return Err(usage_error(
-                format!("the name '{output}' says {n}, --format says {f}"),
-                "drop --format, or name the file after the format",
-            ));
-        }
-    }
-    if let Some(p) = &args.preview {
-        crate::args::check_output_name(&p.to_string_lossy(), &[".png"], "--preview")?;
-    }
-    let obj = match (args.format, lower) {
-        (Some(f), _) => f == MeshFormat::Obj,
-        (None, o) if o.ends_with(".obj") => true,
-        (None, o) if o.ends_with(".stl") => false,
-        (None, _) if args.preview.is_some() && args.output.is_none() => false,
-        _ => return Err(usage_error("cannot tell the mesh format from the output name", "name it .stl or .obj, or pass --format stl|obj")),
-    };
-    let to_stdout = output == "-" && !(args.preview.is_some() && args.output.is_none());
-    if to_stdout && std::io::stdout().is_terminal() && !args.ascii && !obj {
-        return Err(usage_error("refusing to write a binary STL to a terminal", "pass -o mesh.stl, or redirect with `> mesh.stl`"));
-    }
-    if args.json && to_stdout {
-        return Err(usage_error("--json needs the mesh in a file", "add -o mesh.stl; stdout then carries the QC report"));
-    }
-    if args.split && to_stdout {
-        return Err(usage_error("--split writes one file per component", "pass -o NAME.stl"));
-    }
-    let preview = args.preview.as_ref().map(|p| p.to_string_lossy().into_owned());
-    let outputs: Vec<&str> = [Some(output.as_str()).filter(|_| args.output.is_some()), preview.as_deref()].into_iter().flatten().collect();
-    crate::args::no_clobber(args.input.path_str().as_slice(), &outputs)?;
+    let plan = Plan::check(&args)?;
     let vol = args.input.read(cx)?;
     let (level, why) = match args.level {
         Some(l) => (l, "given".to_string()),
@@ -213,14 +179,101 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         cx.warn(format!("nothing above level {level}: the mesh is empty"));
         return Ok(Exit::Empty);
     }
+    clean_up(&args, &mut mesh, cx);
+    if let Some(p) = &args.preview {
+        let view = View::parse(&args.view).ok_or_else(|| {
+            usage_error(format!("unknown view '{}'", args.view), "anterior, posterior, left, right, superior or inferior")
+        })?;
+        // The renderer looks in patient space; voxel-space meshes are rendered as they are.
+        let (w, h, rgb) = render(&mesh, view, args.preview_size.clamp(16, 8192), [0.93, 0.89, 0.80]);
+        let bytes = png_bytes(w, h, &rgb)?;
+        ctprep_core::io::write_file_atomic(p, |wr| wr.write_all(&bytes))?;
+        cx.verbose(format!("preview {}x{} written to {}", w, h, p.display()));
+    }
+    if args.split {
+        let (stem, ext) = plan.output.rsplit_once('.').unwrap_or((plan.output.as_str(), if plan.obj { "obj" } else { "stl" }));
+        let parts = mesh.split_by_size();
+        for (i, part) in parts.iter().enumerate() {
+            write_mesh(part, &format!("{stem}_{}.{ext}", i + 1), plan.obj, args.ascii, space)?;
+        }
+        cx.verbose(format!("wrote {} component files {stem}_N.{ext}", parts.len()));
+    } else if !plan.preview_only {
+        write_mesh(&mesh, &plan.output, plan.obj, args.ascii, space)?;
+    }
+    if args.json || cx.verbosity >= 1 {
+        let mut qc = mesh.qc();
+        qc.voxel_ml = voxel_volume_ml(&vol, level);
+        cx.verbose(format!(
+            "QC: {} vertices, {} faces, {} component(s), watertight {}, manifold {}, Euler {}, area {:.1} mm^2, enclosed {:.2} mL (voxels above level: {:.2} mL)",
+            qc.vertices, qc.faces, qc.components, qc.watertight, qc.manifold, qc.euler_characteristic, qc.area_mm2, qc.enclosed_ml, qc.voxel_ml
+        ));
+        if args.json {
+            writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&qc)?)?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Where the mesh goes and in which format, checked before any work.
+struct Plan {
+    output: String,
+    obj: bool,
+    /// Only --preview was asked for: no mesh file.
+    preview_only: bool,
+}
+
+impl Plan {
+    fn check(args: &Args) -> Result<Plan> {
+        let output = args.output.clone().unwrap_or_else(|| "-".into());
+        let lower = output.to_ascii_lowercase();
+        let named = [MeshFormat::Stl, MeshFormat::Obj].into_iter().find(|e| lower.ends_with(&format!(".{}", e.name())));
+        if let (Some(n), Some(f)) = (named, args.format) {
+            if n != f {
+                let (n, f) = (n.name(), f.name());
+                return Err(usage_error(
+                    format!("the name '{output}' says {n}, --format says {f}"),
+                    "drop --format, or name the file after the format",
+                ));
+            }
+        }
+        if let Some(p) = &args.preview {
+            crate::args::check_output_name(&p.to_string_lossy(), &[".png"], "--preview")?;
+        }
+        let preview_only = args.preview.is_some() && args.output.is_none();
+        let obj = match (args.format, named) {
+            (Some(f), _) => f == MeshFormat::Obj,
+            (None, Some(n)) => n == MeshFormat::Obj,
+            (None, None) if preview_only => false,
+            _ => {
+                return Err(usage_error(
+                    "cannot tell the mesh format from the output name",
+                    "name it .stl or .obj, or pass --format stl|obj",
+                ));
+            }
+        };
+        let to_stdout = output == "-" && !preview_only;
+        if to_stdout && std::io::stdout().is_terminal() && !args.ascii && !obj {
+            return Err(usage_error("refusing to write a binary STL to a terminal", "pass -o mesh.stl, or redirect with `> mesh.stl`"));
+        }
+        if args.json && to_stdout {
+            return Err(usage_error("--json needs the mesh in a file", "add -o mesh.stl; stdout then carries the QC report"));
+        }
+        if args.split && to_stdout {
+            return Err(usage_error("--split writes one file per component", "pass -o NAME.stl"));
+        }
+        let preview = args.preview.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let outputs: Vec<&str> =
+            [Some(output.as_str()).filter(|_| args.output.is_some()), preview.as_deref()].into_iter().flatten().collect();
+        crate::args::no_clobber(args.input.path_str().as_slice(), &outputs)?;
+        Ok(Plan { output, obj, preview_only })
+    }
+}
+
+/// --largest / --min-volume (and --split, which compacts as they do), --smooth, --decimate.
+fn clean_up(args: &Args, mesh: &mut Mesh, cx: &Cx) {
     if args.largest || args.min_volume.is_some() || args.split {
-        let (comp, n) = mesh.components();
-        let vols = mesh.component_volumes(&comp, n);
-        let largest = (0..n).max_by(|&a, &b| vols[a].abs().total_cmp(&vols[b].abs())).unwrap_or(0) as u32;
-        let min_mm3 = args.min_volume.unwrap_or(0.0) * 1000.0;
-        let keep = |c: u32| (!args.largest || c == largest) && vols[c as usize].abs() >= min_mm3;
-        mesh.retain_components(&comp, keep);
-        cx.verbose(format!("components: {n}, kept {}", (0..n as u32).filter(|&c| keep(c)).count()));
+        let (n, kept) = mesh.keep_components(args.largest, args.min_volume.unwrap_or(0.0));
+        cx.verbose(format!("components: {n}, kept {kept}"));
     }
     if args.smooth > 0 {
         mesh.taubin(usize::from(args.smooth));
@@ -237,42 +290,4 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             d.max_error_mm2.sqrt()
         ));
     }
-    if let Some(p) = &args.preview {
-        let view = View::parse(&args.view).ok_or_else(|| {
-            usage_error(format!("unknown view '{}'", args.view), "anterior, posterior, left, right, superior or inferior")
-        })?;
-        // The renderer looks in patient space; voxel-space meshes are rendered as they are.
-        let (w, h, rgb) = render(&mesh, view, args.preview_size.clamp(16, 8192), [0.93, 0.89, 0.80]);
-        let bytes = png_bytes(w, h, &rgb)?;
-        ctprep_core::io::write_file_atomic(p, |wr| wr.write_all(&bytes))?;
-        cx.verbose(format!("preview {}x{} written to {}", w, h, p.display()));
-    }
-    let needs_qc = args.json || cx.verbosity >= 1;
-    if args.split {
-        let (comp, n) = mesh.components();
-        let vols = mesh.component_volumes(&comp, n);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| vols[b].abs().total_cmp(&vols[a].abs()));
-        let (stem, ext) = output.rsplit_once('.').unwrap_or((output.as_str(), if obj { "obj" } else { "stl" }));
-        for (i, &c) in order.iter().enumerate() {
-            let mut part = mesh.clone();
-            part.retain_components(&comp, |k| k as usize == c);
-            write_mesh(&part, &format!("{stem}_{}.{ext}", i + 1), obj, args.ascii, space)?;
-        }
-        cx.verbose(format!("wrote {n} component files {stem}_N.{ext}"));
-    } else if !(args.preview.is_some() && args.output.is_none()) {
-        write_mesh(&mesh, &output, obj, args.ascii, space)?;
-    }
-    if needs_qc {
-        let mut qc = mesh.qc();
-        qc.voxel_ml = voxel_volume_ml(&vol, level);
-        cx.verbose(format!(
-            "QC: {} vertices, {} faces, {} component(s), watertight {}, manifold {}, Euler {}, area {:.1} mm^2, enclosed {:.2} mL (voxels above level: {:.2} mL)",
-            qc.vertices, qc.faces, qc.components, qc.watertight, qc.manifold, qc.euler_characteristic, qc.area_mm2, qc.enclosed_ml, qc.voxel_ml
-        ));
-        if args.json {
-            writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&qc)?)?;
-        }
-    }
-    Ok(Exit::Ok)
 }

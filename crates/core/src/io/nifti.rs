@@ -60,135 +60,169 @@ impl Fields<'_> {
 pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) -> Result<Loaded> {
     let mut hdr = [0u8; HEADER_SIZE];
     r.read_exact(&mut hdr).map_err(|e| gz_err(name, e, gz))?;
-    let be = i32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) != 348;
-    let h = Fields { b: &hdr, be };
-    let bad = |msg: String| {
-        Error::bad_input(msg)
-            .with_path(name)
-            .with_hint("the NIfTI header is invalid: re-export the volume (nibabel, dcm2niix or dcm-stack)")
-    };
-    let magic = &hdr[344..348];
-    if magic != b"n+1\0" {
-        if magic == b"ni1\0" {
-            return Err(Error::unsupported("two-file NIfTI (.hdr/.img) is not supported")
-                .with_path(name)
-                .with_hint("convert to a single .nii file, e.g. with nibabel or fslchfiletype"));
-        }
-        return Err(bad(format!("bad NIfTI-1 magic {:?} (expected \"n+1\")", String::from_utf8_lossy(magic))));
-    }
-    let ndim = h.i16(40);
-    if !(1..=7).contains(&ndim) {
-        return Err(bad(format!("dim[0] = {ndim}, must be 1 to 7")));
-    }
-    let mut dims = [1i64; 7];
-    for (i, d) in dims.iter_mut().enumerate().take(ndim as usize) {
-        *d = h.i16(42 + 2 * i) as i64;
-        if *d < 1 {
-            return Err(bad(format!("dim[{}] = {} is not a positive size", i + 1, *d)));
-        }
-    }
-    if dims[3..].iter().any(|&d| d > 1) {
-        return Err(Error::unsupported(format!("4-D or higher volume (dims {:?}); ctprep works on 3-D volumes", &dims[..ndim as usize]))
-            .with_path(name)
-            .with_hint("extract one 3-D volume first, e.g. `fslroi in out 0 1` or nibabel's `img.slicer[..., 0]`"));
-    }
-    let (nx, ny, nz) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
-    let datatype = h.i16(70);
-    let (dtype, src_size, from_i8) = match datatype {
-        2 => (DType::U8, 1, false),
-        4 => (DType::I16, 2, false),
-        8 => (DType::I32, 4, false),
-        16 => (DType::F32, 4, false),
-        64 => (DType::F64, 8, false),
-        256 => (DType::I16, 1, true),
-        512 => (DType::U16, 2, false),
-        other => {
-            return Err(Error::unsupported(format!("NIfTI datatype code {other} is not supported"))
-                .with_path(name)
-                .with_hint("supported: uint8, int8, int16, uint16, int32, float32, float64; convert with nibabel (img.set_data_dtype)"));
-        }
-    };
-    let voxels = (nx as u64) * (ny as u64) * (nz as u64);
-    let vox_offset = h.f32(108);
-    if !vox_offset.is_finite() || vox_offset < HEADER_SIZE as f32 {
-        return Err(bad(format!("vox_offset = {vox_offset} is before the end of the header")));
-    }
-    let vox_offset = vox_offset as u64;
-    // Extensions hold metadata, not voxels: refuse absurd offsets before allocating for them.
-    // (Found by the byte-mutation tests: a mutated vox_offset asked for 26 TB.)
-    if vox_offset - HEADER_SIZE as u64 > MAX_EXTENSIONS || file_len.is_some_and(|l| vox_offset > l) {
-        return Err(bad(format!("vox_offset = {vox_offset} is beyond the end of the file or absurdly large")));
-    }
-    let payload = voxels * src_size as u64;
-    check_claim(name, "the NIfTI header", payload, file_len.map(|l| l.saturating_sub(vox_offset)))?;
-
+    let layout = Layout::parse(&hdr, name, file_len)?;
+    let h = Fields { b: &hdr, be: layout.be };
     // Extensions (between the header and vox_offset).
-    let mut rest = vec![0u8; (vox_offset - HEADER_SIZE as u64) as usize];
+    let mut rest = vec![0u8; (layout.vox_offset - HEADER_SIZE as u64) as usize];
     r.read_exact(&mut rest).map_err(|e| gz_err(name, e, gz))?;
     let mut warnings = Vec::new();
-    let mut meta: Option<Meta> = None;
-    if rest.len() >= 4 && rest[0] != 0 {
-        let mut off = 4;
-        while off + 8 <= rest.len() {
-            let f = Fields { b: &rest, be };
-            let esize = f.i32(off);
-            let ecode = f.i32(off + 4);
-            if esize < 8 || off + esize as usize > rest.len() {
-                warnings.push(format!("{}: ignoring a malformed NIfTI extension (esize {esize})", name.display()));
-                break;
-            }
-            if ecode == ECODE_COMMENT {
-                let body = &rest[off + 8..off + esize as usize];
-                let text = String::from_utf8_lossy(body);
-                let text = text.trim_end_matches('\0');
-                if let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str::<serde_json::Value>(text) {
-                    if let Some(v) = obj.remove(META_KEY) {
-                        match serde_json::from_value::<Meta>(v) {
-                            Ok(m) => meta = Some(m),
-                            Err(e) => warnings.push(format!("{}: ignoring unreadable ctprep metadata: {e}", name.display())),
-                        }
-                    }
-                }
-            }
-            off += esize as usize;
-        }
-    }
-
-    // Voxels: read straight into the typed buffer, then fix the byte order.
-    let n = voxels as usize;
-    let data = if from_i8 {
-        let mut raw = vec![0u8; n];
-        r.read_exact(&mut raw).map_err(|e| gz_err(name, e, gz))?;
-        VolumeData::I16(arr(nz, ny, nx, raw.into_iter().map(|v| v as i8 as i16).collect()))
-    } else {
-        match dtype {
-            DType::U8 => VolumeData::U8(arr(nz, ny, nx, read_vec::<u8, _>(&mut r, n, be, name, gz)?)),
-            DType::I16 => VolumeData::I16(arr(nz, ny, nx, read_vec::<i16, _>(&mut r, n, be, name, gz)?)),
-            DType::U16 => VolumeData::U16(arr(nz, ny, nx, read_vec::<u16, _>(&mut r, n, be, name, gz)?)),
-            DType::I32 => VolumeData::I32(arr(nz, ny, nx, read_vec::<i32, _>(&mut r, n, be, name, gz)?)),
-            DType::F32 => VolumeData::F32(arr(nz, ny, nx, read_vec::<f32, _>(&mut r, n, be, name, gz)?)),
-            DType::F64 => VolumeData::F64(arr(nz, ny, nx, read_vec::<f64, _>(&mut r, n, be, name, gz)?)),
-        }
-    };
+    let meta = read_extensions(&rest, layout.be, name, &mut warnings);
+    let data = layout.read_voxels(&mut r, name, gz)?;
     if gz {
         // Read the gzip trailer too: the decoder checks the CRC-32 and length only there.
         std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| gz_err(name, e, gz))?;
     }
-
     let (geometry, geometry_known) = read_geometry(&h, name, &mut warnings)?;
     if let Some(why) = geometry.invalid() {
         return Err(Error::bad_input(format!("the header's grid is unusable: {why}"))
             .with_path(name)
             .with_hint("the sform/qform is corrupt (NaN quaternion, singular matrix): rewrite it, e.g. with nibabel's set_sform"));
     }
-    let mut meta = meta.unwrap_or_default();
+    let (data, meta) = apply_scaling(&h, layout.dtype, data, meta.unwrap_or_default());
+    Ok(Loaded { volume: Volume { data, geometry, meta }, format: Format::Nifti, warnings, geometry_known })
+}
+
+/// What the header says about the voxels: byte order, size, type and where they start, each
+/// checked (and the payload against the memory limit and the file) before anything is allocated.
+struct Layout {
+    be: bool,
+    /// (x, y, z) sizes.
+    dims_xyz: [usize; 3],
+    dtype: DType,
+    /// int8 on disk, read as int16.
+    from_i8: bool,
+    vox_offset: u64,
+}
+
+impl Layout {
+    fn parse(hdr: &[u8; HEADER_SIZE], name: &Path, file_len: Option<u64>) -> Result<Layout> {
+        let be = i32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) != 348;
+        let h = Fields { b: hdr, be };
+        let bad = |msg: String| {
+            Error::bad_input(msg)
+                .with_path(name)
+                .with_hint("the NIfTI header is invalid: re-export the volume (nibabel, dcm2niix or dcm-stack)")
+        };
+        let magic = &hdr[344..348];
+        if magic != b"n+1\0" {
+            if magic == b"ni1\0" {
+                return Err(Error::unsupported("two-file NIfTI (.hdr/.img) is not supported")
+                    .with_path(name)
+                    .with_hint("convert to a single .nii file, e.g. with nibabel or fslchfiletype"));
+            }
+            return Err(bad(format!("bad NIfTI-1 magic {:?} (expected \"n+1\")", String::from_utf8_lossy(magic))));
+        }
+        let ndim = h.i16(40);
+        if !(1..=7).contains(&ndim) {
+            return Err(bad(format!("dim[0] = {ndim}, must be 1 to 7")));
+        }
+        let mut dims = [1i64; 7];
+        for (i, d) in dims.iter_mut().enumerate().take(ndim as usize) {
+            *d = h.i16(42 + 2 * i) as i64;
+            if *d < 1 {
+                return Err(bad(format!("dim[{}] = {} is not a positive size", i + 1, *d)));
+            }
+        }
+        if dims[3..].iter().any(|&d| d > 1) {
+            return Err(Error::unsupported(format!(
+                "4-D or higher volume (dims {:?}); ctprep works on 3-D volumes",
+                &dims[..ndim as usize]
+            ))
+            .with_path(name)
+            .with_hint("extract one 3-D volume first, e.g. `fslroi in out 0 1` or nibabel's `img.slicer[..., 0]`"));
+        }
+        let (dtype, src_size, from_i8) = match h.i16(70) {
+            2 => (DType::U8, 1, false),
+            4 => (DType::I16, 2, false),
+            8 => (DType::I32, 4, false),
+            16 => (DType::F32, 4, false),
+            64 => (DType::F64, 8, false),
+            256 => (DType::I16, 1, true),
+            512 => (DType::U16, 2, false),
+            other => {
+                return Err(Error::unsupported(format!("NIfTI datatype code {other} is not supported")).with_path(name).with_hint(
+                    "supported: uint8, int8, int16, uint16, int32, float32, float64; convert with nibabel (img.set_data_dtype)",
+                ));
+            }
+        };
+        let vox_offset = h.f32(108);
+        if !vox_offset.is_finite() || vox_offset < HEADER_SIZE as f32 {
+            return Err(bad(format!("vox_offset = {vox_offset} is before the end of the header")));
+        }
+        let vox_offset = vox_offset as u64;
+        // Extensions hold metadata, not voxels: refuse absurd offsets before allocating for them.
+        // (Found by the byte-mutation tests: a mutated vox_offset asked for 26 TB.)
+        if vox_offset - HEADER_SIZE as u64 > MAX_EXTENSIONS || file_len.is_some_and(|l| vox_offset > l) {
+            return Err(bad(format!("vox_offset = {vox_offset} is beyond the end of the file or absurdly large")));
+        }
+        let dims_xyz = [dims[0] as usize, dims[1] as usize, dims[2] as usize];
+        let payload = dims_xyz.iter().map(|&d| d as u64).product::<u64>() * src_size as u64;
+        check_claim(name, "the NIfTI header", payload, file_len.map(|l| l.saturating_sub(vox_offset)))?;
+        Ok(Layout { be, dims_xyz, dtype, from_i8, vox_offset })
+    }
+
+    /// The voxels, read straight into the typed buffer, then put in the machine's byte order.
+    fn read_voxels<R: BufRead>(&self, r: &mut R, name: &Path, gz: bool) -> Result<VolumeData> {
+        let [nx, ny, nz] = self.dims_xyz;
+        let (n, be) = (nx * ny * nz, self.be);
+        if self.from_i8 {
+            let mut raw = vec![0u8; n];
+            r.read_exact(&mut raw).map_err(|e| gz_err(name, e, gz))?;
+            return Ok(VolumeData::I16(arr(nz, ny, nx, raw.into_iter().map(|v| v as i8 as i16).collect())));
+        }
+        Ok(match self.dtype {
+            DType::U8 => VolumeData::U8(arr(nz, ny, nx, read_vec::<u8, _>(r, n, be, name, gz)?)),
+            DType::I16 => VolumeData::I16(arr(nz, ny, nx, read_vec::<i16, _>(r, n, be, name, gz)?)),
+            DType::U16 => VolumeData::U16(arr(nz, ny, nx, read_vec::<u16, _>(r, n, be, name, gz)?)),
+            DType::I32 => VolumeData::I32(arr(nz, ny, nx, read_vec::<i32, _>(r, n, be, name, gz)?)),
+            DType::F32 => VolumeData::F32(arr(nz, ny, nx, read_vec::<f32, _>(r, n, be, name, gz)?)),
+            DType::F64 => VolumeData::F64(arr(nz, ny, nx, read_vec::<f64, _>(r, n, be, name, gz)?)),
+        })
+    }
+}
+
+/// ctprep's metadata from the extensions (a JSON comment extension), when one holds it;
+/// malformed extensions and unreadable metadata are warnings, not errors.
+fn read_extensions(rest: &[u8], be: bool, name: &Path, warnings: &mut Vec<String>) -> Option<Meta> {
+    let mut meta = None;
+    if rest.len() < 4 || rest[0] == 0 {
+        return meta;
+    }
+    let mut off = 4;
+    while off + 8 <= rest.len() {
+        let f = Fields { b: rest, be };
+        let esize = f.i32(off);
+        let ecode = f.i32(off + 4);
+        if esize < 8 || off + esize as usize > rest.len() {
+            warnings.push(format!("{}: ignoring a malformed NIfTI extension (esize {esize})", name.display()));
+            break;
+        }
+        if ecode == ECODE_COMMENT {
+            let body = &rest[off + 8..off + esize as usize];
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim_end_matches('\0');
+            if let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str::<serde_json::Value>(text) {
+                if let Some(v) = obj.remove(META_KEY) {
+                    match serde_json::from_value::<Meta>(v) {
+                        Ok(m) => meta = Some(m),
+                        Err(e) => warnings.push(format!("{}: ignoring unreadable ctprep metadata: {e}", name.display())),
+                    }
+                }
+            }
+        }
+        off += esize as usize;
+    }
+    meta
+}
+
+/// scl_slope/scl_inter: applied now to float data (as every NIfTI reader would), kept as the
+/// rescale of integer data; and the kind the header implies when the metadata names none.
+fn apply_scaling(h: &Fields, dtype: DType, mut data: VolumeData, mut meta: Meta) -> (VolumeData, Meta) {
     let slope = h.f32(112) as f64;
     let inter = h.f32(116) as f64;
     let rescale = (slope.is_finite() && slope != 0.0 && inter.is_finite()).then_some(Rescale { slope, intercept: inter });
-    let mut data = data;
     match rescale {
         Some(r) if !r.is_identity() && !dtype.is_integer() => {
-            // Float data with a scale: apply it now, as every NIfTI reader would.
             data = VolumeData::F32(data.to_f32(Some(r)));
             meta.rescale = None;
         }
@@ -202,7 +236,7 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, gz: bool) 
     if meta.kind == Kind::Unknown && h.i16(68) == INTENT_LABEL {
         meta.kind = Kind::Labels;
     }
-    Ok(Loaded { volume: Volume { data, geometry, meta }, format: Format::Nifti, warnings, geometry_known })
+    (data, meta)
 }
 
 fn arr<T>(nz: usize, ny: usize, nx: usize, v: Vec<T>) -> Array3<T> {

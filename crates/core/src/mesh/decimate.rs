@@ -240,12 +240,62 @@ impl Mesh {
         if target >= faces_before || faces_before == 0 {
             return report;
         }
-        let nv = self.vertices.len();
+        let mut st = State::new(self);
+        // Passes rather than one priority queue (whose millions of cache-missing pops dominated):
+        // each pass costs every live edge, sorts, and collapses the cheapest quarter in order,
+        // skipping edges whose endpoint already moved this pass (their cost is stale) until the
+        // next pass re-costs them.
+        let mut alive = faces_before;
+        let mut moved = vec![0u32; st.pos.len()];
+        let _progress = crate::progress::task("decimating (faces removed)", (faces_before - target) as u64);
+        let mut reported = alive;
+        while alive > target {
+            crate::progress::advance((reported - alive) as u64);
+            reported = alive;
+            let mut cand = st.candidates();
+            if cand.is_empty() {
+                break;
+            }
+            let budget = (alive - target).div_ceil(2);
+            if budget * 8 <= cand.len() {
+                // The last collapses go strictly cheapest first (a queue is small by now): a pass
+                // would take dear edges while cheap ones wait, stale, for the next pass.
+                greedy(&mut st, cand, &mut alive, target, &mut report);
+                break;
+            }
+            // Only the cheapest quarter is walked: select it, sort just that.
+            let quarter = cand.len().div_ceil(4);
+            if quarter < cand.len() {
+                cand.select_nth_unstable(quarter);
+                cand.truncate(quarter);
+            }
+            cand.par_sort_unstable();
+            report.passes += 1;
+            let done = st.collapse_pass(&cand, budget, report.passes as u32, &mut moved, &mut report);
+            alive -= 2 * done;
+            if done == 0 {
+                break;
+            }
+        }
+        self.vertices = st.pos.iter().map(|p| p.map(|c| c as f32)).collect();
+        self.triangles = st.tris.iter().zip(&st.tri_alive).filter(|(_, a)| **a).map(|(t, _)| *t).collect();
+        self.compact();
+        report.faces_after = self.triangles.len();
+        report
+    }
+}
+
+impl State {
+    /// Positions, area-weighted face quadrics, faces per vertex, and the locked vertices: those
+    /// on an edge not shared by exactly two faces running it in opposite directions (open,
+    /// non-manifold or inconsistently wound) stay where they are.
+    fn new(mesh: &Mesh) -> State {
+        let nv = mesh.vertices.len();
         let mut st = State {
-            pos: self.vertices.iter().map(|v| v.map(f64::from)).collect(),
+            pos: mesh.vertices.iter().map(|v| v.map(f64::from)).collect(),
             quadric: vec![[0.0; 10]; nv],
-            tris: self.triangles.clone(),
-            tri_alive: vec![true; faces_before],
+            tris: mesh.triangles.clone(),
+            tri_alive: vec![true; mesh.triangles.len()],
             faces: vec![Vec::new(); nv],
             locked: vec![false; nv],
             scratch: Default::default(),
@@ -266,8 +316,6 @@ impl Mesh {
                 st.faces[w as usize].push(i as u32);
             }
         }
-        // Vertices on an edge that is not shared by exactly two faces running it in opposite
-        // directions (open, non-manifold or inconsistently wound) stay where they are.
         let mut edges: Vec<(u32, u32, bool)> = st
             .tris
             .par_iter()
@@ -280,86 +328,53 @@ impl Mesh {
                 st.locked[group[0].1 as usize] = true;
             }
         }
-        drop(edges);
-        // Passes rather than one priority queue (whose millions of cache-missing pops dominated):
-        // each pass costs every live edge, sorts, and collapses the cheapest quarter in order,
-        // skipping edges whose endpoint already moved this pass (their cost is stale) until the
-        // next pass re-costs them.
-        let mut alive = faces_before;
-        let mut moved = vec![0u32; nv];
-        let _progress = crate::progress::task("decimating (faces removed)", (faces_before - target) as u64);
-        let mut reported = alive;
-        while alive > target {
-            crate::progress::advance((reported - alive) as u64);
-            reported = alive;
-            let pass = report.passes as u32 + 1;
-            let st_ref = &st;
-            let mut cand: Vec<(u64, u32, u32)> = st
-                .tris
-                .par_iter()
-                .zip(&st.tri_alive)
-                .filter(|(_, a)| **a)
-                // On a consistently oriented closed surface each edge runs low-to-high in exactly
-                // one of its two faces: every edge once, without sorting and deduplicating.
-                .flat_map_iter(|(t, _)| [0, 1, 2].into_iter().map(move |k| (t[k], t[(k + 1) % 3])).filter(|(a, b)| a < b))
-                .filter(|(a, b)| !st_ref.locked[*a as usize] && !st_ref.locked[*b as usize])
-                .map(|(a, b)| (st_ref.placement(a, b).0.to_bits(), a, b))
-                .collect();
-            if cand.is_empty() {
+        st
+    }
+
+    /// Every live, unlocked edge with its collapse cost.
+    fn candidates(&self) -> Vec<(u64, u32, u32)> {
+        self.tris
+            .par_iter()
+            .zip(&self.tri_alive)
+            .filter(|(_, a)| **a)
+            // On a consistently oriented closed surface each edge runs low-to-high in exactly
+            // one of its two faces: every edge once, without sorting and deduplicating.
+            .flat_map_iter(|(t, _)| [0, 1, 2].into_iter().map(move |k| (t[k], t[(k + 1) % 3])).filter(|(a, b)| a < b))
+            .filter(|(a, b)| !self.locked[*a as usize] && !self.locked[*b as usize])
+            .map(|(a, b)| (self.placement(a, b).0.to_bits(), a, b))
+            .collect()
+    }
+
+    /// Collapse up to `budget` of the sorted candidates in order; returns how many were.
+    fn collapse_pass(&mut self, cand: &[(u64, u32, u32)], budget: usize, pass: u32, moved: &mut [u32], report: &mut Decimation) -> usize {
+        let mut done = 0usize;
+        // The cheapest edge a collapse of this pass created (not in the list): the pass stops
+        // before anything several times dearer, so the order stays close to cheapest first.
+        let mut cheapest_new = f64::INFINITY;
+        for &(bits, u, v) in cand {
+            if done >= budget || f64::from_bits(bits) > 16.0 * cheapest_new {
                 break;
             }
-            let budget = (alive - target).div_ceil(2);
-            if budget * 8 <= cand.len() {
-                // The last collapses go strictly cheapest first (a queue is small by now): a pass
-                // would take dear edges while cheap ones wait, stale, for the next pass.
-                greedy(&mut st, cand, &mut alive, target, &mut report);
-                break;
+            let (cost, p) = self.placement(u, v);
+            // An edge whose endpoint moved this pass is re-costed: still in turn (no dearer than
+            // where the pass has got to) it goes now, else it waits for the next pass.
+            if (moved[u as usize] == pass || moved[v as usize] == pass) && cost > f64::from_bits(bits) {
+                continue;
             }
-            // Only the cheapest quarter is walked: select it, sort just that.
-            let quarter = cand.len().div_ceil(4);
-            if quarter < cand.len() {
-                cand.select_nth_unstable(quarter);
-                cand.truncate(quarter);
+            if !self.try_collapse(u, v, p) {
+                continue;
             }
-            cand.par_sort_unstable();
-            let mut done = 0usize;
-            // The cheapest edge a collapse of this pass created (not in the list): the pass stops
-            // before anything several times dearer, so the order stays close to cheapest first.
-            let mut cheapest_new = f64::INFINITY;
-            for &(bits, u, v) in &cand {
-                if done >= budget || f64::from_bits(bits) > 16.0 * cheapest_new {
-                    break;
+            moved[u as usize] = pass;
+            moved[v as usize] = pass;
+            for w in self.ring(u) {
+                if !self.locked[w as usize] {
+                    cheapest_new = cheapest_new.min(self.placement(u.min(w), u.max(w)).0);
                 }
-                let (cost, p) = st.placement(u, v);
-                // An edge whose endpoint moved this pass is re-costed: still in turn (no dearer
-                // than where the pass has got to) it goes now, else it waits for the next pass.
-                if (moved[u as usize] == pass || moved[v as usize] == pass) && cost > f64::from_bits(bits) {
-                    continue;
-                }
-                if !st.try_collapse(u, v, p) {
-                    continue;
-                }
-                moved[u as usize] = pass;
-                moved[v as usize] = pass;
-                for w in st.ring(u) {
-                    if !st.locked[w as usize] {
-                        cheapest_new = cheapest_new.min(st.placement(u.min(w), u.max(w)).0);
-                    }
-                }
-                done += 1;
-                alive -= 2;
-                report.max_error_mm2 = report.max_error_mm2.max(cost);
             }
-            report.passes += 1;
-            if done == 0 {
-                break;
-            }
+            done += 1;
+            report.max_error_mm2 = report.max_error_mm2.max(cost);
         }
-        self.vertices = st.pos.iter().map(|p| p.map(|c| c as f32)).collect();
-        self.triangles = st.tris.iter().zip(&st.tri_alive).filter(|(_, a)| **a).map(|(t, _)| *t).collect();
-        self.compact();
-        report.faces_after = self.triangles.len();
-        report
+        done
     }
 }
 

@@ -49,181 +49,210 @@ impl Space {
 /// Voxels strictly above `level` are inside; outside the array counts as outside, so closed
 /// surfaces come out closed. `step` samples every step-th voxel.
 pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -> Mesh {
-    let step = step.max(1);
-    let (nz, ny, nx) = data.dim();
-    let (sz, sy, sx) = (nz.div_ceil(step), ny.div_ceil(step), nx.div_ceil(step));
-    let level = level as f32;
-    // The sampled grid padded by one voxel of "outside" all around. Only inside flags are stored
-    // (a byte per voxel); values are read from the input for the few voxels next to the surface.
-    let (pz, py, px) = (sz + 2, sy + 2, sx + 2);
-    let min = ndarray::Zip::from(data).par_fold(|| f32::INFINITY, |m, v| m.min(v.to_f32()), f32::min);
-    let pad = if min < level { min } else { level - 1.0 };
-    let sampled = data.slice(ndarray::s![..;step, ..;step, ..;step]);
-    let value = |z: usize, y: usize, x: usize| -> f32 {
-        if z == 0 || y == 0 || x == 0 || z > sz || y > sy || x > sx { pad } else { sampled[[z - 1, y - 1, x - 1]].to_f32() }
-    };
-    let idx = |z: usize, y: usize, x: usize| (z * py + y) * px + x;
-    let mut mesh = Mesh::default();
-    let s = step as f32;
-    // Vertex on the edge from voxel a to voxel b (padded indices), in unpadded index space.
-    let make = |verts: &mut Vec<[f32; 3]>, a: [usize; 3], b: [usize; 3]| -> u32 {
-        let (va, vb) = (value(a[0], a[1], a[2]), value(b[0], b[1], b[2]));
-        // Keep vertices strictly inside their edge: a voxel exactly at the level (integer CT at an
-        // integer level) would otherwise put several vertices on one point, which viewers merge
-        // into non-manifold geometry. 1/1000 of a voxel is invisible.
-        let t = if vb != va { ((level - va) / (vb - va)).clamp(1e-3, 1.0 - 1e-3) } else { 0.5 };
-        let p = |k: usize| ((a[k] as f32 + t * (b[k] as f32 - a[k] as f32)) - 1.0) * s;
-        verts.push([p(2), p(1), p(0)]);
-        (verts.len() - 1) as u32
-    };
-    let flags: Vec<u8> = {
-        let mut f = Array3::<u8>::zeros((pz, py, px));
-        ndarray::Zip::from(f.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]))
-            .and(&sampled)
-            .par_for_each(|d, v| *d = u8::from(v.to_f32() > level));
-        f.into_raw_vec_and_offset().0
-    };
-    const NONE: u32 = u32::MAX;
-    // Ids of vertices borrowed from the next chunk's first slice carry this bit until the merge.
-    const TAG: u32 = 1 << 31;
-    let plane = py * px;
-    // Positions where two flag rows differ (most pairs of rows are equal and cost one comparison).
-    fn crossings(a: &[u8], b: &[u8], f: &mut impl FnMut(usize)) {
-        if a != b {
-            for x in 0..a.len() {
-                if a[x] != b[x] {
-                    f(x);
-                }
-            }
-        }
-    }
-    // x- and y-edge vertices of slice z.
-    let slice_edges = |z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32| {
-        ex.fill(NONE);
-        ey.fill(NONE);
-        for y in 0..py {
-            let row = &flags[idx(z, y, 0)..idx(z, y, 0) + px];
-            for x in 0..px - 1 {
-                if row[x] != row[x + 1] {
-                    ex[y * px + x] = make(verts, [z, y, x], [z, y, x + 1]) | tag;
-                }
-            }
-            if y + 1 < py {
-                crossings(row, &flags[idx(z, y + 1, 0)..idx(z, y + 1, 0) + px], &mut |x| {
-                    ey[y * px + x] = make(verts, [z, y, x], [z, y + 1, x]) | tag
-                });
-            }
-        }
-    };
-    let tab = table::table();
-    // Cube layers in chunks, in parallel. A chunk owns the x/y-edge vertices of its slices but the
-    // last, and the z-edge and centroid vertices of its layers; it borrows its last slice's from
-    // the next chunk, which owns them as its first slice's.
-    struct Chunk {
-        verts: Vec<[f32; 3]>,
-        borrowed: Vec<[f32; 3]>,
-        tris: Vec<[u32; 3]>,
-        first: (Vec<u32>, Vec<u32>),
-        last: (Vec<u32>, Vec<u32>),
-    }
-    let layers = pz - 1;
+    use rayon::prelude::*;
+    let grid = Grid::new(data, level as f32, step.max(1));
+    // Cube layers in chunks, in parallel, stitched in order.
+    let layers = grid.pz - 1;
     let n_chunks = (rayon::current_num_threads() * 4).clamp(1, layers);
     let bounds: Vec<(usize, usize)> =
         (0..n_chunks).map(|c| (c * layers / n_chunks, (c + 1) * layers / n_chunks)).filter(|(a, b)| a < b).collect();
     let last_chunk = bounds.len() - 1;
-    let chunks: Vec<Chunk> = {
-        use rayon::prelude::*;
-        bounds
-            .par_iter()
-            .enumerate()
-            .map(|(ci, &(z0, z1))| {
-                let (mut verts, mut borrowed, mut tris) = (Vec::new(), Vec::new(), Vec::new());
-                let mut ex = [vec![NONE; plane], vec![NONE; plane]];
-                let mut ey = [vec![NONE; plane], vec![NONE; plane]];
-                let mut ez = vec![NONE; plane];
-                slice_edges(z0, &mut ex[z0 % 2], &mut ey[z0 % 2], &mut verts, 0);
-                let first = (ex[z0 % 2].clone(), ey[z0 % 2].clone());
-                for z in z0..z1 {
-                    let (cur, nxt) = (z % 2, (z + 1) % 2);
-                    let borrow = z + 1 == z1 && ci != last_chunk;
-                    {
-                        let (exn, eyn) = (&mut ex[nxt], &mut ey[nxt]);
-                        if borrow {
-                            slice_edges(z + 1, exn, eyn, &mut borrowed, TAG);
-                        } else {
-                            slice_edges(z + 1, exn, eyn, &mut verts, 0);
+    let tab = table::table();
+    let chunks: Vec<Chunk> = bounds.par_iter().enumerate().map(|(ci, &(z0, z1))| grid.march(tab, z0, z1, ci != last_chunk)).collect();
+    stitch(&chunks, grid.py * grid.px)
+}
+
+/// No vertex on this edge.
+const NONE: u32 = u32::MAX;
+/// Ids of vertices borrowed from the next chunk's first slice carry this bit until the stitch.
+const TAG: u32 = 1 << 31;
+
+/// The sampled grid padded by one voxel of "outside" all around. Only inside flags are stored
+/// (a byte per voxel); values are read from the input for the few voxels next to the surface.
+struct Grid<'a, T> {
+    sampled: ArrayView3<'a, T>,
+    flags: Vec<u8>,
+    level: f32,
+    pad: f32,
+    step: f32,
+    /// Sampled size.
+    size: [usize; 3],
+    pz: usize,
+    py: usize,
+    px: usize,
+}
+
+/// One chunk of cube layers. It owns the x/y-edge vertices of its slices but the last, and the
+/// z-edge and centroid vertices of its layers; it borrows its last slice's from the next chunk,
+/// which owns them as its first slice's.
+struct Chunk {
+    verts: Vec<[f32; 3]>,
+    borrowed: Vec<[f32; 3]>,
+    tris: Vec<[u32; 3]>,
+    /// x- and y-edge vertex ids of the first and the last slice.
+    first: (Vec<u32>, Vec<u32>),
+    last: (Vec<u32>, Vec<u32>),
+}
+
+impl<'a, T: Voxel> Grid<'a, T> {
+    fn new(data: &'a ArrayView3<T>, level: f32, step: usize) -> Self {
+        let (nz, ny, nx) = data.dim();
+        let (sz, sy, sx) = (nz.div_ceil(step), ny.div_ceil(step), nx.div_ceil(step));
+        let (pz, py, px) = (sz + 2, sy + 2, sx + 2);
+        let min = ndarray::Zip::from(data).par_fold(|| f32::INFINITY, |m, v| m.min(v.to_f32()), f32::min);
+        let pad = if min < level { min } else { level - 1.0 };
+        let sampled = data.slice(ndarray::s![..;step, ..;step, ..;step]);
+        let mut f = Array3::<u8>::zeros((pz, py, px));
+        ndarray::Zip::from(f.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]))
+            .and(&sampled)
+            .par_for_each(|d, v| *d = u8::from(v.to_f32() > level));
+        let flags = f.into_raw_vec_and_offset().0;
+        Grid { sampled, flags, level, pad, step: step as f32, size: [sz, sy, sx], pz, py, px }
+    }
+
+    fn value(&self, z: usize, y: usize, x: usize) -> f32 {
+        let [sz, sy, sx] = self.size;
+        if z == 0 || y == 0 || x == 0 || z > sz || y > sy || x > sx { self.pad } else { self.sampled[[z - 1, y - 1, x - 1]].to_f32() }
+    }
+
+    fn idx(&self, z: usize, y: usize, x: usize) -> usize {
+        (z * self.py + y) * self.px + x
+    }
+
+    /// The inside flags of row (z, y).
+    fn row(&self, z: usize, y: usize) -> &[u8] {
+        let i = self.idx(z, y, 0);
+        &self.flags[i..i + self.px]
+    }
+
+    /// Vertex on the edge from voxel a to voxel b (padded indices), in unpadded index space.
+    fn vertex(&self, verts: &mut Vec<[f32; 3]>, a: [usize; 3], b: [usize; 3]) -> u32 {
+        let (va, vb) = (self.value(a[0], a[1], a[2]), self.value(b[0], b[1], b[2]));
+        // Keep vertices strictly inside their edge: a voxel exactly at the level (integer CT at an
+        // integer level) would otherwise put several vertices on one point, which viewers merge
+        // into non-manifold geometry. 1/1000 of a voxel is invisible.
+        let t = if vb != va { ((self.level - va) / (vb - va)).clamp(1e-3, 1.0 - 1e-3) } else { 0.5 };
+        let p = |k: usize| ((a[k] as f32 + t * (b[k] as f32 - a[k] as f32)) - 1.0) * self.step;
+        verts.push([p(2), p(1), p(0)]);
+        (verts.len() - 1) as u32
+    }
+
+    /// x- and y-edge vertices of slice z.
+    fn slice_edges(&self, z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32) {
+        let (py, px) = (self.py, self.px);
+        ex.fill(NONE);
+        ey.fill(NONE);
+        for y in 0..py {
+            let row = self.row(z, y);
+            for x in 0..px - 1 {
+                if row[x] != row[x + 1] {
+                    ex[y * px + x] = self.vertex(verts, [z, y, x], [z, y, x + 1]) | tag;
+                }
+            }
+            if y + 1 < py {
+                crossings(row, self.row(z, y + 1), &mut |x| ey[y * px + x] = self.vertex(verts, [z, y, x], [z, y + 1, x]) | tag);
+            }
+        }
+    }
+
+    /// The cube layers z0..z1; `borrow_last`: the last slice's vertices belong to the next chunk.
+    fn march(&self, tab: &[Vec<table::Loop>; 256], z0: usize, z1: usize, borrow_last: bool) -> Chunk {
+        let (py, px) = (self.py, self.px);
+        let plane = py * px;
+        let (mut verts, mut borrowed, mut tris) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ex = [vec![NONE; plane], vec![NONE; plane]];
+        let mut ey = [vec![NONE; plane], vec![NONE; plane]];
+        let mut ez = vec![NONE; plane];
+        self.slice_edges(z0, &mut ex[z0 % 2], &mut ey[z0 % 2], &mut verts, 0);
+        let first = (ex[z0 % 2].clone(), ey[z0 % 2].clone());
+        for z in z0..z1 {
+            let (cur, nxt) = (z % 2, (z + 1) % 2);
+            if z + 1 == z1 && borrow_last {
+                self.slice_edges(z + 1, &mut ex[nxt], &mut ey[nxt], &mut borrowed, TAG);
+            } else {
+                self.slice_edges(z + 1, &mut ex[nxt], &mut ey[nxt], &mut verts, 0);
+            }
+            ez.fill(NONE);
+            for y in 0..py {
+                crossings(self.row(z, y), self.row(z + 1, y), &mut |x| ez[y * px + x] = self.vertex(&mut verts, [z, y, x], [z + 1, y, x]));
+            }
+            for y in 0..py - 1 {
+                let (a, b, c, d) = (self.row(z, y), self.row(z, y + 1), self.row(z + 1, y), self.row(z + 1, y + 1));
+                for x in 0..px - 1 {
+                    // Corner order as table::CORNERS: (0,0,0) (1,0,0) (1,1,0) (0,1,0), then z + 1.
+                    let case =
+                        (a[x] | a[x + 1] << 1 | b[x + 1] << 2 | b[x] << 3 | c[x] << 4 | c[x + 1] << 5 | d[x + 1] << 6 | d[x] << 7) as usize;
+                    let loops = &tab[case];
+                    if loops.is_empty() {
+                        continue;
+                    }
+                    let p = y * px + x;
+                    let e = |k: u8| -> u32 {
+                        match k {
+                            0 => ex[cur][p],
+                            1 => ey[cur][p + 1],
+                            2 => ex[cur][p + px],
+                            3 => ey[cur][p],
+                            4 => ex[nxt][p],
+                            5 => ey[nxt][p + 1],
+                            6 => ex[nxt][p + px],
+                            7 => ey[nxt][p],
+                            8 => ez[p],
+                            9 => ez[p + 1],
+                            10 => ez[p + px + 1],
+                            _ => ez[p + px],
                         }
-                    }
-                    ez.fill(NONE);
-                    for y in 0..py {
-                        crossings(&flags[idx(z, y, 0)..idx(z, y, 0) + px], &flags[idx(z + 1, y, 0)..idx(z + 1, y, 0) + px], &mut |x| {
-                            ez[y * px + x] = make(&mut verts, [z, y, x], [z + 1, y, x])
-                        });
-                    }
-                    for y in 0..py - 1 {
-                        let (r00, r01, r10, r11) = (idx(z, y, 0), idx(z, y + 1, 0), idx(z + 1, y, 0), idx(z + 1, y + 1, 0));
-                        let (a, b, c, d) = (&flags[r00..r00 + px], &flags[r01..r01 + px], &flags[r10..r10 + px], &flags[r11..r11 + px]);
-                        for x in 0..px - 1 {
-                            // Corner order as table::CORNERS: (0,0,0) (1,0,0) (1,1,0) (0,1,0), then z + 1.
-                            let case =
-                                (a[x] | a[x + 1] << 1 | b[x + 1] << 2 | b[x] << 3 | c[x] << 4 | c[x + 1] << 5 | d[x + 1] << 6 | d[x] << 7)
-                                    as usize;
-                            let loops = &tab[case];
-                            if loops.is_empty() {
-                                continue;
-                            }
-                            let e = |k: u8| -> u32 {
-                                let p = y * px + x;
-                                match k {
-                                    0 => ex[cur][p],
-                                    1 => ey[cur][p + 1],
-                                    2 => ex[cur][p + px],
-                                    3 => ey[cur][p],
-                                    4 => ex[nxt][p],
-                                    5 => ey[nxt][p + 1],
-                                    6 => ex[nxt][p + px],
-                                    7 => ey[nxt][p],
-                                    8 => ez[p],
-                                    9 => ez[p + 1],
-                                    10 => ez[p + px + 1],
-                                    _ => ez[p + px],
-                                }
-                            };
-                            for lp in loops {
-                                let mut centroid = NONE;
-                                if lp.tris.iter().any(|t| t.contains(&table::CENTROID)) {
-                                    let mut c = [0f32; 3];
-                                    for &k in &lp.edges {
-                                        let id = e(k);
-                                        let p = if id & TAG != 0 { borrowed[(id & !TAG) as usize] } else { verts[id as usize] };
-                                        for i in 0..3 {
-                                            c[i] += p[i] / lp.edges.len() as f32;
-                                        }
-                                    }
-                                    verts.push(c);
-                                    centroid = (verts.len() - 1) as u32;
-                                }
-                                let id = |k: u8| if k == table::CENTROID { centroid } else { e(k) };
-                                for t in &lp.tris {
-                                    tris.push([id(t[0]), id(t[1]), id(t[2])]);
+                    };
+                    for lp in loops {
+                        let centroid = if lp.tris.iter().any(|t| t.contains(&table::CENTROID)) {
+                            let mut c = [0f32; 3];
+                            for &k in &lp.edges {
+                                let id = e(k);
+                                let v = if id & TAG != 0 { borrowed[(id & !TAG) as usize] } else { verts[id as usize] };
+                                for i in 0..3 {
+                                    c[i] += v[i] / lp.edges.len() as f32;
                                 }
                             }
+                            verts.push(c);
+                            (verts.len() - 1) as u32
+                        } else {
+                            NONE
+                        };
+                        let id = |k: u8| if k == table::CENTROID { centroid } else { e(k) };
+                        for t in &lp.tris {
+                            tris.push([id(t[0]), id(t[1]), id(t[2])]);
                         }
                     }
                 }
-                Chunk { verts, borrowed, tris, first, last: (ex[z1 % 2].clone(), ey[z1 % 2].clone()) }
-            })
-            .collect()
-    };
-    // Merge: owned vertices in chunk order; borrowed ids become the next chunk's first-slice ids.
+            }
+        }
+        Chunk { verts, borrowed, tris, first, last: (ex[z1 % 2].clone(), ey[z1 % 2].clone()) }
+    }
+}
+
+/// Positions where two flag rows differ (most pairs of rows are equal and cost one comparison).
+fn crossings(a: &[u8], b: &[u8], f: &mut impl FnMut(usize)) {
+    if a != b {
+        for x in 0..a.len() {
+            if a[x] != b[x] {
+                f(x);
+            }
+        }
+    }
+}
+
+/// One mesh from the chunks: owned vertices in chunk order; borrowed ids become the next chunk's
+/// first-slice ids.
+fn stitch(chunks: &[Chunk], plane: usize) -> Mesh {
     let mut offsets = Vec::with_capacity(chunks.len());
     let mut total = 0u32;
-    for c in &chunks {
+    for c in chunks {
         offsets.push(total);
         total += c.verts.len() as u32;
     }
+    let mut mesh = Mesh::default();
     mesh.vertices.reserve(total as usize);
-    for c in &chunks {
+    for c in chunks {
         mesh.vertices.extend_from_slice(&c.verts);
     }
     for (i, c) in chunks.iter().enumerate() {
@@ -376,6 +405,34 @@ impl Mesh {
             vols[c as usize] += (a[0] * cr[0] + a[1] * cr[1] + a[2] * cr[2]) / 6.0;
         }
         vols
+    }
+
+    /// Clean-up by component: with `largest`, only the component enclosing the most volume;
+    /// then only components enclosing at least `min_ml` mL. Returns (components, kept).
+    pub fn keep_components(&mut self, largest: bool, min_ml: f64) -> (usize, usize) {
+        let (comp, n) = self.components();
+        let vols = self.component_volumes(&comp, n);
+        let biggest = (0..n).max_by(|&a, &b| vols[a].abs().total_cmp(&vols[b].abs())).unwrap_or(0) as u32;
+        let keep = |c: u32| (!largest || c == biggest) && vols[c as usize].abs() >= min_ml * 1000.0;
+        let kept = (0..n as u32).filter(|&c| keep(c)).count();
+        self.retain_components(&comp, keep);
+        (n, kept)
+    }
+
+    /// One mesh per component, largest enclosed volume first.
+    pub fn split_by_size(&self) -> Vec<Mesh> {
+        let (comp, n) = self.components();
+        let vols = self.component_volumes(&comp, n);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| vols[b].abs().total_cmp(&vols[a].abs()));
+        order
+            .into_iter()
+            .map(|c| {
+                let mut part = self.clone();
+                part.retain_components(&comp, |k| k as usize == c);
+                part
+            })
+            .collect()
     }
 
     /// Taubin smoothing (lambda 0.5, mu -0.53): smooths without shrinking.
