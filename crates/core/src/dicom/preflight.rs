@@ -153,9 +153,12 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
                     if r.pos.saturating_add(u64::from(len)) > file_len {
                         return Err(too_long(path, tag, len, file_len));
                     }
-                    if r.skip(u64::from(len)).is_none() {
+                    let read = value_bytes(syntax, tag, vr, len);
+                    if r.skip(read).is_none() {
                         return Ok(());
                     }
+                    // The parser counts the whole length as read (item ends are measured so).
+                    r.pos += u64::from(len) - read;
                 }
             }
         }
@@ -234,6 +237,32 @@ fn element<R: Read>(r: &mut Counted<R>, syntax: Syntax) -> Option<((u16, u16), [
         u32::from(u16_(r.bytes::<2>()?))
     };
     Some((tag, vr, len))
+}
+
+/// The bytes the parser reads of a value of `len`: binary numbers as whole numbers only (found
+/// by fuzzing: a UL of length 106 is read as 26 values, 104 bytes, and the next element then
+/// starts 2 bytes early, where the walk saw another one); everything else whole.
+fn value_bytes(syntax: Syntax, tag: (u16, u16), vr: [u8; 2], len: u32) -> u64 {
+    let vr = if syntax == Syntax::ImplicitLe { implicit_vr(tag) } else { vr };
+    let size = match &vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"AT" | b"UL" | b"SL" | b"FL" | b"OF" | b"OL" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        _ => 1,
+    };
+    u64::from(len) / size * size
+}
+
+/// The VR the dictionary gives a tag in implicit VR (blank when it names none exactly).
+fn implicit_vr(tag: (u16, u16)) -> [u8; 2] {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    match dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).map(|e| e.vr()) {
+        Some(VirtualVr::Exact(vr)) => {
+            let b = vr.to_string().as_bytes();
+            [b[0], b[1]]
+        }
+        _ => [b' '; 2],
+    }
 }
 
 /// In implicit VR the dictionary says which elements are sequences (as the parser decides).
