@@ -121,7 +121,7 @@ fn padding_note(obj: &dicom_object::InMemDicomObject, e: &dicom_object::mem::InM
     if !inspect::is_padding_tag(e.tag()) {
         return None;
     }
-    let pr = obj.get(dicom_core::Tag(0x0028, 0x0103))?.to_int::<u16>().ok()?;
+    let pr = obj.get(dicom_dictionary_std::tags::PIXEL_REPRESENTATION)?.to_int::<u16>().ok()?;
     let v = e.to_float64().ok()?;
     if let Some(raw) = inspect::raw_us_value(head, e.tag()) {
         // dicom-rs re-typed the element as SS; the file (and pydicom) say US.

@@ -4,6 +4,7 @@
 use crate::meta::{Padding, Rescale};
 use dicom_core::Tag;
 use dicom_core::value::PrimitiveValue;
+use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemElement;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use std::path::{Path, PathBuf};
@@ -71,10 +72,6 @@ impl SliceHeader {
     }
 }
 
-pub(crate) fn tag(g: u16, e: u16) -> Tag {
-    Tag(g, e)
-}
-
 fn elem(obj: &InMemDicomObject, t: Tag) -> Option<&InMemElement> {
     obj.get(t)
 }
@@ -138,8 +135,8 @@ pub fn padding_of(obj: &InMemDicomObject, pixel_representation: u16) -> Option<P
         let v = if pixel_representation == 1 && (32768.0..65536.0).contains(&v) { v - 65536.0 } else { v };
         Some((v, raw))
     };
-    let (value, raw) = resolve(tag(0x0028, 0x0120))?;
-    let range_limit = resolve(tag(0x0028, 0x0121)).map(|(v, _)| v);
+    let (value, raw) = resolve(tags::PIXEL_PADDING_VALUE)?;
+    let range_limit = resolve(tags::PIXEL_PADDING_RANGE_LIMIT).map(|(v, _)| v);
     Some(Padding { value, range_limit, raw: Some(raw) })
 }
 
@@ -176,31 +173,31 @@ fn is_native(ts: &str) -> bool {
 /// file's bytes, the whole image against the memory limit and, stored uncompressed, the file.
 fn check_pixel_claim(obj: &DefaultDicomObject, path: &Path, file_len: Option<u64>) -> crate::Result<()> {
     let bad = |msg: String| crate::Error::bad_input(msg).with_path(path).with_hint("the image header is corrupt: re-export the file");
-    let (Some(rows), Some(cols)) = (get_i64(obj, tag(0x0028, 0x0010)), get_i64(obj, tag(0x0028, 0x0011))) else {
+    let (Some(rows), Some(cols)) = (get_i64(obj, tags::ROWS), get_i64(obj, tags::COLUMNS)) else {
         return Ok(());
     };
     if !(0..=65535).contains(&rows) || !(0..=65535).contains(&cols) {
         return Err(bad(format!("Rows {rows} x Columns {cols}: DICOM allows 0 to 65535")));
     }
-    let frames = get_i64(obj, tag(0x0028, 0x0008)).unwrap_or(1);
+    let frames = get_i64(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1);
     if frames < 1 || frames > i64::from(i32::MAX) || file_len.is_some_and(|l| frames as u64 > l) {
         return Err(bad(format!("NumberOfFrames {frames} in a file of {} bytes", file_len.unwrap_or(0))));
     }
     // A number tag that is there but no finite number (DS "NaN", "inf", garbage) must not turn
     // into the default silently (a NaN RescaleSlope became 1).
     for (t, name) in [
-        (tag(0x0028, 0x1053), "RescaleSlope"),
-        (tag(0x0028, 0x1052), "RescaleIntercept"),
-        (tag(0x0028, 0x0030), "PixelSpacing"),
-        (tag(0x0020, 0x0032), "ImagePositionPatient"),
-        (tag(0x0020, 0x0037), "ImageOrientationPatient"),
+        (tags::RESCALE_SLOPE, "RescaleSlope"),
+        (tags::RESCALE_INTERCEPT, "RescaleIntercept"),
+        (tags::PIXEL_SPACING, "PixelSpacing"),
+        (tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient"),
+        (tags::IMAGE_ORIENTATION_PATIENT, "ImageOrientationPatient"),
     ] {
         if get_str(obj, t).is_some() && get_f64s(obj, t).is_none() {
             return Err(bad(format!("{name} '{}' is not a list of finite numbers", get_str(obj, t).unwrap_or_default())));
         }
     }
-    let samples = get_i64(obj, tag(0x0028, 0x0002)).unwrap_or(1).clamp(1, 4) as u64;
-    let bits = get_i64(obj, tag(0x0028, 0x0100)).unwrap_or(16).clamp(1, 64) as u64;
+    let samples = get_i64(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1).clamp(1, 4) as u64;
+    let bits = get_i64(obj, tags::BITS_ALLOCATED).unwrap_or(16).clamp(1, 64) as u64;
     crate::io::check_claim(path, "the image", pixel_bytes(rows as u64, cols as u64, samples, bits, frames as u64), None)
 }
 
@@ -260,13 +257,13 @@ fn check_values(h: &SliceHeader) -> crate::Result<()> {
 pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
     let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
     let sop_class =
-        get_str(obj, tag(0x0008, 0x0016)).unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string());
-    let pixel_representation = get_i64(obj, tag(0x0028, 0x0103)).unwrap_or(0) as u16;
-    let bits_stored = get_i64(obj, tag(0x0028, 0x0101)).unwrap_or(0) as u16;
-    let frames = get_i64(obj, tag(0x0028, 0x0008)).unwrap_or(1).max(1) as u32;
-    let rescale_slope = get_f64(obj, tag(0x0028, 0x1053));
-    let rescale_inter = get_f64(obj, tag(0x0028, 0x1052));
-    let window = match (get_f64s(obj, tag(0x0028, 0x1050)), get_f64s(obj, tag(0x0028, 0x1051))) {
+        get_str(obj, tags::SOP_CLASS_UID).unwrap_or_else(|| obj.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string());
+    let pixel_representation = get_i64(obj, tags::PIXEL_REPRESENTATION).unwrap_or(0) as u16;
+    let bits_stored = get_i64(obj, tags::BITS_STORED).unwrap_or(0) as u16;
+    let frames = get_i64(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u32;
+    let rescale_slope = get_f64(obj, tags::RESCALE_SLOPE);
+    let rescale_inter = get_f64(obj, tags::RESCALE_INTERCEPT);
+    let window = match (get_f64s(obj, tags::WINDOW_CENTER), get_f64s(obj, tags::WINDOW_WIDTH)) {
         (Some(c), Some(w)) if !c.is_empty() && !w.is_empty() => Some([c[0], w[0]]),
         _ => None,
     };
@@ -275,31 +272,31 @@ pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
         frame: 0,
         frames_in_file: frames,
         sop_class_uid: sop_class,
-        sop_instance_uid: get_str(obj, tag(0x0008, 0x0018)),
-        study_instance_uid: get_str(obj, tag(0x0020, 0x000D)),
-        series_instance_uid: get_str(obj, tag(0x0020, 0x000E)),
-        series_number: get_i64(obj, tag(0x0020, 0x0011)),
-        series_description: get_str(obj, tag(0x0008, 0x103E)),
-        patient_id: get_str(obj, tag(0x0010, 0x0020)),
-        modality: get_str(obj, tag(0x0008, 0x0060)),
-        image_type: get_strs(obj, tag(0x0008, 0x0008)),
-        manufacturer: get_str(obj, tag(0x0008, 0x0070)),
-        convolution_kernel: get_str(obj, tag(0x0018, 0x1210)),
-        patient_position: get_str(obj, tag(0x0018, 0x5100)),
-        rows: get_i64(obj, tag(0x0028, 0x0010)).unwrap_or(0) as u32,
-        columns: get_i64(obj, tag(0x0028, 0x0011)).unwrap_or(0) as u32,
-        samples_per_pixel: get_i64(obj, tag(0x0028, 0x0002)).unwrap_or(1) as u16,
-        bits_allocated: get_i64(obj, tag(0x0028, 0x0100)).unwrap_or(0) as u16,
+        sop_instance_uid: get_str(obj, tags::SOP_INSTANCE_UID),
+        study_instance_uid: get_str(obj, tags::STUDY_INSTANCE_UID),
+        series_instance_uid: get_str(obj, tags::SERIES_INSTANCE_UID),
+        series_number: get_i64(obj, tags::SERIES_NUMBER),
+        series_description: get_str(obj, tags::SERIES_DESCRIPTION),
+        patient_id: get_str(obj, tags::PATIENT_ID),
+        modality: get_str(obj, tags::MODALITY),
+        image_type: get_strs(obj, tags::IMAGE_TYPE),
+        manufacturer: get_str(obj, tags::MANUFACTURER),
+        convolution_kernel: get_str(obj, tags::CONVOLUTION_KERNEL),
+        patient_position: get_str(obj, tags::PATIENT_POSITION),
+        rows: get_i64(obj, tags::ROWS).unwrap_or(0) as u32,
+        columns: get_i64(obj, tags::COLUMNS).unwrap_or(0) as u32,
+        samples_per_pixel: get_i64(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1) as u16,
+        bits_allocated: get_i64(obj, tags::BITS_ALLOCATED).unwrap_or(0) as u16,
         bits_stored,
         pixel_representation,
-        photometric: get_str(obj, tag(0x0028, 0x0004)),
-        pixel_spacing: arr(get_f64s(obj, tag(0x0028, 0x0030))),
-        orientation: arr(get_f64s(obj, tag(0x0020, 0x0037))),
-        position: arr(get_f64s(obj, tag(0x0020, 0x0032))),
-        slice_location: get_f64(obj, tag(0x0020, 0x1041)),
-        instance_number: get_i64(obj, tag(0x0020, 0x0013)),
-        slice_thickness: get_f64(obj, tag(0x0018, 0x0050)),
-        gantry_tilt_tag: get_f64(obj, tag(0x0018, 0x1120)),
+        photometric: get_str(obj, tags::PHOTOMETRIC_INTERPRETATION),
+        pixel_spacing: arr(get_f64s(obj, tags::PIXEL_SPACING)),
+        orientation: arr(get_f64s(obj, tags::IMAGE_ORIENTATION_PATIENT)),
+        position: arr(get_f64s(obj, tags::IMAGE_POSITION_PATIENT)),
+        slice_location: get_f64(obj, tags::SLICE_LOCATION),
+        instance_number: get_i64(obj, tags::INSTANCE_NUMBER),
+        slice_thickness: get_f64(obj, tags::SLICE_THICKNESS),
+        gantry_tilt_tag: get_f64(obj, tags::GANTRY_DETECTOR_TILT),
         rescale: Rescale { slope: rescale_slope.unwrap_or(1.0), intercept: rescale_inter.unwrap_or(0.0) },
         rescale_present: rescale_slope.is_some() || rescale_inter.is_some(),
         padding: padding_of(obj, pixel_representation),
@@ -307,8 +304,8 @@ pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
         transfer_syntax: ts,
     };
     // Enhanced multi-frame: geometry and rescale live in functional group sequences.
-    let shared = item(obj, tag(0x5200, 0x9229), 0);
-    let per_frame = elem(obj, tag(0x5200, 0x9230)).and_then(|e| e.items());
+    let shared = item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, 0);
+    let per_frame = elem(obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE).and_then(|e| e.items());
     if shared.is_none() && per_frame.is_none() {
         return vec![base];
     }
@@ -318,26 +315,26 @@ pub fn headers_of(obj: &DefaultDicomObject, path: &Path) -> Vec<SliceHeader> {
             let pick = |seq: Tag| pf.and_then(|g| item(g, seq, 0)).or_else(|| shared.and_then(|g| item(g, seq, 0)));
             let mut h = base.clone();
             h.frame = f;
-            if let Some(m) = pick(tag(0x0028, 0x9110)) {
-                h.pixel_spacing = arr(get_f64s(m, tag(0x0028, 0x0030))).or(h.pixel_spacing);
-                h.slice_thickness = get_f64(m, tag(0x0018, 0x0050)).or(h.slice_thickness);
+            if let Some(m) = pick(tags::PIXEL_MEASURES_SEQUENCE) {
+                h.pixel_spacing = arr(get_f64s(m, tags::PIXEL_SPACING)).or(h.pixel_spacing);
+                h.slice_thickness = get_f64(m, tags::SLICE_THICKNESS).or(h.slice_thickness);
             }
-            if let Some(o) = pick(tag(0x0020, 0x9116)) {
-                h.orientation = arr(get_f64s(o, tag(0x0020, 0x0037))).or(h.orientation);
+            if let Some(o) = pick(tags::PLANE_ORIENTATION_SEQUENCE) {
+                h.orientation = arr(get_f64s(o, tags::IMAGE_ORIENTATION_PATIENT)).or(h.orientation);
             }
-            if let Some(p) = pick(tag(0x0020, 0x9113)) {
-                h.position = arr(get_f64s(p, tag(0x0020, 0x0032))).or(h.position);
+            if let Some(p) = pick(tags::PLANE_POSITION_SEQUENCE) {
+                h.position = arr(get_f64s(p, tags::IMAGE_POSITION_PATIENT)).or(h.position);
             }
-            if let Some(t) = pick(tag(0x0028, 0x9145)) {
-                let s = get_f64(t, tag(0x0028, 0x1053));
-                let i = get_f64(t, tag(0x0028, 0x1052));
+            if let Some(t) = pick(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE) {
+                let s = get_f64(t, tags::RESCALE_SLOPE);
+                let i = get_f64(t, tags::RESCALE_INTERCEPT);
                 if s.is_some() || i.is_some() {
                     h.rescale = Rescale { slope: s.unwrap_or(1.0), intercept: i.unwrap_or(0.0) };
                     h.rescale_present = true;
                 }
             }
-            if let Some(fc) = pick(tag(0x0020, 0x9111)) {
-                h.instance_number = get_i64(fc, tag(0x0020, 0x9057)).or(h.instance_number);
+            if let Some(fc) = pick(tags::FRAME_CONTENT_SEQUENCE) {
+                h.instance_number = get_i64(fc, tags::IN_STACK_POSITION_NUMBER).or(h.instance_number);
             }
             h
         })

@@ -9,6 +9,7 @@ use dicom_core::header::Header;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
+use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_object::mem::InMemElement;
 
@@ -184,7 +185,7 @@ pub fn element_line(e: &InMemElement, indent: usize) -> String {
     let kw = keyword(e.tag());
     let pad = " ".repeat(indent * 2);
     let mut line = format!("{pad}{} {:<36} {}: {}", tag_str(e.tag()), kw, e.vr(), element_value(e));
-    if e.tag() == Tag(0x7FE0, 0x0010) {
+    if e.tag() == tags::PIXEL_DATA {
         line = format!("{pad}{} {:<36} {}: {}", tag_str(e.tag()), kw, e.vr(), render_pixel_summary(e));
     }
     line
@@ -204,10 +205,10 @@ pub fn dump_lines(obj: &dicom_object::DefaultDicomObject, notes: &dyn Fn(&InMemE
     let meta = obj.meta();
     let ts = meta.transfer_syntax().trim_end_matches('\0');
     let meta_rows = [
-        (Tag(0x0002, 0x0002), "UI", meta.media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
-        (Tag(0x0002, 0x0003), "UI", meta.media_storage_sop_instance_uid.trim_end_matches('\0').to_string()),
-        (Tag(0x0002, 0x0010), "UI", format!("{} ({})", ts, transfer_syntax_name(ts).split(" (").next().unwrap_or(""))),
-        (Tag(0x0002, 0x0012), "UI", meta.implementation_class_uid.trim_end_matches('\0').to_string()),
+        (tags::MEDIA_STORAGE_SOP_CLASS_UID, "UI", meta.media_storage_sop_class_uid().trim_end_matches('\0').to_string()),
+        (tags::MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", meta.media_storage_sop_instance_uid.trim_end_matches('\0').to_string()),
+        (tags::TRANSFER_SYNTAX_UID, "UI", format!("{} ({})", ts, transfer_syntax_name(ts).split(" (").next().unwrap_or(""))),
+        (tags::IMPLEMENTATION_CLASS_UID, "UI", meta.implementation_class_uid.trim_end_matches('\0').to_string()),
     ];
     for (t, vr, v) in meta_rows {
         out.push(format!("{} {:<36} {}: {}", tag_str(t), keyword(t), vr, v));
@@ -307,7 +308,7 @@ pub fn raw_us_value(file_head: &[u8], tag: Tag) -> Option<u16> {
 
 /// Tags whose raw VR dicom-rs may rewrite (see [`raw_us_value`]).
 pub fn is_padding_tag(tag: Tag) -> bool {
-    tag == Tag(0x0028, 0x0120) || tag == Tag(0x0028, 0x0121)
+    tag == tags::PIXEL_PADDING_VALUE || tag == tags::PIXEL_PADDING_RANGE_LIMIT
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ pub use stack::{GapPolicy, StackOptions, Stacked, TiltPolicy, stack_series};
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use std::path::Path;
 
-/// Tag of PixelData; header scans stop before it.
-pub const PIXEL_DATA: dicom_core::Tag = dicom_core::Tag(0x7FE0, 0x0010);
+/// Header scans stop before PixelData.
+pub use dicom_dictionary_std::tags::PIXEL_DATA;
 
 /// True when the first bytes look like DICOM Part 10 ("DICM" after the 128-byte preamble).
 pub fn looks_like_dicom(path: &Path) -> bool {
