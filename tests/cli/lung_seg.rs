@@ -11,9 +11,8 @@ fn dice_for(o: &PhantomOptions, args: &[&str]) -> (f64, std::process::Output) {
     let m = d.path().join("m.nii.gz");
     let r = tool("lung-seg").arg(&hu).arg("-o").arg(&m).args(args).arg("-v").output().unwrap();
     no_panic(&r);
-    if !r.status.success() {
-        return (0.0, r);
-    }
+    // A failed run is a failure, never a Dice of 0 that a "worse than" assertion would accept.
+    assert!(r.status.success(), "lung-seg {args:?} failed: {}", stderr(&r));
     (ctprep_core::seg::dice(&u8_data(&read(&m)), &u8_data(&w.lung_mask)), r)
 }
 

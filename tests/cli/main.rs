@@ -7,6 +7,7 @@ mod util;
 mod common;
 mod dcm_inspect;
 mod dcm_stack;
+mod golden;
 mod hostile;
 mod hu_convert;
 mod lung_seg;

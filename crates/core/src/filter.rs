@@ -9,7 +9,7 @@ pub fn gaussian_smooth(f: &mut ndarray::ArrayViewMut3<f32>, sigma_xyz: [f64; 3])
         if s <= 0.01 {
             continue;
         }
-        let axis = 2 - k;
+        let axis = crate::geometry::array_axis(k);
         let r = (4.0 * s).ceil() as i64;
         let mut kern: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp()).collect();
         let sum: f64 = kern.iter().sum();

@@ -28,6 +28,21 @@ impl Default for Geometry {
     }
 }
 
+/// (x, y, z) from an array-order [z, y, x] triple (shape, index, box bound).
+pub fn xyz_from_zyx<T: Copy>(zyx: [T; 3]) -> [T; 3] {
+    [zyx[2], zyx[1], zyx[0]]
+}
+
+/// Array order [z, y, x] from an (x, y, z) triple.
+pub fn zyx_from_xyz<T: Copy>(xyz: [T; 3]) -> [T; 3] {
+    [xyz[2], xyz[1], xyz[0]]
+}
+
+/// The array axis (0 = z) of a geometry axis (0 = x), and the other way round.
+pub const fn array_axis(axis: usize) -> usize {
+    2 - axis
+}
+
 pub fn dot(a: Vec3, b: Vec3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }

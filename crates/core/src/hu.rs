@@ -53,11 +53,8 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
     let mut warnings = Vec::new();
     match vol.meta.kind {
         Kind::Mask | Kind::Labels | Kind::Normalized => {
-            return Err(Error::bad_input(format!(
-                "this volume is a {} volume, not CT intensities",
-                format!("{:?}", vol.meta.kind).to_lowercase()
-            ))
-            .with_hint("hu-convert takes the output of dcm-stack (stored values) or a DICOM folder"));
+            return Err(Error::bad_input(format!("this volume is a {} volume, not CT intensities", vol.meta.kind.name()))
+                .with_hint("hu-convert takes the output of dcm-stack (stored values) or a DICOM folder"));
         }
         Kind::Hu => warnings.push("input is already in HU: only padding and clamping are applied".into()),
         Kind::Unknown if vol.meta.rescale.is_none() && vol.data.dtype().is_integer() => {

@@ -23,6 +23,20 @@ pub enum Kind {
     Normalized,
 }
 
+impl Kind {
+    /// The name in sidecars and messages (as serialised).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Unknown => "unknown",
+            Kind::Stored => "stored",
+            Kind::Hu => "hu",
+            Kind::Mask => "mask",
+            Kind::Labels => "labels",
+            Kind::Normalized => "normalized",
+        }
+    }
+}
+
 /// Linear rescale `real = stored * slope + intercept`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rescale {

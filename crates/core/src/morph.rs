@@ -285,7 +285,7 @@ pub fn fill_holes_2d(mask: &mut Array3<u8>, max_area: usize) {
 pub fn edt_squared(feature: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
     let mut d = edt_x::<f32>(&feature.view(), spacing[0] as f32);
     for axis in [1usize, 0] {
-        let w = spacing[2 - axis] as f32;
+        let w = spacing[crate::geometry::array_axis(axis)] as f32;
         let n = d.shape()[axis];
         let lanes: Vec<_> = d.lanes_mut(Axis(axis)).into_iter().collect();
         lanes.into_par_iter().for_each_init(
@@ -557,7 +557,7 @@ pub fn bbox(mask: &Array3<u8>, margin: [usize; 3]) -> Option<Box3> {
 /// Half-open (z, y, x) ranges of the inclusive box `lo_zyx..=hi_zyx` grown by `margin_xyz`
 /// voxels, clamped to `dims_zyx`.
 pub fn grow_box(lo_zyx: [usize; 3], hi_zyx: [usize; 3], margin_xyz: [usize; 3], dims_zyx: [usize; 3]) -> Box3 {
-    let m = [margin_xyz[2], margin_xyz[1], margin_xyz[0]];
+    let m = crate::geometry::zyx_from_xyz(margin_xyz);
     std::array::from_fn(|a| (lo_zyx[a].saturating_sub(m[a]), (hi_zyx[a] + m[a] + 1).min(dims_zyx[a])))
 }
 

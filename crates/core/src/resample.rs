@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::filter::gaussian_smooth;
-use crate::geometry::{Geometry, Mat3, inv3};
+use crate::geometry::{Geometry, Mat3, inv3, xyz_from_zyx, zyx_from_xyz};
 use crate::meta::Kind;
 use crate::volume::{DType, Volume, VolumeData, Voxel};
 use crate::with_data;
@@ -25,6 +25,16 @@ pub enum Interp {
     Linear,
     /// Cubic B-spline with prefilter (scipy `order=3`).
     Cubic,
+}
+
+impl Interp {
+    pub fn name(self) -> &'static str {
+        match self {
+            Interp::Nearest => "nearest",
+            Interp::Linear => "linear",
+            Interp::Cubic => "cubic",
+        }
+    }
 }
 
 /// How output voxels map onto input voxels.
@@ -96,7 +106,7 @@ pub struct Resampled {
 /// The output grid for a target spacing: shape = round(extent / spacing) per axis (as the
 /// tutorial), spacing adjusted so the output covers exactly the input's box, unless `exact`.
 pub fn spacing_grid(g: &Geometry, shape_zyx: [usize; 3], spacing: [f64; 3], exact: bool, grid: GridMode) -> (Geometry, [usize; 3]) {
-    let n = [shape_zyx[2], shape_zyx[1], shape_zyx[0]];
+    let n = xyz_from_zyx(shape_zyx);
     let mut out = g.clone();
     let mut m = [0usize; 3];
     for a in 0..3 {
@@ -123,7 +133,7 @@ pub fn spacing_grid(g: &Geometry, shape_zyx: [usize; 3], spacing: [f64; 3], exac
             out.origin[r] += g.direction[a][r] * shift;
         }
     }
-    (out, [m[2], m[1], m[0]])
+    (out, zyx_from_xyz(m))
 }
 
 fn orient_grid(g: &Geometry, shape_zyx: [usize; 3], ras: bool, spacing: Option<[f64; 3]>) -> (Geometry, [usize; 3]) {
@@ -148,7 +158,7 @@ fn orient_grid(g: &Geometry, shape_zyx: [usize; 3], ras: bool, spacing: Option<[
             out.origin[r] += dir[b][r] * lo;
         }
     }
-    (out, [n[2], n[1], n[0]])
+    (out, zyx_from_xyz(n))
 }
 
 /// Resample a volume.
@@ -216,10 +226,7 @@ pub fn resample(vol: &Volume, opts: &ResampleOptions) -> Result<Resampled> {
         notes.push("output grid is rotated relative to the input: general (per-voxel) path".into());
     }
     let mut meta = vol.meta.clone();
-    meta.extra.insert(
-        "resample".into(),
-        serde_json::json!({ "interp": format!("{interp:?}").to_lowercase(), "fill": fill, "spacing_xyz_mm": out_geo.spacing }),
-    );
+    meta.extra.insert("resample".into(), serde_json::json!({ "interp": interp.name(), "fill": fill, "spacing_xyz_mm": out_geo.spacing }));
     Ok(Resampled { volume: Volume { data: out, geometry: out_geo, meta }, interp, notes })
 }
 
@@ -250,8 +257,7 @@ fn index_map(vol: &Volume, out_geo: &Geometry, out_shape: [usize; 3], opts: &Res
     let m_in = inv3(&vol.geometry.index_matrix()).ok_or_else(|| Error::bad_input("the input grid is degenerate (zero spacing)"))?;
     if opts.grid == GridMode::Corners && matches!(opts.target, Target::Spacing { exact: false, .. }) {
         // Exactly scipy's mapping, free of rounding in the geometry.
-        let n = [shape[2], shape[1], shape[0]];
-        let m = [out_shape[2], out_shape[1], out_shape[0]];
+        let (n, m) = (xyz_from_zyx(shape), xyz_from_zyx(out_shape));
         let mut a = [[0.0; 3]; 3];
         for k in 0..3 {
             a[k][k] = if m[k] > 1 { (n[k] as f64 - 1.0) / (m[k] as f64 - 1.0) } else { 0.0 };
@@ -1010,7 +1016,7 @@ mod tests {
                 let (og, shape) = spacing_grid(&g, [20, 30, 30], [sx, sx, sz], false, GridMode::Physical);
                 for a in 0..3 {
                     let n_in = [30.0, 30.0, 20.0][a];
-                    let n_out = [shape[2], shape[1], shape[0]][a] as f64;
+                    let n_out = xyz_from_zyx(shape)[a] as f64;
                     prop_assert!((n_out * og.spacing[a] - n_in * g.spacing[a]).abs() < 1e-9);
                 }
             }

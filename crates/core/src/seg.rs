@@ -3,6 +3,7 @@
 //! nodules on the pleura).
 
 use crate::error::{Error, Result};
+use crate::geometry::xyz_from_zyx;
 use crate::meta::{Kind, Rescale};
 use crate::morph::{
     Box3, Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm, fill_holes_2d,
@@ -112,20 +113,21 @@ pub struct LungResult {
 pub fn robust(vol: &Volume, o: &LungOptions) -> Result<LungResult> {
     let sp = vol.geometry.spacing;
     let first = robust_once(vol, o, 0.0)?;
-    if plausible(&first.qc).is_none() {
+    if implausibility(&first.qc).is_none() {
         return Ok(first);
     }
     // The tutorial's fallback: a closing of a few millimetres, then try again.
-    let why = plausible(&first.qc).unwrap_or_default();
+    let why = implausibility(&first.qc).unwrap_or_default();
     let mut second = robust_once(vol, o, 3.0 * sp.iter().cloned().fold(1.0, f64::max).min(3.0))?;
     second.qc.fallback = Some(format!("first pass implausible ({why}); retried after closing the body mask"));
-    if let Some(w) = plausible(&second.qc) {
+    if let Some(w) = implausibility(&second.qc) {
         second.qc.warnings.push(format!("result still implausible: {w}"));
     }
     Ok(second)
 }
 
-fn plausible(qc: &LungQc) -> Option<String> {
+/// Why a result does not look like two lungs, if it does not.
+fn implausibility(qc: &LungQc) -> Option<String> {
     if qc.lungs_found == 0 {
         return Some("no lungs".into());
     }
@@ -327,9 +329,10 @@ fn lung_qc(vol: &Volume, labels: &Array3<u8>, region: Box3, body_voxels: f64, qc
     let n = r + l;
     let (mut lo_xyz, mut hi_xyz) = ([usize::MAX; 3], [0usize; 3]);
     for b in qc_boxes.iter().filter(|b| b.count > 0) {
+        let (lo, hi) = (xyz_from_zyx(b.lo_zyx), xyz_from_zyx(b.hi_zyx));
         for a in 0..3 {
-            lo_xyz[a] = lo_xyz[a].min(b.lo_zyx[2 - a]);
-            hi_xyz[a] = hi_xyz[a].max(b.hi_zyx[2 - a]);
+            lo_xyz[a] = lo_xyz[a].min(lo[a]);
+            hi_xyz[a] = hi_xyz[a].max(hi[a]);
         }
     }
     // An affine map sends the index box's extremes to the world box's extremes.
@@ -675,7 +678,7 @@ fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_las
 /// Run a method on a volume: returns the mask volume (u8; labels when asked) and QC.
 pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> Result<(Volume, LungQc)> {
     if matches!(vol.meta.kind, Kind::Mask | Kind::Labels | Kind::Normalized) {
-        return Err(Error::bad_input(format!("lung-seg needs an HU volume; this one is {:?}", vol.meta.kind).to_lowercase())
+        return Err(Error::bad_input(format!("lung-seg needs an HU volume; this one is a {} volume", vol.meta.kind.name()))
             .with_hint("run it on hu-convert's output (or vol-resample's)"));
     }
     if vol.meta.kind == Kind::Stored && vol.meta.rescale.is_none() {

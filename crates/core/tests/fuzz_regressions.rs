@@ -150,3 +150,27 @@ fn write_fuzz_seeds() {
         std::fs::write(round.join(format!("r{i}")), seed).unwrap();
     }
 }
+
+/// The largest heap peaks in a grown corpus (`CTPREP_FUZZ_CORPUS=fuzz/corpus/dicom`): libFuzzer
+/// reports one RSS for the whole run, this names the inputs behind it.
+#[test]
+#[ignore = "needs CTPREP_FUZZ_CORPUS, a corpus grown by make fuzz"]
+fn corpus_peak_heap() {
+    let dir = PathBuf::from(std::env::var("CTPREP_FUZZ_CORPUS").expect("CTPREP_FUZZ_CORPUS=DIR"));
+    // SAFETY: as in the test above.
+    unsafe { std::env::set_var("CTPREP_MAX_BYTES", (64u64 << 20).to_string()) };
+    let scratch = tempfile::tempdir().unwrap();
+    let mut peaks = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+        let base = LIVE.load(Ordering::Relaxed);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fuzzing::dicom(&bytes, &scratch.path().join("slice.dcm"))));
+        peaks.push((PEAK.load(Ordering::Relaxed) - base, p));
+    }
+    peaks.sort();
+    for (peak, p) in peaks.iter().rev().take(10) {
+        eprintln!("{:>8} KiB  {}", peak >> 10, p.display());
+    }
+}

@@ -138,7 +138,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     args.out.summary(|| {
         serde_json::json!({
             "output": args.out.output, "shape_zyx": r.volume.shape(), "spacing_xyz_mm": g.spacing,
-            "origin_lps_mm": g.origin, "interp": format!("{:?}", r.interp).to_lowercase(), "dtype": r.volume.data.dtype().name(),
+            "origin_lps_mm": g.origin, "interp": r.interp.name(), "dtype": r.volume.data.dtype().name(),
         })
     })?;
     Ok(Exit::Ok)

@@ -52,9 +52,15 @@ pub fn check(path: &Path, whole: bool) -> Result<()> {
     let Ok(f) = std::fs::File::open(path) else { return Ok(()) };
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let mut r = Counted { inner: BufReader::with_capacity(16 << 10, f), pos: 0 };
-    let Some(head) = r.bytes::<132>() else { return Ok(()) };
-    if &head[128..] != b"DICM" {
-        return Ok(());
+    // The magic after a 128-byte preamble, or at the very start: the parser's default
+    // (ReadPreamble::Auto) accepts both (found by fuzzing: a 179-byte file without a preamble
+    // skipped this walk, and the parser filled a 1.8 GB meta element).
+    let Some(magic) = r.bytes::<4>() else { return Ok(()) };
+    if &magic != b"DICM" {
+        let Some(head) = r.bytes::<128>() else { return Ok(()) };
+        if &head[124..] != b"DICM" {
+            return Ok(());
+        }
     }
     // File meta group: always explicit VR little endian; it names the data set's syntax. Read as
     // the parser reads it: elements of any group until FileMetaInformationGroupLength is used up

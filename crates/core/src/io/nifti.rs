@@ -363,7 +363,7 @@ pub fn write_header(vol: &Header, w: &mut dyn Write) -> Result<()> {
         put_f32(&mut h, 124, c + wdt / 2.0);
         put_f32(&mut h, 128, c - wdt / 2.0);
     }
-    let descrip = format!("ctprep {} {:?}", env!("CARGO_PKG_VERSION"), vol.meta.kind).to_lowercase();
+    let descrip = format!("ctprep {} {}", env!("CARGO_PKG_VERSION"), vol.meta.kind.name());
     let d = descrip.as_bytes();
     h[148..148 + d.len().min(79)].copy_from_slice(&d[..d.len().min(79)]);
     put_i16(&mut h, 252, 1);

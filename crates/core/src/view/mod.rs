@@ -129,7 +129,7 @@ fn frame(vol: &Volume, plane: Plane, pos: Position, max_px: usize) -> Result<(Fr
             let a = (0..3)
                 .max_by(|&a, &b| dot(vol.geometry.direction[a], n).abs().total_cmp(&dot(vol.geometry.direction[b], n).abs()))
                 .unwrap_or(2);
-            let n_a = [shape[2], shape[1], shape[0]][a];
+            let n_a = crate::geometry::xyz_from_zyx(shape)[a];
             if k >= n_a {
                 return Err(
                     Error::usage(format!("slice index {k} is outside 0..{}", n_a - 1)).with_hint("omit --index for the middle slice")
