@@ -5,6 +5,7 @@
 mod util;
 
 mod common;
+mod ct_phantom;
 mod dcm_inspect;
 mod dcm_stack;
 mod golden;

@@ -32,19 +32,23 @@ fn advise(p: *mut u8, len: usize) {
 // SAFETY: every call goes to `System` unchanged; `advise` only adds a hint on the result.
 unsafe impl GlobalAlloc for HugePages {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc`'s contract, which is `System`'s.
         let p = unsafe { System.alloc(layout) };
         advise(p, layout.size());
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc`'s contract, which is `System`'s.
         let p = unsafe { System.alloc_zeroed(layout) };
         advise(p, layout.size());
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator, with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc`'s contract, which is `System`'s.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         advise(p, new_size);
         p

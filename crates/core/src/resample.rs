@@ -300,7 +300,9 @@ enum Source {
     CubicSlabs { smooth_xy: Option<[f64; 3]> },
 }
 
-/// Taps for one output coordinate along one axis: (first index, weights) or None = outside.
+/// The input samples one output coordinate reads along one axis: their indices and weights
+/// (1 for nearest, 2 for linear, 4 for cubic B-spline coefficients), or `outside` when the
+/// coordinate falls beyond the input's half-voxel border (the output voxel gets the fill value).
 #[derive(Clone)]
 struct Taps {
     idx: Vec<usize>,

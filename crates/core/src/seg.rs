@@ -35,7 +35,7 @@ fn largest_label(counts: &[u64], bg: Option<usize>) -> Option<usize> {
 }
 
 /// `segment_lung_mask(image, fill_lung_structures)` from the tutorial, exactly (skimage's full
-/// connectivity in 3-D and 2-D). Input: `image > -320` `[z, y, x]` (see [`above`]), reused as
+/// connectivity in 3-D and 2-D). Input: `image > -320` `[z, y, x]` (made by `above`), reused as
 /// the working array.
 pub fn tutorial(dense: Array3<u8>, fill: bool) -> Array3<u8> {
     // binary_image = (image > -320) + 1: 1 = air, 2 = dense.
@@ -580,8 +580,9 @@ fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_las
     let (nz, _, _) = air.dim();
     let px_mm2 = sp[0] * sp[1];
     let max_area = 900.0 / px_mm2; // trachea up to ~34 mm across
-    // Slices run along +z index; the top of the body (head side) may be either end: use the end
-    // whose slice has the trachea (small air component near the midline) and the smaller lung area.
+    // Slices run along +z index; the head end is either end, and the geometry says which
+    // (`head_last`, from the slice direction in LPS). The trachea is then the small air component
+    // near the body's midline in the first slices from that end.
     let candidates = |z: usize| -> Vec<(u32, Vec<(usize, usize)>)> {
         let s = air.index_axis(Axis(0), z);
         let (l, n) = label2d(&s, false);

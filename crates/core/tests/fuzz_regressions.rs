@@ -55,20 +55,20 @@ fn every_fuzz_reproducer_now_returns_cleanly() {
     // SAFETY: set before any thread of this test binary reads the environment (the only other
     // test here is ignored).
     unsafe { std::env::set_var("CTPREP_MAX_BYTES", (64u64 << 20).to_string()) };
+    // Panics the core catches count too: the fuzzing process aborts on any panic, and the
+    // user sees its message (found by fuzzing: a panic inside a codec, caught by the decoder).
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    std::panic::set_hook(Box::new(|_| {
+        PANICS.fetch_add(1, Ordering::Relaxed);
+    }));
     let scratch = tempfile::tempdir().unwrap();
     let mut ran = 0;
-    for (target, run) in [
-        ("dicom", &(|b: &[u8]| fuzzing::dicom(b, &scratch.path().join("slice.dcm"))) as &dyn Fn(&[u8])),
-        ("ljpeg", &fuzzing::ljpeg),
-        ("volume", &fuzzing::volume_bytes),
-        ("sidecar", &fuzzing::sidecar),
-        ("roundtrip", &fuzzing::roundtrip),
-    ] {
+    for (target, run) in targets(scratch.path()) {
         for p in regressions(target) {
             let bytes = std::fs::read(&p).unwrap();
             PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bytes)));
-            assert!(r.is_ok(), "{} panics again", p.display());
+            assert!(r.is_ok() && PANICS.load(Ordering::Relaxed) == 0, "{} panics again", p.display());
             let peak = PEAK.load(Ordering::Relaxed);
             assert!(peak < PEAK_LIMIT, "{} allocates {} MiB again", p.display(), peak >> 20);
             assert!(refused(target, &p, &bytes), "{} is accepted", p.display());
@@ -76,6 +76,17 @@ fn every_fuzz_reproducer_now_returns_cleanly() {
         }
     }
     assert!(ran > 0, "no reproducers found: the folder moved?");
+}
+
+/// Every fuzz target's entry point, by name; DICOM inputs are written to a file in `scratch`.
+fn targets(scratch: &Path) -> Vec<(&'static str, Box<dyn Fn(&[u8]) + '_>)> {
+    vec![
+        ("dicom", Box::new(move |b: &[u8]| fuzzing::dicom(b, &scratch.join("slice.dcm")))),
+        ("ljpeg", Box::new(fuzzing::ljpeg)),
+        ("volume", Box::new(fuzzing::volume_bytes)),
+        ("sidecar", Box::new(fuzzing::sidecar)),
+        ("roundtrip", Box::new(fuzzing::roundtrip)),
+    ]
 }
 
 /// Whether the reader behind `target` turns the input down with an error.
@@ -151,8 +162,9 @@ fn write_fuzz_seeds() {
     }
 }
 
-/// The largest heap peaks in a grown corpus (`CTPREP_FUZZ_CORPUS=fuzz/corpus/dicom`): libFuzzer
-/// reports one RSS for the whole run, this names the inputs behind it.
+/// The largest heap peaks in a grown corpus (`CTPREP_FUZZ_CORPUS=fuzz/corpus/<target>`, the
+/// folder's name picks the target): libFuzzer reports one RSS for a whole run, this names the
+/// inputs behind it.
 #[test]
 #[ignore = "needs CTPREP_FUZZ_CORPUS, a corpus grown by make fuzz"]
 fn corpus_peak_heap() {
@@ -160,17 +172,20 @@ fn corpus_peak_heap() {
     // SAFETY: as in the test above.
     unsafe { std::env::set_var("CTPREP_MAX_BYTES", (64u64 << 20).to_string()) };
     let scratch = tempfile::tempdir().unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    let targets = targets(scratch.path());
+    let (_, run) = targets.iter().find(|(t, _)| *t == name).expect("the folder is named after a target");
     let mut peaks = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
         let bytes = std::fs::read(&p).unwrap();
-        PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
         let base = LIVE.load(Ordering::Relaxed);
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fuzzing::dicom(&bytes, &scratch.path().join("slice.dcm"))));
+        PEAK.store(base, Ordering::Relaxed);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bytes)));
         peaks.push((PEAK.load(Ordering::Relaxed) - base, p));
     }
     peaks.sort();
-    for (peak, p) in peaks.iter().rev().take(10) {
+    for (peak, p) in peaks.iter().rev().take(5) {
         eprintln!("{:>8} KiB  {}", peak >> 10, p.display());
     }
 }

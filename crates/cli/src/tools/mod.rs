@@ -1,5 +1,9 @@
 //! One module per tool: its arguments (the help text is the doc comments) and its `run`.
 
+// The argument docs are --help text, written for a terminal: `Sequence[0]` and `vol<SUFFIX>`
+// are what the user types, not rustdoc links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 pub mod ct_phantom;
 pub mod dcm_inspect;
 pub mod dcm_stack;

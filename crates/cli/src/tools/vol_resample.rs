@@ -132,7 +132,9 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         cx.verbose(n);
     }
     let g = &r.volume.geometry;
-    cx.verbose(format!("{:?} interpolation; output {:?} (z,y,x) at actual spacing x,y,z {:.6?} mm", r.interp, r.volume.shape(), g.spacing));
+    let [nz, ny, nx] = r.volume.shape();
+    let [sx, sy, sz] = g.spacing;
+    cx.verbose(format!("{} interpolation; output {nx} x {ny} x {nz} (x, y, z) at spacing {sx:.6} x {sy:.6} x {sz:.6} mm", r.interp.name()));
     cx.stamp(&mut r.volume.meta);
     args.out.write(cx, &r.volume)?;
     args.out.summary(|| {

@@ -20,10 +20,22 @@ pub fn check_fragments(h: &SliceHeader, fragments: &[impl AsRef<[u8]>]) -> Resul
             .map_err(|why| damaged(format!("corrupt RLE pixel data: {why}"), "the file is damaged: re-copy or re-export it"))?;
     }
     if ts.starts_with("1.2.840.10008.1.2.4.") {
-        for (r, c) in fragments.iter().filter_map(|f| dims(f.as_ref())) {
-            if (r, c) != (h.rows, h.columns) {
+        for f in fragments.iter().filter_map(|f| dims(f.as_ref())) {
+            // The decoders write what the stream holds into a buffer sized by the header, and
+            // panic when it holds more (found by fuzzing: SamplesPerPixel 0 for a 1-component
+            // stream): size, components and sample size must all agree.
+            let disagreement = if (f.rows, f.columns) != (h.rows, h.columns) {
+                Some(format!("says {} x {} pixels, the header {} x {}", f.rows, f.columns, h.rows, h.columns))
+            } else if let Some(c) = f.components.filter(|&c| c != h.samples_per_pixel) {
+                Some(format!("has {c} components, the header {} samples per pixel", h.samples_per_pixel))
+            } else {
+                f.precision
+                    .filter(|&p| u16::from(p).div_ceil(8) > h.bits_allocated.div_ceil(8))
+                    .map(|p| format!("has {p}-bit samples, the header allocates {} bits", h.bits_allocated))
+            };
+            if let Some(what) = disagreement {
                 return Err(damaged(
-                    format!("the compressed stream says {r} x {c} pixels, the header {} x {}", h.rows, h.columns),
+                    format!("the compressed stream {what}"),
                     "the pixel data does not belong to this header: the file is damaged",
                 ));
             }
@@ -32,9 +44,9 @@ pub fn check_fragments(h: &SliceHeader, fragments: &[impl AsRef<[u8]>]) -> Resul
     Ok(())
 }
 
-/// (rows, columns) from a JPEG family SOF marker (baseline, extended, lossless, JPEG-LS) or a
+/// The frame size from a JPEG family SOF marker (baseline, extended, lossless, JPEG-LS) or a
 /// JPEG 2000 SIZ marker; `None` for anything else (RLE, unknown, too short).
-pub fn dims(stream: &[u8]) -> Option<(u32, u32)> {
+pub fn dims(stream: &[u8]) -> Option<FrameSize> {
     let be16 = |i: usize| Some(u16::from_be_bytes([*stream.get(i)?, *stream.get(i + 1)?]) as u32);
     let be32 = |i: usize| Some(u32::from_be_bytes(stream.get(i..i + 4)?.try_into().ok()?));
     if stream.starts_with(&[0xFF, 0xD8]) {
@@ -54,7 +66,13 @@ pub fn dims(stream: &[u8]) -> Option<(u32, u32)> {
             }
             let sof = matches!(marker, 0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC)) || marker == 0xF7;
             if sof {
-                return Some((be16(i + 5)?, be16(i + 7)?));
+                let (precision, components) = (*stream.get(i + 4)?, *stream.get(i + 9)?);
+                return Some(FrameSize {
+                    rows: be16(i + 5)?,
+                    columns: be16(i + 7)?,
+                    components: Some(components.into()),
+                    precision: Some(precision),
+                });
             }
             i += 2 + be16(i + 2)? as usize;
         }
@@ -71,7 +89,19 @@ pub fn dims(stream: &[u8]) -> Option<(u32, u32)> {
     };
     let siz = start + 4;
     let (x, y, x0, y0) = (be32(siz + 4)?, be32(siz + 8)?, be32(siz + 12)?, be32(siz + 16)?);
-    Some((y.checked_sub(y0)?, x.checked_sub(x0)?))
+    // Csiz follows XTsiz, YTsiz, XTOsiz and YTOsiz; sample sizes vary per component.
+    let components = stream.get(siz + 36..siz + 38).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    Some(FrameSize { rows: y.checked_sub(y0)?, columns: x.checked_sub(x0)?, components, precision: None })
+}
+
+/// What a compressed frame's own header says: its size, and (when read) its components and
+/// bits per sample.
+#[derive(Debug, PartialEq)]
+pub struct FrameSize {
+    pub rows: u32,
+    pub columns: u32,
+    pub components: Option<u16>,
+    pub precision: Option<u8>,
 }
 
 /// Check an RLE Lossless frame (DICOM PS3.5 Annex G) before the decoder sees it: the segment
@@ -116,15 +146,19 @@ mod tests {
     #[test]
     fn reads_the_frame_size_of_each_family() {
         let ljpeg = crate::dicom::ljpeg::encode(&[0u16; 6 * 9], 6, 9, 12, 1);
-        assert_eq!(dims(&ljpeg), Some((6, 9)));
+        assert_eq!(dims(&ljpeg), Some(FrameSize { rows: 6, columns: 9, components: Some(1), precision: Some(12) }));
         // JPEG-LS SOF55 after an APP segment.
         let jls = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0, 0, 0xFF, 0xF7, 0x00, 0x0B, 16, 0x02, 0x00, 0x03, 0x00, 1, 1, 0x11, 0];
-        assert_eq!(dims(&jls), Some((512, 768)));
+        assert_eq!(dims(&jls), Some(FrameSize { rows: 512, columns: 768, components: Some(1), precision: Some(16) }));
         let mut j2k = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
         for v in [700u32, 500, 100, 50] {
             j2k.extend_from_slice(&v.to_be_bytes());
         }
-        assert_eq!(dims(&j2k), Some((450, 600)));
+        let size = |components| Some(FrameSize { rows: 450, columns: 600, components, precision: None });
+        assert_eq!(dims(&j2k), size(None), "no Csiz");
+        j2k.extend_from_slice(&[0; 16]);
+        j2k.extend_from_slice(&3u16.to_be_bytes());
+        assert_eq!(dims(&j2k), size(Some(3)));
         assert_eq!(dims(b"RLE data"), None);
         assert_eq!(dims(&[0xFF, 0xD8, 0xFF, 0xC0]), None, "cut short");
     }

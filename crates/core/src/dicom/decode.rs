@@ -41,10 +41,17 @@ pub fn decode_stored(h: &SliceHeader) -> Result<Vec<i32>> {
 pub fn decode_stored_into<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
     // The decoder asserts on some impossible pixel formats: refuse them with a message first.
     // (Found by the byte-mutation tests: BitsStored 0 panicked inside dicom-pixeldata.)
-    if !matches!(h.bits_allocated, 8 | 16 | 32) || h.bits_stored == 0 || h.bits_stored > h.bits_allocated || h.rows == 0 || h.columns == 0 {
+    // (And fuzzing: SamplesPerPixel 0 panicked in the JPEG adapter.)
+    if !matches!(h.bits_allocated, 8 | 16 | 32)
+        || h.bits_stored == 0
+        || h.bits_stored > h.bits_allocated
+        || h.rows == 0
+        || h.columns == 0
+        || !(1..=4).contains(&h.samples_per_pixel)
+    {
         return Err(Error::bad_input(format!(
-            "impossible pixel format: Rows {}, Columns {}, BitsAllocated {}, BitsStored {}",
-            h.rows, h.columns, h.bits_allocated, h.bits_stored
+            "impossible pixel format: Rows {}, Columns {}, BitsAllocated {}, BitsStored {}, SamplesPerPixel {}",
+            h.rows, h.columns, h.bits_allocated, h.bits_stored, h.samples_per_pixel
         ))
         .with_path(&h.path)
         .with_hint("the image header is corrupt: re-export the file"));
@@ -162,14 +169,16 @@ mod tests {
 
     #[test]
     fn impossible_pixel_formats_are_refused_before_the_file_is_opened() {
-        for (bits_allocated, bits_stored, rows) in [(12, 12, 4), (16, 0, 4), (16, 17, 4), (16, 16, 0), (1, 1, 4), (64, 64, 4)] {
+        for (bits_allocated, bits_stored, rows, samples_per_pixel) in
+            [(12, 12, 4, 1), (16, 0, 4, 1), (16, 17, 4, 1), (16, 16, 0, 1), (1, 1, 4, 1), (64, 64, 4, 1), (16, 16, 4, 0), (16, 16, 4, 5)]
+        {
             let h = SliceHeader {
                 path: "/nonexistent/slice.dcm".into(),
                 rows,
                 columns: 4,
                 bits_allocated,
                 bits_stored,
-                samples_per_pixel: 1,
+                samples_per_pixel,
                 ..SliceHeader::default()
             };
             let e = decode_stored(&h).unwrap_err();

@@ -6,6 +6,7 @@
 //! understand it leaves to the parser, which reports it.
 
 use crate::error::{Error, Result};
+use dicom_dictionary_std::tags;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -16,7 +17,15 @@ const UNDEFINED: u32 = 0xFFFF_FFFF;
 const ITEM: (u16, u16) = (0xFFFE, 0xE000);
 const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
 const SEQ_END: (u16, u16) = (0xFFFE, 0xE0DD);
-const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
+const PIXEL_DATA: (u16, u16) = (tags::PIXEL_DATA.0, tags::PIXEL_DATA.1);
+const PIXEL_REPRESENTATION: (u16, u16) = (tags::PIXEL_REPRESENTATION.0, tags::PIXEL_REPRESENTATION.1);
+
+/// What the walk is inside of: a sequence (item headers come next) or an item (elements).
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Sequence,
+    Item,
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Syntax {
@@ -123,17 +132,44 @@ pub fn check(path: &Path, whole: bool) -> Result<()> {
 /// The data set: a stack of open sequences and items (their end offset when their length is
 /// defined), popped as delimiters or ends are reached.
 fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path, whole: bool) -> Result<()> {
-    let mut open: Vec<Option<u64>> = Vec::new();
+    // Open sequences and items, with their end when their length is defined. Inside a sequence
+    // the parser reads item headers; anywhere else elements, where even an item or sequence
+    // delimiter tag is an element with a value (found by fuzzing: a stray (FFFE,E0DD) with a
+    // length of 4 GB, which the walk took for a delimiter and the parser allocated).
+    let mut open: Vec<(Option<u64>, Open)> = Vec::new();
+    // The parser reads every US-or-SS element as SS, whatever VR the file gives it, once it has
+    // read a PixelRepresentation of 1 (found by fuzzing: a PixelPaddingValue marked SQ with a
+    // 32-bit length of 1.1 GB, which the walk entered as a sequence and the parser allocated).
+    let mut signed = false;
     loop {
-        while open.last().is_some_and(|end| end.is_some_and(|e| r.pos >= e)) {
+        while open.last().is_some_and(|(end, _)| end.is_some_and(|e| r.pos >= e)) {
             open.pop();
         }
+        if open.len() > MAX_DEPTH {
+            return Err(Error::bad_input(format!("sequences nested more than {MAX_DEPTH} deep (at byte {})", r.pos))
+                .with_path(path)
+                .with_hint("no image header nests like this: the file is corrupt or made to crash readers; leave it out"));
+        }
         let Some((tag, vr, len)) = element(r, syntax) else { return Ok(()) };
-        match tag {
-            ITEM => {
-                open.push((len != UNDEFINED).then(|| r.pos + u64::from(len)));
+        // Sequences and items of a defined length must fit the file too, as values must.
+        let fits = len == UNDEFINED || r.pos.saturating_add(u64::from(len)) <= file_len;
+        let end = (len != UNDEFINED).then(|| r.pos + u64::from(len));
+        if open.last().is_some_and(|(_, o)| *o == Open::Sequence) {
+            match tag {
+                ITEM if fits => open.push((end, Open::Item)),
+                ITEM => return Err(too_long(path, tag, len, file_len)),
+                // Either delimiter closes what is open, as the parser has it.
+                ITEM_END | SEQ_END => {
+                    open.pop();
+                }
+                // The parser stops here with an error of its own.
+                _ => return Ok(()),
             }
-            ITEM_END | SEQ_END => {
+            continue;
+        }
+        match tag {
+            // Outside any sequence the parser skips a stray item end; inside an item it ends it.
+            ITEM_END => {
                 open.pop();
             }
             // A header scan stops at the pixel data. Read whole, it and whatever follows it must
@@ -149,29 +185,32 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
             _ => {
                 // The parser reads any other undefined length as a sequence of items too (found by
                 // fuzzing: an OB of undefined length hid an element claiming 2.6 GB).
+                let as_signed = signed && is_us_or_ss(tag);
+                let vr = if as_signed { *b"SS" } else { vr };
                 let is_sequence = match syntax {
                     Syntax::ImplicitLe => len == UNDEFINED || implicit_is_sequence(tag),
                     _ => vr == *b"SQ" || len == UNDEFINED,
                 };
+                if !fits {
+                    return Err(too_long(path, tag, len, file_len));
+                }
                 if is_sequence {
-                    open.push((len != UNDEFINED).then(|| r.pos + u64::from(len)));
+                    open.push((end, Open::Sequence));
                 } else {
-                    if r.pos.saturating_add(u64::from(len)) > file_len {
-                        return Err(too_long(path, tag, len, file_len));
+                    let mut read = value_bytes(syntax, tag, vr, len);
+                    if tag == PIXEL_REPRESENTATION && read >= 2 && value_vr(syntax, tag, vr) == *b"US" {
+                        let Some(b) = r.bytes::<2>() else { return Ok(()) };
+                        let first = if syntax == Syntax::ExplicitBe { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
+                        signed = first != 0;
+                        read -= 2;
                     }
-                    let read = value_bytes(syntax, tag, vr, len);
                     if r.skip(read).is_none() {
                         return Ok(());
                     }
                     // The parser counts the whole length as read (item ends are measured so).
-                    r.pos += u64::from(len) - read;
+                    r.pos += u64::from(len) - value_bytes(syntax, tag, vr, len);
                 }
             }
-        }
-        if open.len() > MAX_DEPTH {
-            return Err(Error::bad_input(format!("sequences nested more than {MAX_DEPTH} deep (at byte {})", r.pos))
-                .with_path(path)
-                .with_hint("no image header nests like this: the file is corrupt or made to crash readers; leave it out"));
         }
     }
 }
@@ -249,8 +288,7 @@ fn element<R: Read>(r: &mut Counted<R>, syntax: Syntax) -> Option<((u16, u16), [
 /// by fuzzing: a UL of length 106 is read as 26 values, 104 bytes, and the next element then
 /// starts 2 bytes early, where the walk saw another one); everything else whole.
 fn value_bytes(syntax: Syntax, tag: (u16, u16), vr: [u8; 2], len: u32) -> u64 {
-    let vr = if syntax == Syntax::ImplicitLe { implicit_vr(tag) } else { vr };
-    let size = match &vr {
+    let size = match &value_vr(syntax, tag, vr) {
         b"US" | b"SS" | b"OW" => 2,
         b"AT" | b"UL" | b"SL" | b"FL" | b"OF" | b"OL" => 4,
         b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
@@ -259,16 +297,25 @@ fn value_bytes(syntax: Syntax, tag: (u16, u16), vr: [u8; 2], len: u32) -> u64 {
     u64::from(len) / size * size
 }
 
-/// The VR the dictionary gives a tag in implicit VR (blank when it names none exactly).
+/// The VR the parser reads a value as: the file's (explicit syntaxes), else the dictionary's.
+fn value_vr(syntax: Syntax, tag: (u16, u16), vr: [u8; 2]) -> [u8; 2] {
+    if syntax == Syntax::ImplicitLe { implicit_vr(tag) } else { vr }
+}
+
+/// The VR the parser gives a tag in implicit VR: the dictionary's, relaxed as the parser relaxes
+/// it (US-or-SS as US, OB-or-OW as OW), UN when the dictionary does not know the tag.
 fn implicit_vr(tag: (u16, u16)) -> [u8; 2] {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    let vr =
+        dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).map_or(dicom_core::VR::UN, |e| e.vr().relaxed());
+    let b = vr.to_string().as_bytes();
+    [b[0], b[1]]
+}
+
+/// Elements the dictionary types "US or SS" (pixel padding, smallest/largest values...).
+fn is_us_or_ss(tag: (u16, u16)) -> bool {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
-    match dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).map(|e| e.vr()) {
-        Some(VirtualVr::Exact(vr)) => {
-            let b = vr.to_string().as_bytes();
-            [b[0], b[1]]
-        }
-        _ => [b' '; 2],
-    }
+    dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).is_some_and(|e| e.vr() == VirtualVr::Xs)
 }
 
 /// In implicit VR the dictionary says which elements are sequences (as the parser decides).

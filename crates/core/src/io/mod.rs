@@ -232,6 +232,26 @@ fn read_plain<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &R
         .with_hint("ctprep tools exchange .nii, .nii.gz and .npy; turn a DICOM folder into a volume with `dcm-stack DIR -o vol.nii`"))
 }
 
+/// Read `n` elements stored as `S` bytes each, converting them as they come: the typed output
+/// is the only large buffer (reading all the bytes first doubled the peak; found by fuzzing).
+pub(crate) fn read_converted<T, const S: usize, R: Read>(
+    r: &mut R,
+    n: usize,
+    name: &Path,
+    gz: bool,
+    convert: impl Fn([u8; S]) -> T,
+) -> Result<Vec<T>> {
+    const CHUNK: usize = 1 << 16;
+    let mut out = Vec::with_capacity(n);
+    let mut buf = vec![0u8; CHUNK.min(n) * S];
+    while out.len() < n {
+        let bytes = &mut buf[..(n - out.len()).min(CHUNK) * S];
+        r.read_exact(bytes).map_err(|e| gz_err(name, e, gz))?;
+        out.extend(bytes.chunks_exact(S).map(|c| convert(c.try_into().expect("chunks of S bytes"))));
+    }
+    Ok(out)
+}
+
 pub(crate) fn gz_err(name: &Path, e: io::Error, gz: bool) -> Error {
     if gz && matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) {
         Error::bad_input(format!("corrupt or truncated gzip data: {e}"))
@@ -432,8 +452,7 @@ pub fn write_f32_planes(
 /// Float32 values as little-endian bytes: the memory itself on little-endian machines.
 fn f32_le_bytes(v: &[f32]) -> std::borrow::Cow<'_, [u8]> {
     if cfg!(target_endian = "little") {
-        // SAFETY: f32 has no padding bytes, and every byte is a valid u8.
-        std::borrow::Cow::Borrowed(unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) })
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(v))
     } else {
         std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
     }
@@ -458,13 +477,8 @@ fn widen_pipe<T>(_fd: &T) {}
 
 #[cfg(test)]
 mod tests {
+    use super::atomic::tests::names;
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        v.sort();
-        v
-    }
 
     #[test]
     fn streamed_planes_write_the_same_files_as_a_whole_volume() {

@@ -5,7 +5,7 @@
 //! sform and qform (code 1, scanner) in RAS as dcm2niix writes them, and our metadata travels as
 //! JSON in a header extension (ecode 6, "comment"), so it survives pipes.
 
-use super::{Format, Loaded, check_claim, gz_err};
+use super::{Format, Loaded, check_claim, gz_err, read_converted};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Qform};
 use crate::meta::{Kind, Meta, Rescale};
@@ -158,6 +158,10 @@ impl Layout {
         let dims_xyz = [dims[0] as usize, dims[1] as usize, dims[2] as usize];
         let payload = dims_xyz.iter().map(|&d| d as u64).product::<u64>() * src_size as u64;
         check_claim(name, "the NIfTI header", payload, file_len.map(|l| l.saturating_sub(vox_offset)))?;
+        // What memory holds at the peak: int8 widens to int16; scaled floats get a float32 copy.
+        let voxels = payload / src_size as u64;
+        let scaled_copy = if !dtype.is_integer() && header_rescale(&h).is_some_and(|r| !r.is_identity()) { 4 } else { 0 };
+        check_claim(name, "the NIfTI header", voxels * (dtype.size() as u64 + scaled_copy), None)?;
         Ok(Layout { be, dims_xyz, dtype, from_i8, vox_offset })
     }
 
@@ -166,9 +170,7 @@ impl Layout {
         let [nx, ny, nz] = self.dims_xyz;
         let (n, be) = (nx * ny * nz, self.be);
         if self.from_i8 {
-            let mut raw = vec![0u8; n];
-            r.read_exact(&mut raw).map_err(|e| gz_err(name, e, gz))?;
-            return Ok(VolumeData::I16(arr(nz, ny, nx, raw.into_iter().map(|v| v as i8 as i16).collect())));
+            return Ok(VolumeData::I16(arr(nz, ny, nx, read_converted(r, n, name, gz, |[v]: [u8; 1]| v as i8 as i16)?)));
         }
         Ok(match self.dtype {
             DType::U8 => VolumeData::U8(arr(nz, ny, nx, read_vec::<u8, _>(r, n, be, name, gz)?)),
@@ -218,10 +220,7 @@ fn read_extensions(rest: &[u8], be: bool, name: &Path, warnings: &mut Vec<String
 /// scl_slope/scl_inter: applied now to float data (as every NIfTI reader would), kept as the
 /// rescale of integer data; and the kind the header implies when the metadata names none.
 fn apply_scaling(h: &Fields, dtype: DType, mut data: VolumeData, mut meta: Meta) -> (VolumeData, Meta) {
-    let slope = h.f32(112) as f64;
-    let inter = h.f32(116) as f64;
-    let rescale = (slope.is_finite() && slope != 0.0 && inter.is_finite()).then_some(Rescale { slope, intercept: inter });
-    match rescale {
+    match header_rescale(h) {
         Some(r) if !r.is_identity() && !dtype.is_integer() => {
             data = VolumeData::F32(data.to_f32(Some(r)));
             meta.rescale = None;
@@ -239,24 +238,28 @@ fn apply_scaling(h: &Fields, dtype: DType, mut data: VolumeData, mut meta: Meta)
     (data, meta)
 }
 
+/// scl_slope/scl_inter when they mean something (a zero or non-finite slope means "none").
+fn header_rescale(h: &Fields) -> Option<Rescale> {
+    let (slope, intercept) = (h.f32(112) as f64, h.f32(116) as f64);
+    (slope.is_finite() && slope != 0.0 && intercept.is_finite()).then_some(Rescale { slope, intercept })
+}
+
 fn arr<T>(nz: usize, ny: usize, nx: usize, v: Vec<T>) -> Array3<T> {
     Array3::from_shape_vec((nz, ny, nx), v).expect("length checked by read_vec")
 }
 
 /// Plain-old-data element that can be read from raw bytes.
-trait Pod: Copy + Default {
+trait Swap: bytemuck::Pod {
     fn swap(self) -> Self;
 }
-macro_rules! pod {
-    ($($t:ty),*) => {$(impl Pod for $t { fn swap(self) -> Self { <$t>::from_ne_bytes({ let mut b = self.to_ne_bytes(); b.reverse(); b }) } })*};
+macro_rules! swap {
+    ($($t:ty),*) => {$(impl Swap for $t { fn swap(self) -> Self { <$t>::from_ne_bytes({ let mut b = self.to_ne_bytes(); b.reverse(); b }) } })*};
 }
-pod!(u8, i16, u16, i32, f32, f64);
+swap!(u8, i16, u16, i32, f32, f64);
 
-fn read_vec<T: Pod, R: Read>(r: &mut R, n: usize, be: bool, name: &Path, gz: bool) -> Result<Vec<T>> {
-    let mut v = vec![T::default(); n];
-    // SAFETY: T is a primitive numeric type without padding or invalid bit patterns.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, n * std::mem::size_of::<T>()) };
-    r.read_exact(bytes).map_err(|e| gz_err(name, e, gz))?;
+fn read_vec<T: Swap, R: Read>(r: &mut R, n: usize, be: bool, name: &Path, gz: bool) -> Result<Vec<T>> {
+    let mut v = vec![T::zeroed(); n];
+    r.read_exact(bytemuck::cast_slice_mut(&mut v)).map_err(|e| gz_err(name, e, gz))?;
     if be != cfg!(target_endian = "big") && std::mem::size_of::<T>() > 1 {
         for x in v.iter_mut() {
             *x = x.swap();
@@ -391,10 +394,7 @@ pub fn write_header(vol: &Header, w: &mut dyn Write) -> Result<()> {
 pub fn data_bytes(vol: &Volume) -> std::borrow::Cow<'_, [u8]> {
     with_data!(&vol.data, a => {
         match a.as_slice() {
-            Some(s) if cfg!(target_endian = "little") => {
-                // SAFETY: plain numeric slice viewed as bytes.
-                std::borrow::Cow::Borrowed(unsafe { std::slice::from_raw_parts(s.as_ptr() as *const u8, std::mem::size_of_val(s)) })
-            }
+            Some(s) if cfg!(target_endian = "little") => std::borrow::Cow::Borrowed(bytemuck::cast_slice(s)),
             _ => {
                 let mut out = Vec::with_capacity(a.len() * std::mem::size_of_val(&a[[0, 0, 0]]));
                 for v in a.iter() {

@@ -1,7 +1,7 @@
 //! NPY volumes: `[z, y, x]` C order (what training code loads), geometry and metadata in a
 //! `.json` sidecar. Without a sidecar, a warning and either `--npy-spacing` or identity geometry.
 
-use super::{Format, Loaded, ReadOptions, check_claim, gz_err, parse_sidecar, sidecar_path};
+use super::{Format, Loaded, ReadOptions, check_claim, parse_sidecar, read_converted, sidecar_path};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::meta::Meta;
@@ -10,10 +10,27 @@ use ndarray::{Array3, ShapeBuilder};
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
+/// The longest NPY header we read: numpy itself refuses more than 10,000 bytes by default
+/// (`max_header_size`); a 3-D array's header is under 128.
+const MAX_HEADER_LEN: usize = 10_000;
+
 /// Read an NPY stream (starting at the magic).
 pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &ReadOptions) -> Result<Loaded> {
-    let header = ndarray_npy::npy::header::Header::from_reader(&mut r)
-        .map_err(|e| Error::bad_input(format!("invalid NPY header: {e}")).with_path(name).with_hint("re-save the array with numpy.save"))?;
+    let invalid = |e: &dyn std::fmt::Display| {
+        Error::bad_input(format!("invalid NPY header: {e}")).with_path(name).with_hint("re-save the array with numpy.save")
+    };
+    // The header's length is checked before ndarray-npy allocates it: versions 2 and 3 store it
+    // in four bytes, and a 20-byte file once claimed a 730 MB header (found by fuzzing).
+    let mut prefix = vec![0u8; 8];
+    r.read_exact(&mut prefix).map_err(|e| invalid(&e))?;
+    let len_bytes = if prefix[6] == 1 { 2 } else { 4 };
+    prefix.resize(8 + len_bytes, 0);
+    r.read_exact(&mut prefix[8..]).map_err(|e| invalid(&e))?;
+    let header_len = prefix[8..].iter().rev().fold(0usize, |a, &b| a << 8 | b as usize);
+    if header_len > MAX_HEADER_LEN {
+        return Err(invalid(&format!("it claims {header_len} bytes; numpy writes a few hundred (at most {MAX_HEADER_LEN})")));
+    }
+    let header = ndarray_npy::npy::header::Header::from_reader(&mut std::io::Cursor::new(prefix).chain(&mut r)).map_err(|e| invalid(&e))?;
     let descr = header.type_descriptor.to_string();
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     let (order, code) = descr.split_at(1.min(descr.len()));
@@ -37,51 +54,45 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
             .with_path(name)
             .with_hint("a volume needs at least one voxel along each axis: check the code that saved it"));
     }
-    let elem = match code {
-        "u1" | "b1" | "i1" => 1,
-        "i2" | "u2" | "f2" => 2,
-        "i4" | "f4" => 4,
-        _ => 8,
+    // Bytes per element in the file, and in memory (int8 widens to int16, float16 to float32).
+    let (elem, in_memory) = match code {
+        "u1" | "b1" => (1, 1),
+        "i1" => (1, 2),
+        "i2" | "u2" => (2, 2),
+        "f2" => (2, 4),
+        "i4" | "f4" => (4, 4),
+        _ => (8, 8),
     };
+    let fortran = header.layout.is_fortran();
     // Checked: a header may claim any shape, and a wrapped product would pass every check.
     let n = shape.iter().try_fold(1u64, |a, &s| a.checked_mul(s as u64)).unwrap_or(u64::MAX);
     check_claim(name, "the NPY header", n.saturating_mul(elem), file_len)?;
-    let mut raw = Vec::new();
-    r.take(n * elem).read_to_end(&mut raw).map_err(|e| gz_err(name, e, false))?;
-    if (raw.len() as u64) < n * elem {
-        return Err(Error::bad_input(format!("truncated: NPY data has {} of {} bytes", raw.len(), n * elem))
-            .with_path(name)
-            .with_hint("the file was cut short: re-copy or re-save it"));
-    }
-    let fortran = header.layout.is_fortran();
+    // What memory holds at the peak: the array, and its C-order copy for Fortran order.
+    check_claim(name, "the NPY header", n.saturating_mul(in_memory) * (1 + fortran as u64), None)?;
+    let n = n as usize;
     let sh = (shape[0], shape[1], shape[2]);
     macro_rules! decode {
-        ($t:ty, $size:expr, $conv:expr) => {{
-            let v: Vec<$t> = raw
-                .chunks_exact($size)
-                .map(|c| {
-                    let mut b = [0u8; $size];
-                    b.copy_from_slice(c);
-                    if be {
-                        b.reverse();
-                    }
-                    $conv(b)
-                })
-                .collect();
+        ($size:expr, $conv:expr) => {{
+            let v = read_converted(&mut r, n, name, false, |mut b: [u8; $size]| {
+                if be {
+                    b.reverse();
+                }
+                $conv(b)
+            })?;
             let a = if fortran { Array3::from_shape_vec(sh.f(), v) } else { Array3::from_shape_vec(sh, v) };
             let a = a.map_err(|e| Error::bad_input(e.to_string()).with_path(name))?;
             if fortran { a.as_standard_layout().into_owned() } else { a }
         }};
     }
     let data = match code {
-        "u1" | "b1" => VolumeData::U8(decode!(u8, 1, |b: [u8; 1]| b[0])),
-        "i1" => VolumeData::I16(decode!(i16, 1, |b: [u8; 1]| b[0] as i8 as i16)),
-        "i2" => VolumeData::I16(decode!(i16, 2, i16::from_le_bytes)),
-        "u2" => VolumeData::U16(decode!(u16, 2, u16::from_le_bytes)),
-        "i4" => VolumeData::I32(decode!(i32, 4, i32::from_le_bytes)),
-        "f2" => VolumeData::F32(decode!(f32, 2, |b| half::f16::from_le_bytes(b).to_f32())),
-        "f4" => VolumeData::F32(decode!(f32, 4, f32::from_le_bytes)),
-        _ => VolumeData::F64(decode!(f64, 8, f64::from_le_bytes)),
+        "u1" | "b1" => VolumeData::U8(decode!(1, |b: [u8; 1]| b[0])),
+        "i1" => VolumeData::I16(decode!(1, |b: [u8; 1]| b[0] as i8 as i16)),
+        "i2" => VolumeData::I16(decode!(2, i16::from_le_bytes)),
+        "u2" => VolumeData::U16(decode!(2, u16::from_le_bytes)),
+        "i4" => VolumeData::I32(decode!(4, i32::from_le_bytes)),
+        "f2" => VolumeData::F32(decode!(2, |b| half::f16::from_le_bytes(b).to_f32())),
+        "f4" => VolumeData::F32(decode!(4, f32::from_le_bytes)),
+        _ => VolumeData::F64(decode!(8, f64::from_le_bytes)),
     };
     let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --npy-spacing X,Y,Z)", name.display())];
     Ok(Loaded {
@@ -222,6 +233,24 @@ mod tests {
         assert_eq!(back.data, VolumeData::F32(a));
         let nii = dir.path().join("h.nii");
         assert!(write_volume(&v, &Sink::Path(nii), &WriteOptions { npy_f16: true, ..WriteOptions::default() }).is_err());
+    }
+
+    #[test]
+    fn header_versions_2_and_3_are_read_and_their_length_is_checked_first() {
+        let header = "{'descr': '|i1', 'fortran_order': False, 'shape': (1, 1, 3), }\n";
+        for version in [2u8, 3] {
+            let mut bytes = vec![0x93, b'N', b'U', b'M', b'P', b'Y', version, 0];
+            bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend_from_slice(&[0xff, 0, 7]);
+            let l = read(&bytes[..], Path::new("t.npy"), None, &ReadOptions::default()).unwrap();
+            let VolumeData::I16(a) = l.volume.data else { panic!("int8 reads as int16") };
+            assert_eq!(a.iter().copied().collect::<Vec<_>>(), [-1, 0, 7]);
+            // The same prefix claiming a 730 MB header is refused before anything is allocated.
+            bytes[8..12].copy_from_slice(&730_000_000u32.to_le_bytes());
+            let e = read(&bytes[..], Path::new("t.npy"), None, &ReadOptions::default()).unwrap_err().to_string();
+            assert!(e.contains("claims 730000000 bytes"), "{e}");
+        }
     }
 
     #[test]
