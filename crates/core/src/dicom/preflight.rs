@@ -185,30 +185,28 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
             _ => {
                 // The parser reads any other undefined length as a sequence of items too (found by
                 // fuzzing: an OB of undefined length hid an element claiming 2.6 GB).
-                let as_signed = signed && is_us_or_ss(tag);
-                let vr = if as_signed { *b"SS" } else { vr };
-                let is_sequence = match syntax {
-                    Syntax::ImplicitLe => len == UNDEFINED || implicit_is_sequence(tag),
-                    _ => vr == *b"SQ" || len == UNDEFINED,
-                };
+                // The VR the parser reads the value as: the file's, or in implicit VR the
+                // dictionary's; US-or-SS elements as SS once the pixels are signed.
+                let vr = if signed && is_us_or_ss(tag) { *b"SS" } else { value_vr(syntax, tag, vr) };
                 if !fits {
                     return Err(too_long(path, tag, len, file_len));
                 }
-                if is_sequence {
+                if len == UNDEFINED || vr == *b"SQ" {
                     open.push((end, Open::Sequence));
                 } else {
-                    let mut read = value_bytes(syntax, tag, vr, len);
-                    if tag == PIXEL_REPRESENTATION && read >= 2 && value_vr(syntax, tag, vr) == *b"US" {
+                    let read = value_bytes(vr, len);
+                    let mut skip = read;
+                    if tag == PIXEL_REPRESENTATION && read >= 2 && vr == *b"US" {
                         let Some(b) = r.bytes::<2>() else { return Ok(()) };
                         let first = if syntax == Syntax::ExplicitBe { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) };
                         signed = first != 0;
-                        read -= 2;
+                        skip -= 2;
                     }
-                    if r.skip(read).is_none() {
+                    if r.skip(skip).is_none() {
                         return Ok(());
                     }
                     // The parser counts the whole length as read (item ends are measured so).
-                    r.pos += u64::from(len) - value_bytes(syntax, tag, vr, len);
+                    r.pos += u64::from(len) - read;
                 }
             }
         }
@@ -287,8 +285,8 @@ fn element<R: Read>(r: &mut Counted<R>, syntax: Syntax) -> Option<((u16, u16), [
 /// The bytes the parser reads of a value of `len`: binary numbers as whole numbers only (found
 /// by fuzzing: a UL of length 106 is read as 26 values, 104 bytes, and the next element then
 /// starts 2 bytes early, where the walk saw another one); everything else whole.
-fn value_bytes(syntax: Syntax, tag: (u16, u16), vr: [u8; 2], len: u32) -> u64 {
-    let size = match &value_vr(syntax, tag, vr) {
+fn value_bytes(vr: [u8; 2], len: u32) -> u64 {
+    let size = match &vr {
         b"US" | b"SS" | b"OW" => 2,
         b"AT" | b"UL" | b"SL" | b"FL" | b"OF" | b"OL" => 4,
         b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
@@ -316,14 +314,6 @@ fn implicit_vr(tag: (u16, u16)) -> [u8; 2] {
 fn is_us_or_ss(tag: (u16, u16)) -> bool {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
     dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).is_some_and(|e| e.vr() == VirtualVr::Xs)
-}
-
-/// In implicit VR the dictionary says which elements are sequences (as the parser decides).
-fn implicit_is_sequence(tag: (u16, u16)) -> bool {
-    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-    dicom_dictionary_std::StandardDataDictionary
-        .by_tag(dicom_core::Tag(tag.0, tag.1))
-        .is_some_and(|e| matches!(e.vr(), dicom_core::dictionary::VirtualVr::Exact(dicom_core::VR::SQ)))
 }
 
 fn too_long(path: &Path, tag: (u16, u16), len: u32, file_len: u64) -> Error {

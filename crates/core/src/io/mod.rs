@@ -232,6 +232,28 @@ fn read_plain<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, opts: &R
         .with_hint("ctprep tools exchange .nii, .nii.gz and .npy; turn a DICOM folder into a volume with `dcm-stack DIR -o vol.nii`"))
 }
 
+/// A number that can be read from raw bytes in either byte order.
+pub(crate) trait Swap: bytemuck::Pod {
+    fn swap(self) -> Self;
+}
+macro_rules! swap {
+    ($($t:ty),*) => {$(impl Swap for $t { fn swap(self) -> Self { <$t>::from_ne_bytes({ let mut b = self.to_ne_bytes(); b.reverse(); b }) } })*};
+}
+swap!(u8, i16, u16, i32, f32, f64);
+
+/// Read `n` elements straight into their typed buffer, then put them in the machine's byte
+/// order (`be`: the stream is big-endian).
+pub(crate) fn read_vec<T: Swap, R: Read>(r: &mut R, n: usize, be: bool, name: &Path, gz: bool) -> Result<Vec<T>> {
+    let mut v = vec![T::zeroed(); n];
+    r.read_exact(bytemuck::cast_slice_mut(&mut v)).map_err(|e| gz_err(name, e, gz))?;
+    if be != cfg!(target_endian = "big") && std::mem::size_of::<T>() > 1 {
+        for x in v.iter_mut() {
+            *x = x.swap();
+        }
+    }
+    Ok(v)
+}
+
 /// Read `n` elements stored as `S` bytes each, converting them as they come: the typed output
 /// is the only large buffer (reading all the bytes first doubled the peak; found by fuzzing).
 pub(crate) fn read_converted<T, const S: usize, R: Read>(

@@ -5,14 +5,14 @@
 //! sform and qform (code 1, scanner) in RAS as dcm2niix writes them, and our metadata travels as
 //! JSON in a header extension (ecode 6, "comment"), so it survives pipes.
 
-use super::{Format, Loaded, check_claim, gz_err, read_converted};
+use super::{Format, Loaded, check_claim, gz_err, read_converted, read_vec};
 use crate::error::{Error, Result};
 use crate::geometry::{Geometry, Qform};
 use crate::meta::{Kind, Meta, Rescale};
 use crate::volume::{DType, Header, Volume, VolumeData};
 use crate::with_data;
 use ndarray::Array3;
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 const HEADER_SIZE: usize = 348;
@@ -156,10 +156,9 @@ impl Layout {
             return Err(bad(format!("vox_offset = {vox_offset} is beyond the end of the file or absurdly large")));
         }
         let dims_xyz = [dims[0] as usize, dims[1] as usize, dims[2] as usize];
-        let payload = dims_xyz.iter().map(|&d| d as u64).product::<u64>() * src_size as u64;
-        check_claim(name, "the NIfTI header", payload, file_len.map(|l| l.saturating_sub(vox_offset)))?;
+        let voxels = dims_xyz.iter().map(|&d| d as u64).product::<u64>();
+        check_claim(name, "the NIfTI header", voxels * src_size as u64, file_len.map(|l| l.saturating_sub(vox_offset)))?;
         // What memory holds at the peak: int8 widens to int16; scaled floats get a float32 copy.
-        let voxels = payload / src_size as u64;
         let scaled_copy = if !dtype.is_integer() && header_rescale(&h).is_some_and(|r| !r.is_identity()) { 4 } else { 0 };
         check_claim(name, "the NIfTI header", voxels * (dtype.size() as u64 + scaled_copy), None)?;
         Ok(Layout { be, dims_xyz, dtype, from_i8, vox_offset })
@@ -246,26 +245,6 @@ fn header_rescale(h: &Fields) -> Option<Rescale> {
 
 fn arr<T>(nz: usize, ny: usize, nx: usize, v: Vec<T>) -> Array3<T> {
     Array3::from_shape_vec((nz, ny, nx), v).expect("length checked by read_vec")
-}
-
-/// Plain-old-data element that can be read from raw bytes.
-trait Swap: bytemuck::Pod {
-    fn swap(self) -> Self;
-}
-macro_rules! swap {
-    ($($t:ty),*) => {$(impl Swap for $t { fn swap(self) -> Self { <$t>::from_ne_bytes({ let mut b = self.to_ne_bytes(); b.reverse(); b }) } })*};
-}
-swap!(u8, i16, u16, i32, f32, f64);
-
-fn read_vec<T: Swap, R: Read>(r: &mut R, n: usize, be: bool, name: &Path, gz: bool) -> Result<Vec<T>> {
-    let mut v = vec![T::zeroed(); n];
-    r.read_exact(bytemuck::cast_slice_mut(&mut v)).map_err(|e| gz_err(name, e, gz))?;
-    if be != cfg!(target_endian = "big") && std::mem::size_of::<T>() > 1 {
-        for x in v.iter_mut() {
-            *x = x.swap();
-        }
-    }
-    Ok(v)
 }
 
 /// The header's grid, and whether the header gave one (an sform or a qform) or it was assumed.

@@ -1,7 +1,7 @@
 //! NPY volumes: `[z, y, x]` C order (what training code loads), geometry and metadata in a
 //! `.json` sidecar. Without a sidecar, a warning and either `--npy-spacing` or identity geometry.
 
-use super::{Format, Loaded, ReadOptions, check_claim, parse_sidecar, read_converted, sidecar_path};
+use super::{Format, Loaded, ReadOptions, check_claim, parse_sidecar, read_converted, read_vec, sidecar_path};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::meta::Meta;
@@ -68,31 +68,31 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
     let n = shape.iter().try_fold(1u64, |a, &s| a.checked_mul(s as u64)).unwrap_or(u64::MAX);
     check_claim(name, "the NPY header", n.saturating_mul(elem), file_len)?;
     // What memory holds at the peak: the array, and its C-order copy for Fortran order.
-    check_claim(name, "the NPY header", n.saturating_mul(in_memory) * (1 + fortran as u64), None)?;
+    check_claim(name, "the NPY header", n.saturating_mul(in_memory).saturating_mul(1 + fortran as u64), None)?;
     let n = n as usize;
     let sh = (shape[0], shape[1], shape[2]);
-    macro_rules! decode {
-        ($size:expr, $conv:expr) => {{
-            let v = read_converted(&mut r, n, name, false, |mut b: [u8; $size]| {
-                if be {
-                    b.reverse();
-                }
-                $conv(b)
-            })?;
-            let a = if fortran { Array3::from_shape_vec(sh.f(), v) } else { Array3::from_shape_vec(sh, v) };
-            let a = a.map_err(|e| Error::bad_input(e.to_string()).with_path(name))?;
-            if fortran { a.as_standard_layout().into_owned() } else { a }
-        }};
+    // The voxels straight into their typed buffer (only int8 and float16 are converted), then
+    // an array in C order.
+    macro_rules! array {
+        ($voxels:expr) => {
+            to_array($voxels?, sh, fortran, name)?
+        };
     }
+    let f16 = |mut b: [u8; 2]| {
+        if be {
+            b.reverse();
+        }
+        half::f16::from_le_bytes(b).to_f32()
+    };
     let data = match code {
-        "u1" | "b1" => VolumeData::U8(decode!(1, |b: [u8; 1]| b[0])),
-        "i1" => VolumeData::I16(decode!(1, |b: [u8; 1]| b[0] as i8 as i16)),
-        "i2" => VolumeData::I16(decode!(2, i16::from_le_bytes)),
-        "u2" => VolumeData::U16(decode!(2, u16::from_le_bytes)),
-        "i4" => VolumeData::I32(decode!(4, i32::from_le_bytes)),
-        "f2" => VolumeData::F32(decode!(2, |b| half::f16::from_le_bytes(b).to_f32())),
-        "f4" => VolumeData::F32(decode!(4, f32::from_le_bytes)),
-        _ => VolumeData::F64(decode!(8, f64::from_le_bytes)),
+        "u1" | "b1" => VolumeData::U8(array!(read_vec(&mut r, n, be, name, false))),
+        "i1" => VolumeData::I16(array!(read_converted(&mut r, n, name, false, |[b]: [u8; 1]| b as i8 as i16))),
+        "i2" => VolumeData::I16(array!(read_vec(&mut r, n, be, name, false))),
+        "u2" => VolumeData::U16(array!(read_vec(&mut r, n, be, name, false))),
+        "i4" => VolumeData::I32(array!(read_vec(&mut r, n, be, name, false))),
+        "f2" => VolumeData::F32(array!(read_converted(&mut r, n, name, false, f16))),
+        "f4" => VolumeData::F32(array!(read_vec(&mut r, n, be, name, false))),
+        _ => VolumeData::F64(array!(read_vec(&mut r, n, be, name, false))),
     };
     let warnings = vec![format!("{}: NPY without sidecar: assuming 1 mm identity geometry (pass --npy-spacing X,Y,Z)", name.display())];
     Ok(Loaded {
@@ -101,6 +101,13 @@ pub fn read<R: BufRead>(mut r: R, name: &Path, file_len: Option<u64>, _opts: &Re
         warnings,
         geometry_known: false,
     })
+}
+
+/// `v` in the NPY's element order as a C-order `[z, y, x]` array (a Fortran-order file is copied).
+fn to_array<T: Clone>(v: Vec<T>, sh: (usize, usize, usize), fortran: bool, name: &Path) -> Result<Array3<T>> {
+    let a = if fortran { Array3::from_shape_vec(sh.f(), v) } else { Array3::from_shape_vec(sh, v) };
+    let a = a.map_err(|e| Error::bad_input(e.to_string()).with_path(name))?;
+    Ok(if fortran { a.as_standard_layout().into_owned() } else { a })
 }
 
 /// Replace the assumed geometry with the sidecar's (or the user's spacing).
