@@ -249,22 +249,63 @@ fn small_hu() -> Volume {
     }
 }
 
+/// An NPY (version 1.0) header for `descr`, `fortran` order and `shape` (Python syntax).
+fn npy_header(descr: &str, fortran: bool, shape: &str) -> Vec<u8> {
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    b.extend_from_slice(h.as_bytes());
+    b
+}
+
+#[test]
+fn the_memory_check_counts_what_the_reader_holds_not_what_the_file_holds() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+    let voxels = 100 * 100 * 100;
+    // int8 NIfTI (1 MB) read as int16 (2 MB); float32 with scl_slope 2 (4 MB) plus its scaled copy.
+    let zeros = |data| Volume { data, geometry: ctprep_core::Geometry::identity([1.0; 3]), meta: Meta::default() };
+    write(&zeros(VolumeData::U8(Array3::zeros((100, 100, 100)))), &p("int8.nii"));
+    let mut b = std::fs::read(p("int8.nii")).unwrap();
+    b[70..72].copy_from_slice(&256i16.to_le_bytes());
+    std::fs::write(p("int8.nii"), b).unwrap();
+    write(&zeros(VolumeData::F32(Array3::zeros((100, 100, 100)))), &p("scaled.nii"));
+    let mut b = std::fs::read(p("scaled.nii")).unwrap();
+    b[112..116].copy_from_slice(&2f32.to_le_bytes());
+    std::fs::write(p("scaled.nii"), b).unwrap();
+    // float16 NPY (2 MB) read as float32 (4 MB); a Fortran-order float32 NPY (4 MB) and its C-order copy.
+    for (name, descr, fortran, bytes) in [("f16.npy", "<f2", false, 2), ("fortran.npy", "<f4", true, 4)] {
+        let mut b = npy_header(descr, fortran, "(100, 100, 100)");
+        b.resize(b.len() + voxels * bytes, 0);
+        std::fs::write(p(name), b).unwrap();
+    }
+    for (name, file_bytes, memory_bytes) in [
+        ("int8.nii", voxels, 2 * voxels),
+        ("scaled.nii", 4 * voxels, 8 * voxels),
+        ("f16.npy", 2 * voxels, 4 * voxels),
+        ("fortran.npy", 4 * voxels, 8 * voxels),
+    ] {
+        let view = |limit: usize| {
+            tool("vol-view").arg(p(name)).arg("-o").arg(p("v.png")).env("CTPREP_MAX_BYTES", limit.to_string()).output().unwrap()
+        };
+        // The file fits under the limit, what reading it holds does not.
+        let o = view((file_bytes + memory_bytes) / 2);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("claims {memory_bytes} bytes")), "{name}: {}", stderr(&o));
+        let o = view(memory_bytes);
+        assert_eq!(o.status.code(), Some(0), "{name} within the limit: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn hostile_volume_files_are_refused_cleanly() {
     let d = tempfile::tempdir().unwrap();
     let p = |n: &str| d.path().join(n);
     let out = p("out.nii");
-    let npy_header = |descr: &str, fortran: bool, shape: &str| {
-        let mut h = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
-        while (10 + h.len() + 1) % 64 != 0 {
-            h.push(' ');
-        }
-        h.push('\n');
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
-        b.extend_from_slice(h.as_bytes());
-        b
-    };
     // An empty array: refused, never a 0-slice volume with exit 0.
     std::fs::write(p("empty.npy"), npy_header("<i2", false, "(0, 64, 64)")).unwrap();
     fails_with("vol-view", &[os(&p("empty.npy")), os("-o"), os(&p("e.png"))], 1, &["empty.npy", "empty"]);

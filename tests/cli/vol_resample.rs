@@ -12,8 +12,11 @@ fn isotropic_spacing_keeps_the_box_and_reports_actual_spacing() {
     let d = tempfile::tempdir().unwrap();
     let hu = hu_phantom(d.path());
     let out = d.path().join("r.nii");
-    let r = tool("vol-resample").arg(&hu).args(["--spacing", "4", "--json", "-o"]).arg(&out).output().unwrap();
+    let r = tool("vol-resample").arg(&hu).args(["--spacing", "4", "--json", "-v", "-o"]).arg(&out).output().unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    // -v says it in words and x, y, z order, not as Rust debug text.
+    let e = stderr(&r);
+    assert!(e.contains("linear interpolation; output 90 x 90 x 60 (x, y, z) at spacing 4.000000 x 4.000000 x 4.000000 mm"), "{e}");
     let s: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     // 64 x 5.625 mm = 360 mm -> 90 voxels of 4 mm; 24 x 10 mm = 240 mm -> 60 voxels.
     assert_eq!(s["shape_zyx"], serde_json::json!([60, 90, 90]));

@@ -144,6 +144,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_frame_must_agree_with_the_header_in_size_components_and_sample_size() {
+        let frame = crate::dicom::ljpeg::encode(&[0u16; 6 * 9], 6, 9, 12, 1);
+        let h = SliceHeader {
+            path: "slice.dcm".into(),
+            transfer_syntax: "1.2.840.10008.1.2.4.70".into(),
+            rows: 6,
+            columns: 9,
+            samples_per_pixel: 1,
+            bits_allocated: 16,
+            ..SliceHeader::default()
+        };
+        assert!(check_fragments(&h, &[&frame]).is_ok());
+        let refused = |h: &SliceHeader| check_fragments(h, &[&frame]).unwrap_err().to_string();
+        assert!(refused(&SliceHeader { rows: 7, ..h.clone() }).contains("says 6 x 9 pixels, the header 7 x 9"));
+        let e = refused(&SliceHeader { samples_per_pixel: 3, ..h.clone() });
+        assert!(e.contains("has 1 components, the header 3 samples per pixel") && e.contains("slice.dcm"), "{e}");
+        assert!(refused(&SliceHeader { bits_allocated: 8, ..h.clone() }).contains("has 12-bit samples, the header allocates 8 bits"));
+    }
+
+    #[test]
     fn reads_the_frame_size_of_each_family() {
         let ljpeg = crate::dicom::ljpeg::encode(&[0u16; 6 * 9], 6, 9, 12, 1);
         assert_eq!(dims(&ljpeg), Some(FrameSize { rows: 6, columns: 9, components: Some(1), precision: Some(12) }));

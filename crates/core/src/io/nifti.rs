@@ -423,6 +423,21 @@ mod tests {
     }
 
     #[test]
+    fn int8_is_read_as_int16_with_its_sign() {
+        let v = Volume {
+            data: VolumeData::U8(Array3::from_shape_vec((1, 1, 3), vec![0xFF, 0x80, 7]).unwrap()),
+            geometry: Geometry::identity([1.0; 3]),
+            meta: Meta::default(),
+        };
+        let mut bytes = Vec::new();
+        write(&v, &mut bytes).unwrap();
+        bytes[70..72].copy_from_slice(&256i16.to_le_bytes()); // NIFTI_TYPE_INT8
+        let l = read(&bytes[..], Path::new("int8.nii"), None, false).unwrap();
+        let VolumeData::I16(a) = l.volume.data else { panic!("int8 reads as int16") };
+        assert_eq!(a.iter().copied().collect::<Vec<_>>(), [-1, -128, 7]);
+    }
+
+    #[test]
     fn round_trip_every_dtype_geometry_and_compression() {
         let dir = tempfile::tempdir().unwrap();
         for dtype in [DType::U8, DType::I16, DType::U16, DType::I32, DType::F32, DType::F64] {

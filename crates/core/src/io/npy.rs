@@ -243,6 +243,20 @@ mod tests {
     }
 
     #[test]
+    fn converted_dtypes_are_read_right_across_chunks() {
+        // More voxels than one read chunk (65,536), so the conversion's chunk seams are crossed.
+        let n = 3 * 65_536 + 5;
+        let header = format!("{{'descr': '|i1', 'fortran_order': False, 'shape': (1, 1, {n}), }}\n");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend((0..n).map(|k| (k % 251) as u8));
+        let l = read(&bytes[..], Path::new("t.npy"), None, &ReadOptions::default()).unwrap();
+        let VolumeData::I16(a) = l.volume.data else { panic!("int8 reads as int16") };
+        assert!(a.iter().enumerate().all(|(k, &v)| v == (k % 251) as u8 as i8 as i16));
+    }
+
+    #[test]
     fn header_versions_2_and_3_are_read_and_their_length_is_checked_first() {
         let header = "{'descr': '|i1', 'fortran_order': False, 'shape': (1, 1, 3), }\n";
         for version in [2u8, 3] {
