@@ -4,7 +4,7 @@ BIN := target/release
 OUT := demo/out
 TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom
 
-.PHONY: all deps build test lint demo bench docs fuzz clean
+.PHONY: all deps build test lint demo bench docs fuzz clean wheel pytest
 
 all: build
 
@@ -25,6 +25,28 @@ lint: deps
 
 test: lint
 	$(CARGO) test --workspace --locked
+	$(MAKE) --no-print-directory pytest
+
+# The Python package: a venv with maturin (and the test tools) from PyPI, made once.
+PYTHON ?= python3
+PYDEV := target/py/dev
+$(PYDEV)/.ready: python/requirements-test.txt
+	rm -rf $(PYDEV) && $(PYTHON) -m venv $(PYDEV)
+	$(PYDEV)/bin/pip install -q --disable-pip-version-check -r python/requirements-test.txt
+	touch $@
+
+# A release wheel in target/wheels/ (`pip install target/wheels/ctprep-*.whl`; or `pip install .`).
+wheel: deps $(PYDEV)/.ready
+	$(PYDEV)/bin/maturin build --release --locked -o target/wheels
+
+# pytest on a wheel installed into a fresh venv, as a user gets it. The wheel is built with the
+# dev profile, which shares its compiled dependencies with `cargo test`.
+pytest: deps $(PYDEV)/.ready
+	rm -rf target/py/wheel target/py/fresh
+	$(PYDEV)/bin/maturin build --profile dev --locked -o target/py/wheel --quiet
+	$(PYTHON) -m venv target/py/fresh
+	target/py/fresh/bin/pip install -q --disable-pip-version-check target/py/wheel/ctprep-*.whl -r python/requirements-test.txt
+	cd python/tests && ../../target/py/fresh/bin/python -m pytest -q -p no:cacheprovider
 
 # The tutorial, step by step, on the built-in phantom; everything lands in demo/out/.
 demo: build

@@ -58,7 +58,11 @@ pub struct Cx {
 
 impl Cx {
     pub fn new(tool: &'static str, verbosity: i8) -> Self {
-        Cx { tool, verbosity, args: std::env::args().skip(1).collect() }
+        Cx::with_args(tool, verbosity, std::env::args().skip(1).collect())
+    }
+    /// A context for a run whose arguments are not the process's (the Python shims).
+    pub fn with_args(tool: &'static str, verbosity: i8, args: Vec<String>) -> Self {
+        Cx { tool, verbosity, args }
     }
     /// Normal progress messages (hidden by -q).
     pub fn info(&self, msg: impl AsRef<str>) {
@@ -168,6 +172,12 @@ macro_rules! tool_args {
 
 /// The shared `main`: parse, install handlers, run, report errors, map exit codes.
 pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>) -> ExitCode {
+    ExitCode::from(main_with_args(tool, run, std::env::args().collect()))
+}
+
+/// [`main`] on a given argv (`argv[0]` is the program's name), returning the exit code: how the
+/// Python package's console scripts run a tool inside the interpreter, whose own argv differs.
+pub fn main_with_args<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>, argv: Vec<String>) -> u8 {
     // Interrupted (SIGINT, or SIGTERM/SIGHUP from a scheduler or a closed terminal): remove the
     // temporaries in flight, exit 130 like a shell would.
     let _ = ctrlc::set_handler(|| {
@@ -176,47 +186,63 @@ pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A, &mut Cx) -> Result<Exit>
     });
     let cmd = A::command().name(tool).bin_name(tool).after_help(EXIT_HELP);
     // `--generate WHAT` works even when the tool's required arguments are missing.
-    let argv: Vec<String> = std::env::args().collect();
     if let Some(i) = argv.iter().position(|a| a == "--generate") {
         return match argv.get(i + 1) {
             Some(what) => generate(cmd, what),
             None => {
                 eprintln!("{tool}: error: --generate needs man, bash, zsh, fish, elvish or powershell");
-                ExitCode::from(exit::USAGE)
+                exit::USAGE
             }
         };
     }
-    let matches = match cmd.clone().try_get_matches() {
+    let matches = match cmd.clone().try_get_matches_from(&argv) {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return if e.use_stderr() { exit::USAGE } else { exit::OK };
         }
     };
     let args = match A::from_arg_matches(&matches) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(exit::USAGE);
+            return exit::USAGE;
         }
     };
-    let mut cx = Cx::new(tool, args.verbosity());
+    let mut cx = Cx::with_args(tool, args.verbosity(), argv.iter().skip(1).cloned().collect());
     ProgressBar::install(tool, args.verbosity());
     match run(args, &mut cx) {
-        Ok(Exit::Ok) => ExitCode::from(exit::OK),
-        Ok(Exit::Empty) => ExitCode::from(exit::EMPTY),
-        Ok(Exit::PartialFailure) => ExitCode::from(exit::FAILURE),
+        Ok(Exit::Ok) => exit::OK,
+        Ok(Exit::Empty) => exit::EMPTY,
+        Ok(Exit::PartialFailure) => exit::FAILURE,
         Err(e) => report(tool, &e),
     }
 }
 
+/// Run the tool named `tool` on `argv`; `None` when no tool has that name.
+pub fn run_tool(tool: &str, argv: Vec<String>) -> Option<u8> {
+    use tools::*;
+    Some(match tool {
+        "dcm-inspect" => main_with_args("dcm-inspect", dcm_inspect::run, argv),
+        "dcm-stack" => main_with_args("dcm-stack", dcm_stack::run, argv),
+        "hu-convert" => main_with_args("hu-convert", hu_convert::run, argv),
+        "vol-resample" => main_with_args("vol-resample", vol_resample::run, argv),
+        "lung-seg" => main_with_args("lung-seg", lung_seg::run, argv),
+        "vol-normalize" => main_with_args("vol-normalize", vol_normalize::run, argv),
+        "vol-mesh" => main_with_args("vol-mesh", vol_mesh::run, argv),
+        "vol-view" => main_with_args("vol-view", vol_view::run, argv),
+        "ct-phantom" => main_with_args("ct-phantom", ct_phantom::run, argv),
+        _ => return None,
+    })
+}
+
 /// Print an error as `tool: error: ...` / `  hint: ...` and pick the exit code.
-pub fn report(tool: &str, e: &anyhow::Error) -> ExitCode {
+pub fn report(tool: &str, e: &anyhow::Error) -> u8 {
     let core = e.chain().find_map(|c| c.downcast_ref::<CoreError>());
     let broken_pipe = e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
         || core.is_some_and(|c| c.is_broken_pipe());
     if broken_pipe {
-        return ExitCode::from(exit::OK);
+        return exit::OK;
     }
     let mut msg = format!("{e}");
     for cause in e.chain().skip(1) {
@@ -232,13 +258,12 @@ pub fn report(tool: &str, e: &anyhow::Error) -> ExitCode {
     } else if let Some(h) = e.chain().find_map(|c| c.downcast_ref::<Hinted>()).map(|h| h.hint.as_str()) {
         eprintln!("  hint: {h}");
     }
-    let code = match core.map(|c| c.kind) {
+    match core.map(|c| c.kind) {
         Some(ErrorKind::Usage) => exit::USAGE,
         Some(ErrorKind::Empty) => exit::EMPTY,
         _ if e.chain().any(|c| c.downcast_ref::<Hinted>().is_some_and(|h| h.usage)) => exit::USAGE,
         _ => exit::FAILURE,
-    };
-    ExitCode::from(code)
+    }
 }
 
 /// A CLI-level error with a hint (for problems the core never sees, like a binary terminal).
@@ -261,7 +286,7 @@ pub fn usage_error(message: impl Into<String>, hint: impl Into<String>) -> anyho
     anyhow::Error::new(Hinted { message: message.into(), hint: hint.into(), usage: true })
 }
 
-fn generate(mut cmd: clap::Command, what: &str) -> ExitCode {
+fn generate(mut cmd: clap::Command, what: &str) -> u8 {
     let name = cmd.get_name().to_string();
     let mut out = std::io::stdout();
     let res = match what {
@@ -275,10 +300,10 @@ fn generate(mut cmd: clap::Command, what: &str) -> ExitCode {
         },
     };
     match res {
-        Ok(()) => ExitCode::from(exit::OK),
+        Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("{name}: error: {e}");
-            ExitCode::from(exit::USAGE)
+            exit::USAGE
         }
     }
 }
