@@ -37,6 +37,7 @@ $(PYDEV)/.ready: python/requirements-test.txt
 
 # A release wheel in target/wheels/ (`pip install target/wheels/ctprep-*.whl`; or `pip install .`).
 wheel: deps $(PYDEV)/.ready
+	rm -rf target/wheels
 	$(PYDEV)/bin/maturin build --release --locked -o target/wheels
 
 # pytest on a wheel installed into a fresh venv, as a user gets it. The wheel is built with the
@@ -80,7 +81,7 @@ demo: build
 	@echo "== done: demo/out/"
 	@ls -l $(OUT)
 
-bench: build
+bench: build wheel
 	bash scripts/bench.sh
 
 # Coverage-guided fuzzing of every parser (cargo-fuzz; installs it when missing). FUZZ_SECONDS

@@ -23,6 +23,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q numpy scipy scikit-image pydicom pylibjpeg pylibjpeg-libjpeg SimpleITK connected-components-3d vtk
 fi
 PY="$VENV/bin/python"
+# The Python package, as `make wheel` built it from this tree.
+"$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/ctprep-*.whl
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Every timed run writes new files, as a first run on a patient does: the previous run's outputs
@@ -86,6 +88,7 @@ M[pipeline]=$(peak bash -c pipeline)
 echo "bench: running the tutorial's Python code (about 25 s) and the peers" >&2
 "$PY" scripts/reference/tutorial.py "$IN" > "$OUT/tutorial.json"
 "$PY" scripts/reference/peers.py "$IN" "$OUT/hu_1mm.nii" > "$OUT/peers.json"
+"$PY" scripts/reference/python_module.py "$IN" "$RUNS" > "$OUT/python_module.json"
 
 "$PY" - "$OUT" "$LABEL" <<PYEOF
 import json, sys, platform, os
@@ -131,6 +134,22 @@ for name, key, p, pn in [
     ("bone mesh, marching cubes", "mesh", peer["vtk_flying_edges_400"], "VTK flying edges"),
 ]:
     lines.append(f"| {name} | {f(inmem[key])} | {f(p)} | {pn} | {inmem[key] / p:.2f} of the peer's time |")
+pym = json.load(open(f"{out}/python_module.json"))
+lines += ["", "The Python module (import ctprep), in process, numpy in and out, against the tools' in-memory figures (target: within 1.1x):", "",
+          "| stage | ctprep.py | CLI in memory | ratio | tutorial (Python) | speed-up |", "|---|---|---|---|---|---|"]
+for name, key, pykey, t in [
+    ("load_series + to_hu", "stack_hu", "load_hu", tut["load_hu"]),
+    ("resample 1 mm, linear", "resample_linear", "resample_linear", None),
+    ("resample 1 mm, cubic", "resample_cubic", "resample_cubic", tut["resample"]),
+    ("lung_mask, robust", "lungseg", "lungseg", tut["segment_both"] / 2),
+    ("lung_mask, tutorial + fill", "lungseg_tutorial", "lungseg_tutorial", tut["segment_both"] / 2),
+    ("normalize + zero-center", "normalize", "normalize", tut["normalize"]),
+    ("mesh 400 HU", "mesh", "mesh", tut["marching_cubes_bone"]),
+]:
+    lines.append(f"| {name} | {pym[pykey]:.3f} | {f(inmem[key])} | {pym[pykey] / inmem[key]:.2f} | {f(t)} | {r(pym[pykey], t)} |")
+for name, key in [("whole pipeline in memory, sequential", "pipeline_sequential"), ("whole pipeline in memory, last three steps in threads", "pipeline_threads")]:
+    lines.append(f"| {name} | {pym[key]:.3f} | - | - | {sum(tut.values()):.3f} | {sum(tut.values()) / pym[key]:.1f}x |")
+lines += [f"The array of the normalized volume (a view, no copy): {pym['to_numpy'] * 1e6:.1f} us."]
 lines += ["", f"vol-normalize's I/O floor (reading the 1 mm volume, writing its output's bytes to a new file): {ours['normalize_io']:.3f} s; vol-normalize takes {ours['normalize'] / ours['normalize_io']:.2f}x that.",
           "Peak memory (MB): " + ", ".join(f"{k} {v}" for k, v in sorted(mem.items())),
           f"VTK flying edges: {peer['vtk_flying_edges_points']} points, {peer['vtk_flying_edges_cells']} triangles; tutorial (skimage) bone mesh on its cubic volume: {json.load(open(f'{out}/tutorial.json'))['bone_mesh_vertices']} vertices.",

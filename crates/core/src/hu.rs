@@ -6,6 +6,7 @@ use crate::meta::{Kind, Padding, Rescale};
 use crate::volume::{DType, Volume, VolumeData, Voxel};
 use crate::with_data;
 use ndarray::{Array3, Zip};
+use std::borrow::Cow;
 
 /// The stored value the tutorial treats as padding when no PixelPaddingValue exists.
 pub const TUTORIAL_PADDING: f64 = -2000.0;
@@ -42,14 +43,18 @@ pub struct HuResult {
     pub warnings: Vec<String>,
 }
 
-/// Convert a stacked volume to HU.
+/// Convert a stacked volume to HU, into a new array (one pass, no copy of the input first).
 pub fn to_hu(vol: &Volume, opts: &HuOptions) -> Result<HuResult> {
-    to_hu_owned(vol.clone(), opts)
+    convert_to_hu(Cow::Borrowed(vol), opts)
 }
 
 /// Convert a stacked volume to HU, in place when the output type is the input's (the common
 /// int16 case): no second volume in memory.
 pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
+    convert_to_hu(Cow::Owned(vol), opts)
+}
+
+fn convert_to_hu(vol: Cow<'_, Volume>, opts: &HuOptions) -> Result<HuResult> {
     let mut warnings = Vec::new();
     match vol.meta.kind {
         Kind::Mask | Kind::Labels | Kind::Normalized => {
@@ -105,21 +110,22 @@ pub fn to_hu_owned(vol: Volume, opts: &HuOptions) -> Result<HuResult> {
             }
         }
     }
-    let Volume { data: mut src, geometry, meta: src_meta } = vol;
     // The FOV mask (only when asked for) is read off the stored values before they change.
-    let fov = want.then(|| with_data!(&src, a => fov_mask(a, &convert)));
-    let (data, tally) = if dtype == src.dtype() {
-        let t = with_data!(&mut src, a => map_hu_in_place(a, &convert));
-        (src, t)
-    } else {
-        with_data!(&src, a => match dtype {
+    let fov = want.then(|| with_data!(&vol.data, a => fov_mask(a, &convert)));
+    let (geometry, src_meta) = (vol.geometry.clone(), vol.meta.clone());
+    let (data, tally) = match vol {
+        Cow::Owned(Volume { data: mut src, .. }) if dtype == src.dtype() => {
+            let t = with_data!(&mut src, a => map_hu_in_place(a, &convert));
+            (src, t)
+        }
+        src => with_data!(&src.data, a => match dtype {
             DType::U8 => map_hu::<_, u8>(a, &convert),
             DType::I16 => map_hu::<_, i16>(a, &convert),
             DType::U16 => map_hu::<_, u16>(a, &convert),
             DType::I32 => map_hu::<_, i32>(a, &convert),
             DType::F32 => map_hu::<_, f32>(a, &convert),
             DType::F64 => map_hu::<_, f64>(a, &convert),
-        })
+        }),
     };
     let padded = tally.padded;
     let mut meta = src_meta;
@@ -256,6 +262,27 @@ mod tests {
             ..Meta::default()
         };
         Volume { data: VolumeData::I16(a), geometry: Geometry::default(), meta }
+    }
+
+    #[test]
+    fn borrowed_and_owned_conversions_agree() {
+        // to_hu writes a new array, to_hu_owned converts in place: same voxels, counts and notes.
+        let values: Vec<i16> = (-2100..3100).step_by(7).map(|v| v as i16).collect();
+        for (rescale, dtype) in [
+            (Rescale { slope: 1.0, intercept: -1024.0 }, None),
+            (Rescale { slope: 0.5, intercept: -1000.5 }, None),
+            (Rescale::IDENTITY, Some(DType::I32)),
+        ] {
+            let v = stored(&values, Some(-2000.0), rescale);
+            let opts = HuOptions { dtype, ..HuOptions::default() };
+            let (a, b) = (to_hu(&v, &opts).unwrap(), to_hu_owned(v.clone(), &opts).unwrap());
+            assert_eq!(a.volume, b.volume);
+            assert_eq!(
+                (a.padded_voxels, &a.padding_rule, &a.warnings, &a.fov_mask),
+                (b.padded_voxels, &b.padding_rule, &b.warnings, &b.fov_mask)
+            );
+            assert!(a.padded_voxels > 0);
+        }
     }
 
     #[test]
