@@ -127,3 +127,14 @@ def test_console_scripts_keep_the_tools_exit_codes(tmp_path):
     r = tool("hu-convert", tmp_path / "missing.nii.gz", "-o", tmp_path / "o.nii.gz", check=False)
     assert r.returncode == 1 and "hu-convert: error:" in r.stderr and "hint:" in r.stderr
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_two_patients_in_one_folder_warn_and_the_padding_shows_as_the_file_holds_it(tmp_path):
+    for seed in (1, 2):
+        tool("ct-phantom", tmp_path, "--size", 32, "--slices", 6, "--seed", seed, "-q")
+    with pytest.warns(UserWarning, match="2 patients") as caught:
+        vol = ctprep.load_series(tmp_path, axial_only=True)
+    assert any("tie" in str(w.message) for w in caught)
+    assert vol.shape == (6, 32, 32)
+    f = next(tmp_path.glob("*.dcm"))
+    assert ctprep.inspect(f, tags=["PixelPaddingValue"])["PixelPaddingValue"] == -2000  # SS in this file

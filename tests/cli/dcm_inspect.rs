@@ -127,10 +127,23 @@ fn padding_written_as_us_shows_as_the_file_says() {
     let o = tool("dcm-inspect").arg(&f).args(["--tag", "PixelPaddingValue", "-v"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), "63536\n");
-    assert!(stderr(&o).contains("written as US 63536 in the file; -2000 as signed"), "{}", stderr(&o));
-    // The same in a folder table.
+    assert!(stderr(&o).contains("= -2000 as signed (PixelRepresentation 1): the stored padding code"), "{}", stderr(&o));
+    // The element line, JSON and the whole dump say US 63536 too, not SS -2000.
+    let o = tool("dcm-inspect").arg(&f).args(["--element", "PixelPaddingValue"]).output().unwrap();
+    assert!(stdout(&o).contains("PixelPaddingValue") && stdout(&o).contains("US: 63536"), "{}", stdout(&o));
+    let o = tool("dcm-inspect").arg(&f).args(["--tag", "PixelPaddingValue", "--json"]).output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["PixelPaddingValue"], 63536, "{}", stdout(&o));
+    let o = tool("dcm-inspect").arg(&f).arg("--json").output().unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(all["00280120"]["vr"], "US", "{}", all["00280120"]);
+    assert_eq!(all["00280120"]["Value"][0], 63536);
+    let o = tool("dcm-inspect").arg(&f).output().unwrap();
+    assert!(stdout(&o).lines().any(|l| l.contains("PixelPaddingValue") && l.contains("US: 63536")), "{}", stdout(&o));
+    // The same in folder tables.
     let o = tool("dcm-inspect").arg(d.path()).args(["--tag", "PixelPaddingValue", "--format", "csv"]).output().unwrap();
     assert!(stdout(&o).contains(",63536\n"), "{}", stdout(&o));
+    let o = tool("dcm-inspect").arg(d.path()).args(["--tag", "PixelPaddingValue", "--format", "jsonl"]).output().unwrap();
+    assert!(stdout(&o).contains("\"PixelPaddingValue\":63536"), "{}", stdout(&o));
 }
 
 #[test]

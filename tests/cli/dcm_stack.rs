@@ -137,6 +137,32 @@ fn file_names_on_stdin_and_list() {
 }
 
 #[test]
+fn two_patients_in_one_folder_are_warned_about_and_the_tie_rule_is_stable() {
+    // Two phantoms (seeds 1 and 2: PatientID PHANTOM-0001 / -0002, their own study and series
+    // UIDs, the same SeriesNumber and slice count) written into one folder.
+    let d = tempfile::tempdir().unwrap();
+    let a = phantom(d.path(), &PhantomOptions { seed: 1, ..small() });
+    let b = phantom(d.path(), &PhantomOptions { seed: 2, ..small() });
+    let r = tool("dcm-stack").arg(d.path()).arg("-o").arg(d.path().join("x.nii")).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let e = stderr(&r);
+    assert!(e.contains("warning: the input holds candidate series of 2 patients (PatientID PHANTOM-0001, PHANTOM-0002)"), "{e}");
+    assert!(e.contains("tied in slices with 1 other(s), taken by the lowest SeriesNumber, then UID"), "{e}");
+    // The lower UID (as text) wins, whichever folder order the files come in.
+    let lower = a.series_uid.clone().min(b.series_uid.clone());
+    assert!(e.contains(&format!("using series {lower} ")), "{e}");
+    // --list and dcm-inspect --series say whose each series is.
+    let s = stdout(&tool("dcm-stack").arg("--list").arg(d.path()).output().unwrap());
+    assert!(s.starts_with("number\tslices\tsize\tplane\tdescription\tstatus\tpatient_id\tstudy_date\tstudy_uid\tseries_uid"), "{s}");
+    assert!(s.contains("\taxial\t") && s.contains("\tPHANTOM-0001\t") && s.contains("\tPHANTOM-0002\t"), "{s}");
+    let s = stdout(&tool("dcm-inspect").arg("--series").arg(d.path()).output().unwrap());
+    assert!(s.contains("patient/study   PatientID PHANTOM-0002"), "{s}");
+    // --axial-only takes axial series as before.
+    let r = tool("dcm-stack").arg(d.path()).arg("--axial-only").arg("-q").arg("-o").arg(d.path().join("y.nii")).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+}
+
+#[test]
 fn bad_series_inputs() {
     let d = tempfile::tempdir().unwrap();
     // Empty folder: nothing to stack, exit 3.

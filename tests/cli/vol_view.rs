@@ -40,3 +40,21 @@ fn slice_overlay_montage_histogram_and_dicom_file() {
     let r = tool("vol-view").arg(&hu).output().unwrap();
     assert_eq!(r.status.code(), Some(2));
 }
+
+#[test]
+fn size_sets_the_longest_side_even_for_a_thin_slab_and_v_names_the_plane() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, hu, _) = hu_and_mask(d.path());
+    let co = d.path().join("co.png");
+    // Without --size, one pixel per voxel (64 x 43, above); with it, the longest side is 800.
+    let r = tool("vol-view").arg(&hu).args(["--coronal", "--size", "800", "-v", "-o"]).arg(&co).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let (cw, ch, _) = decode(&co);
+    assert_eq!(cw, 800);
+    assert!((ch as i64 - 800 * 43 / 64).abs() <= 2, "{cw}x{ch}");
+    assert!(stderr(&r).contains("vol-view: coronal slice at Y = "), "{}", stderr(&r));
+    // Smaller than the data: shrinks as before.
+    let r = tool("vol-view").arg(&hu).args(["--size", "32", "-o"]).arg(&co).output().unwrap();
+    assert_eq!(r.status.code(), Some(0));
+    assert_eq!(decode(&co).0, 32);
+}

@@ -296,6 +296,10 @@ pub struct StackArgs {
     /// Gantry tilt: correct (shift slices onto an orthogonal grid) or keep (sheared geometry)
     #[arg(long, value_name = "POLICY", value_enum, default_value_t = Tilt::Correct)]
     pub tilt: Tilt,
+    /// Refuse sagittal, coronal and oblique series (reformats); by default they are stacked
+    /// with a warning when no axial series is there
+    #[arg(long)]
+    pub axial_only: bool,
 }
 
 impl StackArgs {
@@ -311,6 +315,7 @@ impl StackArgs {
                 Tilt::Correct => TiltPolicy::Correct,
                 Tilt::Keep => TiltPolicy::Keep,
             },
+            axial_only: self.axial_only,
         }
     }
 }

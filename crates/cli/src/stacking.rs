@@ -47,9 +47,13 @@ pub fn stack_inputs(inputs: &[String], stack: &StackArgs, cx: &Cx) -> Result<Sta
             cx.verbose(format!("not a candidate: series {} #{}: {}", s.uid(), s.first().series_number.unwrap_or(-1), why));
         }
     }
-    let (i, why) = select_series(&series, &stack.options().select)?;
-    cx.info(why);
-    let stacked = stack_series(&series[i], &stack.options())?;
+    let opts = stack.options();
+    let chosen = select_series(&series, &opts.select, opts.axial_only)?;
+    cx.info(chosen.why);
+    for w in &chosen.warnings {
+        cx.warn(w);
+    }
+    let stacked = stack_series(&series[chosen.index], &opts)?;
     for n in &stacked.notes {
         cx.verbose(n);
     }

@@ -62,10 +62,11 @@ fn choice<T: Copy>(py: Python<'_>, what: &str, value: &str, options: &[(&str, T)
 /// as dcm-stack does: localizers, junk and other series are left out, slices ordered by
 /// position, spacing from ImagePositionPatient, gaps and gantry tilt handled by the policies.
 /// ``meta["slices"]`` says which file each slice came from; ``meta["extra"]["series_choice"]`` why this
-/// series was taken.
+/// series was taken. Candidates of several patients or studies, ties and a non-axial series
+/// are warned about; ``axial_only=True`` refuses a non-axial one.
 #[pyfunction]
-#[pyo3(signature = (path, series = "largest", on_gap = "resample", tilt = "correct"))]
-fn load_series(py: Python<'_>, path: &Bound<'_, PyAny>, series: &str, on_gap: &str, tilt: &str) -> PyResult<PyVolume> {
+#[pyo3(signature = (path, series = "largest", on_gap = "resample", tilt = "correct", axial_only = false))]
+fn load_series(py: Python<'_>, path: &Bound<'_, PyAny>, series: &str, on_gap: &str, tilt: &str, axial_only: bool) -> PyResult<PyVolume> {
     let paths = paths_of(py, path)?;
     let opts = StackOptions {
         select: SeriesSelect::parse(series),
@@ -76,18 +77,21 @@ fn load_series(py: Python<'_>, path: &Bound<'_, PyAny>, series: &str, on_gap: &s
             &[("resample", GapPolicy::Resample), ("keep", GapPolicy::Keep), ("error", GapPolicy::Error)],
         )?,
         tilt: choice(py, "tilt policy", tilt, &[("correct", TiltPolicy::Correct), ("keep", TiltPolicy::Keep)])?,
+        axial_only,
     };
-    let (stacked, why, failed) = py
+    let (stacked, chosen, failed) = py
         .detach(|| -> ctprep_core::Result<_> {
             let files = collect_files(&paths)?;
             let scanned = scan(&files);
             let failed: Vec<String> = scanned.failed.iter().map(|e| format!("{e} (file left out)")).collect();
             let all = group_series(scanned.headers);
-            let (i, why) = select_series(&all, &opts.select)?;
-            Ok((stack_series(&all[i], &opts)?, why, failed))
+            let chosen = select_series(&all, &opts.select, opts.axial_only)?;
+            Ok((stack_series(&all[chosen.index], &opts)?, chosen, failed))
         })
         .py_err(py)?;
     warn_all(py, &failed)?;
+    warn_all(py, &chosen.warnings)?;
+    let why = chosen.why;
     warn_all(py, &stacked.warnings)?;
     let mut vol = stacked.volume;
     vol.meta.extra.insert("series_choice".into(), serde_json::json!({ "why": why, "notes": stacked.notes }));
@@ -372,6 +376,7 @@ fn inspect<'py>(py: Python<'py>, path: PathBuf, tags: Option<Vec<String>>) -> Py
         .detach(|| -> ctprep_core::Result<serde_json::Map<String, serde_json::Value>> {
             let mut obj = ctprep_core::dicom::open_until_pixels(&path)?;
             ins::merge_meta(&mut obj);
+            ins::restore_padding_vr(&mut obj, &ins::file_head(&path));
             let mut out = serde_json::Map::new();
             if steps.is_empty() {
                 for e in obj.iter().filter(|e| e.tag() != ctprep_core::dicom::PIXEL_DATA) {

@@ -91,53 +91,33 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
 }
 
 /// The first 64 KiB of a file (where the header lives).
-fn file_head(path: &std::path::Path) -> Vec<u8> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    if let Ok(f) = std::fs::File::open(path) {
-        let _ = f.take(64 * 1024).read_to_end(&mut buf);
-    }
-    buf
-}
-
-/// The file head when a requested tag is a padding tag (whose raw US is read from it), else nothing.
+/// The file head when a requested tag is a padding tag (whose raw US is read from it), else nothing
+/// (a table over thousands of files reads no more than it needs).
 fn head_for(path: &std::path::Path, tags: &[(String, Vec<PathStep>)]) -> Vec<u8> {
     let wants_raw = tags.iter().any(|(_, s)| s.len() == 1 && inspect::is_padding_tag(s[0].tag));
-    if wants_raw { file_head(path) } else { Vec::new() }
-}
-
-/// The value as pydicom shows it: the file's raw `US` for padding tags that dicom-rs re-typed.
-fn shown_value(e: &dicom_object::mem::InMemElement, head: &[u8]) -> String {
-    use dicom_core::header::Header;
-    match inspect::is_padding_tag(e.tag()).then(|| inspect::raw_us_value(head, e.tag())).flatten() {
-        Some(raw) => raw.to_string(),
-        None => inspect::value_string(e),
-    }
+    if wants_raw { inspect::file_head(path) } else { Vec::new() }
 }
 
 /// Signed meaning of a PixelPaddingValue written as US with signed pixels.
-fn padding_note(obj: &dicom_object::InMemDicomObject, e: &dicom_object::mem::InMemElement, head: &[u8]) -> Option<String> {
+fn padding_note(obj: &dicom_object::InMemDicomObject, e: &dicom_object::mem::InMemElement) -> Option<String> {
     use dicom_core::header::Header;
     if !inspect::is_padding_tag(e.tag()) {
         return None;
     }
     let pr = obj.get(dicom_dictionary_std::tags::PIXEL_REPRESENTATION)?.to_int::<u16>().ok()?;
     let v = e.to_float64().ok()?;
-    if let Some(raw) = inspect::raw_us_value(head, e.tag()) {
-        // dicom-rs re-typed the element as SS; the file (and pydicom) say US.
-        return Some(format!("written as US {raw} in the file; {v} as signed (PixelRepresentation {pr})"));
-    }
     (pr == 1 && (32768.0..65536.0).contains(&v))
         .then(|| format!("= {} as signed (PixelRepresentation 1): the stored padding code", v - 65536.0))
 }
 
 fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit> {
     let path = &args.paths[0];
-    let obj = if args.pixels || (args.json && args.include_pixels) {
+    let mut obj = if args.pixels || (args.json && args.include_pixels) {
         open_full(path)
     } else {
         open_full(path).or_else(|_| open_until_pixels(path))
     }?;
+    inspect::restore_padding_vr(&mut obj, &inspect::file_head(path));
     let out = std::io::stdout();
     let mut out = out.lock();
     if let Some(filter) = &args.keywords {
@@ -165,7 +145,6 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
     if !tags.is_empty() {
         let mut obj = obj;
         inspect::merge_meta(&mut obj);
-        let head = head_for(path, tags);
         let mut found = 0;
         let mut json = serde_json::Map::new();
         for (i, (name, path_steps)) in tags.iter().enumerate() {
@@ -173,7 +152,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
             match inspect::resolve(&obj, path_steps) {
                 Some(e) => {
                     found += 1;
-                    if let Some(n) = padding_note(&obj, e, &head) {
+                    if let Some(n) = padding_note(&obj, e) {
                         cx.verbose(format!("{name}: {n}"));
                     }
                     if args.json {
@@ -181,7 +160,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
                     } else if is_element {
                         writeln!(out, "{}", inspect::element_line(e, 0))?;
                     } else {
-                        writeln!(out, "{}", shown_value(e, &head))?;
+                        writeln!(out, "{}", inspect::value_string(e))?;
                     }
                 }
                 None => cx.verbose(format!("{}: no {name}", path.display())),
@@ -201,8 +180,7 @@ fn one_file(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Ex
         writeln!(out)?;
         return Ok(Exit::Ok);
     }
-    let head = file_head(path);
-    for line in inspect::dump_lines(&obj, &|e| padding_note(&obj, e, &head)) {
+    for line in inspect::dump_lines(&obj, &|e| padding_note(&obj, e)) {
         writeln!(out, "{line}")?;
     }
     Ok(Exit::Ok)
@@ -215,8 +193,8 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
         .map(|p| {
             let r = open_until_pixels(p).map(|mut obj| {
                 inspect::merge_meta(&mut obj);
-                let head = head_for(p, tags);
-                tags.iter().map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args, &head))).collect()
+                inspect::restore_padding_vr(&mut obj, &head_for(p, tags));
+                tags.iter().map(|(_, steps)| inspect::resolve(&obj, steps).map(|e| tag_cell(e, args))).collect()
             });
             (p.clone(), r)
         })
@@ -286,9 +264,9 @@ fn table(args: &Args, cx: &Cx, tags: &[(String, Vec<PathStep>)]) -> Result<Exit>
     })
 }
 
-fn tag_cell(e: &dicom_object::mem::InMemElement, args: &Args, head: &[u8]) -> serde_json::Value {
+fn tag_cell(e: &dicom_object::mem::InMemElement, args: &Args) -> serde_json::Value {
     if matches!(args.format, TableFormat::Tsv | TableFormat::Csv) {
-        serde_json::Value::String(shown_value(e, head))
+        serde_json::Value::String(inspect::value_string(e))
     } else {
         inspect::value_json(e)
     }
@@ -371,7 +349,14 @@ fn write_report(out: &mut dyn Write, r: &ctprep_core::dicom::SeriesReport) -> st
         r.image_type,
         if flags.is_empty() { String::new() } else { format!("   [{}]", flags.join(", ")) }
     )?;
-    writeln!(out, "  files/slices    {} / {}   {}x{} (rows x cols)", r.files, r.slices, r.rows, r.columns)?;
+    writeln!(
+        out,
+        "  patient/study   PatientID {}   StudyDate {}   study {}",
+        opt(&r.patient_id),
+        opt(&r.study_date),
+        opt(&r.study_instance_uid)
+    )?;
+    writeln!(out, "  files/slices    {} / {}   {}x{} (rows x cols), {}", r.files, r.slices, r.rows, r.columns, r.plane)?;
     if let Some(ps) = r.pixel_spacing {
         writeln!(out, "  pixel spacing   {} x {} mm (row, col)", ps[0], ps[1])?;
     }

@@ -73,18 +73,23 @@ fn list(args: &Args, cx: &Cx) -> Result<Exit> {
     let series = group_series(scanned.headers);
     let out = std::io::stdout();
     let mut out = out.lock();
-    writeln!(out, "number\tslices\tsize\tdescription\tstatus\tseries_uid")?;
+    writeln!(out, "number\tslices\tsize\tplane\tdescription\tstatus\tpatient_id\tstudy_date\tstudy_uid\tseries_uid")?;
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     for s in &series {
         let f = s.first();
         writeln!(
             out,
-            "{}\t{}\t{}x{}\t{}\t{}\t{}",
+            "{}\t{}\t{}x{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             f.series_number.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
             s.slices.len(),
             f.rows,
             f.columns,
+            s.plane(),
             f.series_description.clone().unwrap_or_default(),
             s.rejection().unwrap_or_else(|| "usable".into()),
+            dash(&f.patient_id),
+            dash(&f.study_date),
+            dash(&f.study_instance_uid),
             s.uid()
         )?;
     }

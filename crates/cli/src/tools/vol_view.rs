@@ -67,9 +67,10 @@ pub struct Args {
     /// Logarithmic histogram counts
     #[arg(long)]
     pub log: bool,
-    /// Longest side of the picture, pixels
-    #[arg(long, value_name = "PX", default_value_t = 1024)]
-    pub size: usize,
+    /// Longest side of the picture, pixels, enlarging small volumes too (default: one pixel per
+    /// voxel of the finer in-plane spacing, at most 1024)
+    #[arg(long, value_name = "PX")]
+    pub size: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -139,7 +140,8 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         range,
         contour: args.contour,
         alpha: args.alpha.clamp(0.0, 1.0),
-        max_px: args.size.clamp(32, 8192),
+        max_px: args.size.unwrap_or(1024).clamp(32, 8192),
+        enlarge: args.size.is_some(),
         letters: true,
     };
     if let Some(out) = &args.output {
@@ -154,7 +156,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             }
             None => {
                 let (img, at) = slice(&vol, &refs, &o)?;
-                cx.verbose(format!("{:?} slice at {} = {at:.2} mm, {}x{} px", plane, plane.coordinate(), img.width, img.height));
+                cx.verbose(format!("{} slice at {} = {at:.2} mm, {}x{} px", plane.name(), plane.coordinate(), img.width, img.height));
                 img
             }
         };

@@ -306,6 +306,27 @@ pub fn raw_us_value(file_head: &[u8], tag: Tag) -> Option<u16> {
     Some(u16::from_le_bytes([v[0], v[1]]))
 }
 
+/// The first 64 KiB of a file (where the header elements are), or nothing when it cannot be read.
+pub fn file_head(path: &std::path::Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(64 * 1024).read_to_end(&mut buf);
+    }
+    buf
+}
+
+/// Put back the `US` value the file holds for padding tags that dicom-rs re-typed as `SS`
+/// (see [`raw_us_value`]), so every view of the object (a tag, an element line, JSON, the
+/// dump) shows what the file and pydicom say: `US 63536`, not `SS -2000`.
+pub fn restore_padding_vr(obj: &mut InMemDicomObject, file_head: &[u8]) {
+    for tag in [tags::PIXEL_PADDING_VALUE, tags::PIXEL_PADDING_RANGE_LIMIT] {
+        if let Some(raw) = raw_us_value(file_head, tag) {
+            obj.put(InMemElement::new(tag, dicom_core::VR::US, dicom_core::PrimitiveValue::from(raw)));
+        }
+    }
+}
+
 /// Tags whose raw VR dicom-rs may rewrite (see [`raw_us_value`]).
 pub fn is_padding_tag(tag: Tag) -> bool {
     tag == tags::PIXEL_PADDING_VALUE || tag == tags::PIXEL_PADDING_RANGE_LIMIT

@@ -13,7 +13,7 @@ pub mod single;
 pub mod stack;
 
 pub use header::{SliceHeader, open_header, transfer_syntax_name};
-pub use series::{Series, SeriesReport, SeriesSelect, group_series, select_series};
+pub use series::{Selection, Series, SeriesReport, SeriesSelect, group_series, select_series};
 pub use stack::{GapPolicy, StackOptions, Stacked, TiltPolicy, stack_series};
 
 use dicom_object::{DefaultDicomObject, OpenFileOptions};

@@ -262,11 +262,15 @@ impl Series {
             warnings.push("RescaleSlope/Intercept vary between slices".to_string());
         }
         SeriesReport {
+            patient_id: f.patient_id.clone(),
+            study_instance_uid: f.study_instance_uid.clone(),
+            study_date: f.study_date.clone(),
             series_instance_uid: f.series_instance_uid.clone(),
             series_number: f.series_number,
             series_description: f.series_description.clone(),
             modality: f.modality.clone(),
             image_type: f.image_type.join("\\"),
+            plane: self.plane(),
             localizer: self.is_localizer(),
             derived: f.is_derived(),
             secondary_capture: self.is_secondary_capture(),
@@ -297,11 +301,16 @@ impl Series {
 /// One row of `dcm-inspect --series`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeriesReport {
+    pub patient_id: Option<String>,
+    pub study_instance_uid: Option<String>,
+    pub study_date: Option<String>,
     pub series_instance_uid: Option<String>,
     pub series_number: Option<i64>,
     pub series_description: Option<String>,
     pub modality: Option<String>,
     pub image_type: String,
+    /// axial, coronal, sagittal, oblique or unknown (from ImageOrientationPatient).
+    pub plane: &'static str,
     pub localizer: bool,
     pub derived: bool,
     pub secondary_capture: bool,
@@ -351,57 +360,159 @@ impl SeriesSelect {
     }
 }
 
-/// Pick the series to stack, explaining the choice.
-pub fn select_series(series: &[Series], select: &SeriesSelect) -> Result<(usize, String)> {
-    let usable: Vec<usize> = (0..series.len()).filter(|&i| series[i].rejection().is_none()).collect();
-    let describe = |s: &Series| {
-        format!(
-            "series {} #{} '{}' ({} slices)",
-            s.uid(),
-            s.first().series_number.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
-            s.first().series_description.clone().unwrap_or_default(),
-            s.slices.len()
-        )
-    };
-    match select {
-        SeriesSelect::Largest => {
-            let best = usable.iter().copied().max_by_key(|&i| {
-                (series[i].is_ct(), series[i].is_axial(), series[i].slices.len(), std::cmp::Reverse(series[i].first().series_number))
-            });
-            match best {
-                Some(i) => {
-                    let why = if usable.len() == 1 {
-                        "the only usable series".to_string()
-                    } else {
-                        format!("the largest axial CT series of {} candidates", usable.len())
-                    };
-                    Ok((i, format!("using {}: {}", describe(&series[i]), why)))
-                }
-                None => {
-                    let reasons: Vec<String> =
-                        series.iter().map(|s| format!("{}: {}", describe(s), s.rejection().unwrap_or_default())).collect();
-                    Err(Error::empty(if series.is_empty() {
-                        "no DICOM images found".to_string()
-                    } else {
-                        format!("no usable CT series among {}: {}", series.len(), reasons.join("; "))
-                    })
-                    .with_hint("point at the folder of one CT series; `dcm-inspect --series DIR` lists what is there"))
+/// The series to stack, why it was chosen, and what the user must know about the choice.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub index: usize,
+    pub why: String,
+    /// Candidates from several patients or studies, a tie, a reformat instead of axial slices.
+    pub warnings: Vec<String>,
+}
+
+fn describe(s: &Series) -> String {
+    format!(
+        "series {} #{} '{}' ({} slices)",
+        s.uid(),
+        s.first().series_number.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+        s.first().series_description.clone().unwrap_or_default(),
+        s.slices.len()
+    )
+}
+
+impl Series {
+    /// "axial", "coronal", "sagittal" or "oblique" (no axis within 45 degrees of the normal is
+    /// impossible; a missing orientation is "unknown").
+    pub fn plane(&self) -> &'static str {
+        match self.first().normal() {
+            None => "unknown",
+            Some(n) => {
+                let lim = std::f64::consts::FRAC_1_SQRT_2;
+                if n[2].abs() > lim {
+                    "axial"
+                } else if n[1].abs() > lim {
+                    "coronal"
+                } else if n[0].abs() > lim {
+                    "sagittal"
+                } else {
+                    "oblique"
                 }
             }
         }
-        SeriesSelect::Uid(uid) => series
-            .iter()
-            .position(|s| &s.uid() == uid)
-            .map(|i| (i, format!("using {}: asked for by UID", describe(&series[i]))))
-            .ok_or_else(|| {
+    }
+}
+
+/// The distinct values of one header field over some series, for messages.
+fn distinct(series: &[&Series], field: impl Fn(&SliceHeader) -> Option<String>) -> Vec<String> {
+    let mut v: Vec<String> = series.iter().map(|s| field(s.first()).unwrap_or_else(|| "(none)".into())).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Warnings about a choice among `candidates` (the chosen one among them).
+fn choice_warnings(chosen: &Series, candidates: &[&Series]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let patients = distinct(candidates, |h| h.patient_id.clone());
+    let studies = distinct(candidates, |h| h.study_instance_uid.clone());
+    if patients.len() > 1 {
+        warnings.push(format!(
+            "the input holds candidate series of {} patients (PatientID {}); stacking one of PatientID {}: point at one patient's folder, or choose with --series",
+            patients.len(),
+            patients.join(", "),
+            chosen.first().patient_id.as_deref().unwrap_or("(none)")
+        ));
+    } else if studies.len() > 1 {
+        warnings.push(format!(
+            "the input holds candidate series of {} studies (StudyInstanceUID {}); stacking one of study {} ({}): point at one study's folder, or choose with --series",
+            studies.len(),
+            studies.join(", "),
+            chosen.first().study_instance_uid.as_deref().unwrap_or("(none)"),
+            chosen.first().study_date.as_deref().unwrap_or("no StudyDate")
+        ));
+    }
+    let plane = chosen.plane();
+    if plane != "axial" {
+        warnings.push(format!(
+            "{} is {plane}, not axial: a reformat; the steps after stacking assume axial slices (lung-seg's airway and side rules); --axial-only refuses it",
+            describe(chosen)
+        ));
+    }
+    warnings
+}
+
+/// Pick the series to stack, explaining the choice. `largest` takes the axial CT series with
+/// the most slices; ties go to the lowest SeriesNumber, then the lowest SeriesInstanceUID (a
+/// documented, input-order-free rule) and are warned about. `axial_only` refuses sagittal,
+/// coronal and oblique series (by default they are taken, with a warning).
+pub fn select_series(series: &[Series], select: &SeriesSelect, axial_only: bool) -> Result<Selection> {
+    let usable: Vec<usize> = (0..series.len()).filter(|&i| series[i].rejection().is_none()).collect();
+    let refuse_plane = |i: usize| -> Result<()> {
+        if axial_only && series[i].plane() != "axial" {
+            return Err(Error::empty(format!("{} is {}, not axial, and --axial-only refuses it", describe(&series[i]), series[i].plane()))
+                .with_hint("drop --axial-only to stack a reformat; `dcm-stack --list DIR` shows each series' plane"));
+        }
+        Ok(())
+    };
+    match select {
+        SeriesSelect::Largest => {
+            let candidates: Vec<usize> = usable.iter().copied().filter(|&i| !axial_only || series[i].plane() == "axial").collect();
+            // Better first: CT, axial, more slices; then the tie rule.
+            let rank = |i: usize| {
+                let s = &series[i];
+                (std::cmp::Reverse((s.is_ct(), s.is_axial(), s.slices.len())), s.first().series_number.unwrap_or(i64::MAX), s.uid())
+            };
+            let Some(best) = candidates.iter().copied().min_by_key(|&i| rank(i)) else {
+                if let Some(&i) = usable.first() {
+                    refuse_plane(i)?;
+                }
+                let reasons: Vec<String> =
+                    series.iter().map(|s| format!("{}: {}", describe(s), s.rejection().unwrap_or_default())).collect();
+                return Err(Error::empty(if series.is_empty() {
+                    "no DICOM images found".to_string()
+                } else {
+                    format!("no usable CT series among {}: {}", series.len(), reasons.join("; "))
+                })
+                .with_hint("point at the folder of one CT series; `dcm-inspect --series DIR` lists what is there"));
+            };
+            let tied: Vec<usize> = candidates.iter().copied().filter(|&i| i != best && rank(i).0 == rank(best).0).collect();
+            let mut why = if candidates.len() == 1 {
+                "the only usable series".to_string()
+            } else {
+                format!("the largest axial CT series of {} candidates", candidates.len())
+            };
+            let all: Vec<&Series> = candidates.iter().map(|&i| &series[i]).collect();
+            let mut warnings = choice_warnings(&series[best], &all);
+            if !tied.is_empty() {
+                why.push_str(&format!("; tied in slices with {} other(s), taken by the lowest SeriesNumber, then UID", tied.len()));
+                let others: Vec<String> = tied.iter().map(|&i| describe(&series[i])).collect();
+                warnings.push(format!("{} tie(s) with {}: choose with --series NUMBER or UID", others.len(), others.join(", ")));
+            }
+            Ok(Selection { index: best, why: format!("using {}: {why}", describe(&series[best])), warnings })
+        }
+        SeriesSelect::Uid(uid) => {
+            let i = series.iter().position(|s| &s.uid() == uid).ok_or_else(|| {
                 Error::empty(format!("no series with SeriesInstanceUID {uid}")).with_hint("list the series with `dcm-stack --list DIR`")
-            }),
+            })?;
+            refuse_plane(i)?;
+            Ok(Selection {
+                index: i,
+                why: format!("using {}: asked for by UID", describe(&series[i])),
+                warnings: choice_warnings(&series[i], &[]),
+            })
+        }
         SeriesSelect::Number(n) => {
             let matching: Vec<usize> = (0..series.len()).filter(|&i| series[i].first().series_number == Some(*n)).collect();
-            let i = matching.iter().copied().find(|&i| series[i].rejection().is_none()).or(matching.first().copied());
-            i.map(|i| (i, format!("using {}: asked for by number", describe(&series[i])))).ok_or_else(|| {
+            let i = matching.iter().copied().find(|&i| series[i].rejection().is_none()).or(matching.first().copied()).ok_or_else(|| {
                 Error::empty(format!("no series with SeriesNumber {n}")).with_hint("list the series with `dcm-stack --list DIR`")
-            })
+            })?;
+            refuse_plane(i)?;
+            // The same number in several studies (every scanner starts at 1 or 2) is ambiguous.
+            let same: Vec<&Series> = matching.iter().map(|&k| &series[k]).filter(|s| s.rejection().is_none()).collect();
+            let mut warnings = choice_warnings(&series[i], &same);
+            if same.len() > 1 {
+                warnings.push(format!("{} usable series have SeriesNumber {n}: choose by UID with --series UID", same.len()));
+            }
+            Ok(Selection { index: i, why: format!("using {}: asked for by number", describe(&series[i])), warnings })
         }
     }
 }
@@ -435,33 +546,100 @@ mod select_tests {
     const AXIAL: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
     const CORONAL: [f64; 6] = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0];
 
+    fn of_patient(mut s: Series, patient: &str, study: &str) -> Series {
+        for h in &mut s.slices {
+            h.patient_id = Some(patient.into());
+            h.study_instance_uid = Some(study.into());
+            h.study_date = Some("20200101".into());
+        }
+        s
+    }
+    const SAGITTAL: [f64; 6] = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0];
+
     #[test]
     fn the_largest_axial_ct_series_wins_and_the_lower_number_breaks_ties() {
         let all = [series("1.1", 3, 40, "CT", AXIAL), series("1.2", 2, 40, "CT", AXIAL), series("1.3", 4, 90, "CT", CORONAL)];
-        let (i, why) = select_series(&all, &SeriesSelect::Largest).unwrap();
-        assert_eq!(i, 1, "{why}");
-        assert!(why.contains("largest axial CT series of 3 candidates"), "{why}");
-        let (i, why) = select_series(&all[..1], &SeriesSelect::Largest).unwrap();
-        assert_eq!(i, 0);
-        assert!(why.ends_with("the only usable series"), "{why}");
+        let c = select_series(&all, &SeriesSelect::Largest, false).unwrap();
+        assert_eq!(c.index, 1, "{}", c.why);
+        assert!(c.why.contains("largest axial CT series of 3 candidates"), "{}", c.why);
+        assert!(c.why.contains("tied in slices with 1 other(s)"), "{}", c.why);
+        assert!(c.warnings.iter().any(|w| w.contains("tie(s) with series 1.1")), "{:?}", c.warnings);
+        let c = select_series(&all[..1], &SeriesSelect::Largest, false).unwrap();
+        assert_eq!(c.index, 0);
+        assert!(c.why.ends_with("the only usable series"), "{}", c.why);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn two_patients_with_equal_series_tie_by_uid_whatever_the_order_and_are_warned_about() {
+        let a = of_patient(series("1.9", 2, 40, "CT", AXIAL), "P1", "S1");
+        let b = of_patient(series("1.10", 2, 40, "CT", AXIAL), "P2", "S2");
+        for all in [[a.clone(), b.clone()], [b.clone(), a.clone()]] {
+            let c = select_series(&all, &SeriesSelect::Largest, false).unwrap();
+            // "1.10" < "1.9" as text: the rule is the UID's text order, stable across runs.
+            assert_eq!(all[c.index].uid(), "1.10");
+            assert!(
+                c.warnings.iter().any(|w| w.contains("2 patients (PatientID P1, P2)") && w.contains("stacking one of PatientID P2")),
+                "{:?}",
+                c.warnings
+            );
+            assert!(c.warnings.iter().any(|w| w.contains("tie")), "{:?}", c.warnings);
+        }
+        // One patient, two studies: the studies are named.
+        let c = select_series(
+            &[of_patient(series("1.1", 2, 40, "CT", AXIAL), "P", "S1"), of_patient(series("1.2", 3, 30, "CT", AXIAL), "P", "S2")],
+            &SeriesSelect::Largest,
+            false,
+        )
+        .unwrap();
+        assert!(
+            c.warnings.iter().any(|w| w.contains("2 studies") && w.contains("stacking one of study S1 (20200101)")),
+            "{:?}",
+            c.warnings
+        );
+        // The same SeriesNumber in two studies is ambiguous when asked for by number.
+        let c = select_series(
+            &[of_patient(series("1.1", 2, 40, "CT", AXIAL), "P", "S1"), of_patient(series("1.2", 2, 30, "CT", AXIAL), "P", "S2")],
+            &SeriesSelect::Number(2),
+            false,
+        )
+        .unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("2 usable series have SeriesNumber 2")), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn a_reformat_is_taken_with_a_warning_or_refused_with_axial_only() {
+        let all = [series("1.1", 2, 60, "CT", SAGITTAL)];
+        assert_eq!(all[0].plane(), "sagittal");
+        assert_eq!(series("1.2", 2, 6, "CT", CORONAL).plane(), "coronal");
+        let c = select_series(&all, &SeriesSelect::Largest, false).unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("is sagittal, not axial") && w.contains("--axial-only")), "{:?}", c.warnings);
+        for select in [SeriesSelect::Largest, SeriesSelect::Number(2), SeriesSelect::Uid("1.1".into())] {
+            let e = select_series(&all, &select, true).unwrap_err();
+            assert!(e.to_string().contains("sagittal, not axial, and --axial-only refuses it"), "{e}");
+            assert_eq!(e.kind, crate::ErrorKind::Empty);
+        }
+        // With an axial series there, --axial-only takes it.
+        let both = [series("1.1", 2, 60, "CT", SAGITTAL), series("1.2", 3, 20, "CT", AXIAL)];
+        assert_eq!(select_series(&both, &SeriesSelect::Largest, true).unwrap().index, 1);
     }
 
     #[test]
     fn series_are_chosen_by_uid_or_number_and_a_wrong_one_names_the_fix() {
         let all = [series("1.1", 3, 4, "CT", AXIAL), series("1.2", 5, 4, "CT", AXIAL)];
-        assert_eq!(select_series(&all, &SeriesSelect::parse("1.2")).unwrap().0, 1);
-        assert_eq!(select_series(&all, &SeriesSelect::parse("3")).unwrap().0, 0);
+        assert_eq!(select_series(&all, &SeriesSelect::parse("1.2"), false).unwrap().index, 1);
+        assert_eq!(select_series(&all, &SeriesSelect::parse("3"), false).unwrap().index, 0);
         assert_eq!(SeriesSelect::parse("largest"), SeriesSelect::Largest);
-        let e = select_series(&all, &SeriesSelect::Number(9)).unwrap_err();
+        let e = select_series(&all, &SeriesSelect::Number(9), false).unwrap_err();
         assert!(e.to_string().contains("no series with SeriesNumber 9"), "{e}");
         assert!(e.hint.as_deref().unwrap_or_default().contains("--list"), "{e:?}");
     }
 
     #[test]
     fn no_usable_series_lists_each_with_its_reason() {
-        let e = select_series(&[series("1.1", 1, 1, "CT", AXIAL)], &SeriesSelect::Largest).unwrap_err();
+        let e = select_series(&[series("1.1", 1, 1, "CT", AXIAL)], &SeriesSelect::Largest, false).unwrap_err();
         assert!(e.to_string().contains("a single slice is not a volume"), "{e}");
-        let e = select_series(&[], &SeriesSelect::Largest).unwrap_err();
+        let e = select_series(&[], &SeriesSelect::Largest, false).unwrap_err();
         assert!(e.to_string().contains("no DICOM images found"), "{e}");
     }
 }

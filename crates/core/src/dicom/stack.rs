@@ -39,6 +39,8 @@ pub struct StackOptions {
     pub select: SeriesSelect,
     pub on_gap: GapPolicy,
     pub tilt: TiltPolicy,
+    /// Refuse non-axial series (see [`select_series`](super::select_series)).
+    pub axial_only: bool,
 }
 
 /// The stacked volume and the story of how it was made.

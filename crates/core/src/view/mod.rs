@@ -36,6 +36,14 @@ impl Plane {
             Plane::Sagittal => ["A", "P", "S", "I"],
         }
     }
+    /// "axial", "coronal" or "sagittal" (for messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            Plane::Axial => "axial",
+            Plane::Coronal => "coronal",
+            Plane::Sagittal => "sagittal",
+        }
+    }
     /// The world axis name of the normal (for labels).
     pub fn coordinate(self) -> &'static str {
         match self {
@@ -98,7 +106,7 @@ struct Frame {
     height: usize,
 }
 
-fn frame(vol: &Volume, plane: Plane, pos: Position, max_px: usize) -> Result<(Frame, f64)> {
+fn frame(vol: &Volume, plane: Plane, pos: Position, max_px: usize, enlarge: bool) -> Result<(Frame, f64)> {
     let (u, v, n) = plane.axes();
     let shape = vol.shape();
     let corners = vol.geometry.corners(shape);
@@ -119,7 +127,7 @@ fn frame(vol: &Volume, plane: Plane, pos: Position, max_px: usize) -> Result<(Fr
     };
     let mut px = along(u).min(along(v));
     let long = (u1 - u0).max(v1 - v0);
-    if long / px > max_px as f64 {
+    if enlarge || long / px > max_px as f64 {
         px = long / max_px as f64;
     }
     let position = match pos {
@@ -196,6 +204,9 @@ pub struct SliceOptions {
     pub alpha: f32,
     /// Longest side at most this many pixels.
     pub max_px: usize,
+    /// Longest side exactly `max_px`, enlarging small pictures (a thin slab seen from the side)
+    /// instead of keeping one pixel per voxel.
+    pub enlarge: bool,
     pub letters: bool,
 }
 
@@ -208,6 +219,7 @@ impl Default for SliceOptions {
             contour: false,
             alpha: 0.4,
             max_px: 1024,
+            enlarge: false,
             letters: true,
         }
     }
@@ -215,7 +227,7 @@ impl Default for SliceOptions {
 
 /// One slice with optional overlays; returns the picture and the slice position (mm).
 pub fn slice(vol: &Volume, overlays: &[&Volume], o: &SliceOptions) -> Result<(Image, f64)> {
-    let (f, position) = frame(vol, o.plane, o.position, o.max_px)?;
+    let (f, position) = frame(vol, o.plane, o.position, o.max_px, o.enlarge)?;
     let values = sample(vol, &f);
     let (lo, hi) = o.range.unwrap_or_else(|| default_range(vol));
     let mut img = Image::new(f.width, f.height, [0, 0, 0]);
