@@ -260,7 +260,13 @@ pub fn value_json(e: &InMemElement) -> serde_json::Value {
             if is_binary(e.vr()) {
                 return J::String(format!("<{} bytes>", p.calculate_byte_len()));
             }
-            let as_num = |s: &str| s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(J::Number);
+            // Integer VRs stay integers (Rows 512, not 512.0) and decimals stay decimals (DS -145
+            // is -145.0), as pydicom gives them.
+            let decimal = matches!(e.vr(), dicom_core::VR::DS | dicom_core::VR::FL | dicom_core::VR::FD);
+            let as_num = |s: &str| match s.parse::<i64>() {
+                Ok(i) if !decimal => Some(J::from(i)),
+                _ => s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(J::Number),
+            };
             let strs: Vec<String> = match p {
                 PrimitiveValue::Str(_)
                 | PrimitiveValue::Strs(_)
@@ -403,7 +409,7 @@ mod tests {
     fn json_values_are_typed() {
         let o = obj();
         let j = |s: &str| value_json(resolve(&o, &parse_tag_path(s).unwrap()).unwrap());
-        assert_eq!(j("Rows"), serde_json::json!(512.0));
+        assert_eq!(j("Rows"), serde_json::json!(512));
         assert_eq!(j("ImagePositionPatient"), serde_json::json!([-118.900002, -145.0, -75.980003]));
         assert_eq!(j("PatientID"), serde_json::json!("fe5c37"));
     }
