@@ -44,9 +44,29 @@ fn table_splitting_the_air_breaks_the_tutorial_not_the_default() {
     assert!(robust >= 0.98, "robust dice {robust}: {}", stderr(&r));
     let (tut, r) = dice_for(&o, &["--method", "tutorial", "--fill"]);
     assert!(tut < 0.5, "the tutorial was expected to return the air under the table, dice {tut}");
-    // Its report says what it found, without the robust method's sides, body and airways.
+    // Its report says what it found, without the robust method's sides, body and airways, and
+    // (exit 0, the mask is the tutorial's) warns that it cannot be lungs.
     let e = stderr(&r);
     assert!(e.contains("largest air pocket: ") && !e.contains("of the body"), "{e}");
+    assert!(e.contains(" z,y,x, int16, hu)"), "the kind in words: {e}");
+    assert!(e.contains("warning: implausible for lungs: the tutorial's mask reaches the edge of the field of view"), "{e}");
+    // On the ordinary phantom the tutorial finds the lungs and says nothing.
+    let (tut, r) = dice_for(&chest(), &["--method", "tutorial", "--fill"]);
+    assert!(tut > 0.8, "dice {tut}");
+    assert!(!stderr(&r).contains("implausible"), "{}", stderr(&r));
+}
+
+#[test]
+fn the_tutorials_qc_flags_reach_the_json() {
+    let d = tempfile::tempdir().unwrap();
+    phantom(&d.path().join("dicom"), &PhantomOptions { table_splits_air: true, ..chest() });
+    let hu = d.path().join("hu.nii");
+    assert!(tool("hu-convert").arg(d.path().join("dicom")).arg("-o").arg(&hu).output().unwrap().status.success());
+    let r = tool("lung-seg").arg(&hu).args(["--method", "tutorial", "--json", "-q", "-o"]).arg(d.path().join("m.nii")).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let qc: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(qc["fov_edge_voxels"].as_u64().unwrap() > 0, "{qc}");
+    assert!(qc["warnings"][0].as_str().unwrap().contains("edge of the field of view"), "{qc}");
 }
 
 #[test]

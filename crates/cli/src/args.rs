@@ -148,13 +148,13 @@ impl InputArgs {
         }
         let [z, y, x] = volume.shape();
         cx.verbose(format!(
-            "read {} ({}x{}x{} z,y,x, {}, {:?})",
+            "read {} ({}x{}x{} z,y,x, {}, {})",
             src.name().display(),
             z,
             y,
             x,
             volume.data.dtype().name(),
-            volume.meta.kind
+            volume.meta.kind.name()
         ));
         Ok(volume)
     }

@@ -90,6 +90,9 @@ pub struct LungQc {
     pub total_ml: f64,
     /// Lung volume / body volume.
     pub body_fraction: f64,
+    /// Mask voxels on the sides of the field of view (air around the patient): 0 for the robust
+    /// method by construction; the tutorial's method can return outside air.
+    pub fov_edge_voxels: u64,
     /// Air components (inside the body) considered.
     pub air_components: usize,
     pub lungs_found: usize,
@@ -695,7 +698,8 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
             let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
             let (nz, ny, nx) = m.dim();
             let mean_hu = mean_hu_inside(vol, &m, n, [(0, nz), (0, ny), (0, nx)]);
-            let qc = LungQc { total_ml: n as f64 * voxel_ml, lungs_found: usize::from(n > 0), mean_hu, ..LungQc::default() };
+            let mut qc = LungQc { total_ml: n as f64 * voxel_ml, lungs_found: usize::from(n > 0), mean_hu, ..LungQc::default() };
+            tutorial_qc(vol, &m, n, &mut qc);
             (m, qc)
         }
         Method::Robust => {
@@ -711,6 +715,67 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
     meta.window = None;
     meta.extra.insert("lung_qc".into(), serde_json::to_value(&qc).unwrap_or_default());
     Ok((Volume { data: VolumeData::U8(mask), geometry: vol.geometry.clone(), meta }, qc))
+}
+
+/// Smallest total that can be an adult's two lungs (mL); a full breath holds 4-6 L.
+const TUTORIAL_MIN_ML: f64 = 500.0;
+/// Share of the mask on one side of the body's mid-line above which it is not two lungs.
+const TUTORIAL_MAX_ONE_SIDE: f64 = 0.9;
+
+/// The tutorial's method keeps the largest air pocket and knows nothing of body or sides: say
+/// when what it kept cannot be two lungs (air around the patient split off by the table, gas
+/// below the diaphragm, a speck), without changing the mask (it stays the tutorial's, exactly).
+/// Cheap by design (no labelling): a few passes over the mask and the dense voxels.
+fn tutorial_qc(vol: &Volume, mask: &Array3<u8>, n: u64, qc: &mut LungQc) {
+    if n == 0 {
+        return;
+    }
+    if qc.total_ml < TUTORIAL_MIN_ML {
+        qc.warnings.push(format!(
+            "implausible for lungs: the tutorial's mask holds only {:.0} mL (an air pocket, gas below the diaphragm?); check it, or use the robust default",
+            qc.total_ml
+        ));
+    }
+    // Lungs never reach the sides of the field of view (the array faces other than the two
+    // head-feet ones, which a scan may cut through the lungs); the air around the patient does.
+    let g = &vol.geometry;
+    let head_feet = (0..3).max_by(|&a, &b| g.direction[a][2].abs().total_cmp(&g.direction[b][2].abs())).unwrap_or(2);
+    let head_feet_zyx = 2 - head_feet;
+    let mut edge = 0u64;
+    for ax in (0..3).filter(|&ax| ax != head_feet_zyx) {
+        let last = mask.len_of(Axis(ax)).saturating_sub(1);
+        for k in if last == 0 { vec![0] } else { vec![0, last] } {
+            edge += mask.index_axis(Axis(ax), k).iter().filter(|&&v| v != 0).count() as u64;
+        }
+    }
+    qc.fov_edge_voxels = edge;
+    if edge > 0 {
+        qc.warnings.push(format!(
+            "implausible for lungs: the tutorial's mask reaches the edge of the field of view ({edge} voxels): air around the patient or in the table; use the robust default"
+        ));
+        return;
+    }
+    // Two lungs lie on both sides of the mid-line: the mean patient-left coordinate of the
+    // voxels denser than -320 HU (body and table), from every 2nd voxel along each axis. World
+    // x is affine in the index.
+    let dx: [f64; 3] = std::array::from_fn(|a| g.direction[a][0] * g.spacing[a]);
+    let x_of = move |(z, y, x): (usize, usize, usize)| dx[0] * x as f64 + dx[1] * y as f64 + dx[2] * z as f64;
+    let rescale = vol.meta.rescale.unwrap_or(Rescale::IDENTITY);
+    let (dense_n, dense_sum) = crate::with_data!(&vol.data, a => Zip::indexed(a.slice(ndarray::s![..;2, ..;2, ..;2])).par_fold(
+        || (0u64, 0.0f64),
+        |(c, s), (z, y, x), v| if rescale.apply(v.to_f64()) > f64::from(THRESHOLD_HU) { (c + 1, s + x_of((2 * z, 2 * y, 2 * x))) } else { (c, s) },
+        |a, b| (a.0 + b.0, a.1 + b.1),
+    ));
+    let mid = dense_sum / dense_n.max(1) as f64;
+    let left = Zip::indexed(mask).par_fold(|| 0u64, |l, i, &m| l + u64::from(m != 0 && x_of(i) > mid), |a, b| a + b);
+    let one_side = left.max(n - left) as f64 / n as f64;
+    if one_side > TUTORIAL_MAX_ONE_SIDE {
+        qc.warnings.push(format!(
+            "implausible for two lungs: {:.0}% of the tutorial's mask is on the patient's {} (one lung only, or gas below the diaphragm); check it",
+            100.0 * one_side,
+            if left * 2 > n { "left" } else { "right" }
+        ));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -764,6 +829,33 @@ mod tests {
         let dense = above(&hu, Rescale::IDENTITY, THRESHOLD_HU as f64);
         assert_eq!(tutorial(dense.clone(), false)[[5, 5, 5]], 0);
         assert_eq!(tutorial(dense, true)[[5, 5, 5]], 1);
+    }
+
+    /// A 2 mm body (water, 200 x 120 mm) in air, with the given air pockets (z, y, x boxes).
+    fn body_with_pockets(pockets: &[[(usize, usize); 3]]) -> Volume {
+        let mut hu = Array3::<i16>::from_elem((60, 80, 120), -1000);
+        hu.slice_mut(ndarray::s![.., 10..70, 10..110]).fill(0);
+        for p in pockets {
+            hu.slice_mut(ndarray::s![p[0].0..p[0].1, p[1].0..p[1].1, p[2].0..p[2].1]).fill(-850);
+        }
+        let meta = crate::meta::Meta { kind: Kind::Hu, ..Default::default() };
+        Volume::new(VolumeData::I16(hu), crate::geometry::Geometry::identity([2.0; 3]), meta)
+    }
+
+    #[test]
+    fn the_tutorials_result_is_flagged_when_it_cannot_be_two_lungs() {
+        let warnings = |v: &Volume| segment(v, Method::Tutorial { fill: true }, &LungOptions::default(), false).unwrap().1.warnings;
+        // Two lungs of 800 mL, one each side of the mid-line (x = 60 voxels), joined by a
+        // "trachea" (the tutorial keeps one component): nothing to say.
+        let two = body_with_pockets(&[[(5, 55), (15, 65), (15, 55)], [(5, 55), (15, 65), (65, 105)], [(5, 10), (35, 40), (55, 65)]]);
+        assert!(warnings(&two).is_empty(), "{:?}", warnings(&two));
+        // One pocket on the patient's left (LPS x grows to the left): one lung, or stomach gas.
+        let one = body_with_pockets(&[[(5, 55), (15, 65), (65, 105)]]);
+        let w = warnings(&one);
+        assert!(w.iter().any(|w| w.contains("100% of the tutorial's mask is on the patient's left")), "{w:?}");
+        // A speck: 4 x 4 x 4 voxels of 8 mm^3 is 0.5 mL.
+        let speck = body_with_pockets(&[[(30, 34), (40, 44), (40, 44)]]);
+        assert!(warnings(&speck).iter().any(|w| w.contains("holds only 1 mL")), "{:?}", warnings(&speck));
     }
 
     /// A chest at 1 mm (so the wide morphology runs on 2 mm blocks): body, trachea, two lungs, a

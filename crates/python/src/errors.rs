@@ -16,17 +16,8 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
         ErrorKind::Empty => "EmptyResultError",
     };
     let kind = format!("{:?}", e.kind).to_lowercase();
-    let mut message = e.to_string();
-    // The causes the CLI prints after the message, once each (as `ctprep_cli::report` does).
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        let t = c.to_string();
-        if !message.contains(&t) {
-            message.push_str(": ");
-            message.push_str(&t);
-        }
-        cause = c.source();
-    }
+    // The causes the CLI prints after the message, once each.
+    let message = ctprep_core::dicom::error_chain(&e);
     let path = e.path.as_ref().map(|p| p.display().to_string());
     let built =
         py.import("ctprep._errors").and_then(|m| m.getattr(class)).and_then(|c| c.call1((message.clone(), e.hint.clone(), path, kind)));
