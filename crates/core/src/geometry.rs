@@ -128,6 +128,11 @@ impl Geometry {
         Some(ijk)
     }
 
+    /// The index axis (0 = x, 1 = y, 2 = z) whose direction is closest to `v`, either way.
+    pub fn index_axis_along(&self, v: Vec3) -> usize {
+        (0..3).max_by(|&a, &b| dot(self.direction[a], v).abs().total_cmp(&dot(self.direction[b], v).abs())).unwrap_or(0)
+    }
+
     /// The 4x4 index -> LPS affine.
     pub fn affine_lps(&self) -> Mat4 {
         let m = self.index_matrix();

@@ -123,13 +123,13 @@ pub enum OtherGrid {
 /// on the same grid it is used as it is; on another grid it is refused or resampled (`policy`).
 /// A mask whose file gave no geometry (`geometry_known` false: an NPY without sidecar) is taken
 /// to be on the volume's grid when the shapes agree; the note says so.
-pub fn mask_on_grid(vol: &Volume, mask: Volume, geometry_known: bool, policy: OtherGrid) -> Result<(Array3<u8>, Option<String>)> {
+pub fn mask_on_grid(vol: &Volume, mask: &Volume, geometry_known: bool, policy: OtherGrid) -> Result<(Array3<u8>, Option<String>)> {
     let (shape, mshape) = (vol.shape(), mask.shape());
     if vol.geometry.same_grid(shape, &mask.geometry, mshape) {
-        return Ok((nonzero(&mask), None));
+        return Ok((nonzero(mask), None));
     }
     if !geometry_known && shape == mshape {
-        return Ok((nonzero(&mask), Some("the mask's file gives no geometry: taken to be on the volume's grid (same shape)".into())));
+        return Ok((nonzero(mask), Some("the mask's file gives no geometry: taken to be on the volume's grid (same shape)".into())));
     }
     let why = if shape == mshape {
         format!(
@@ -144,10 +144,10 @@ pub fn mask_on_grid(vol: &Volume, mask: Volume, geometry_known: bool, policy: Ot
             "add --mask-resample to resample it onto the volume's grid (nearest neighbour), or do it once with `vol-resample MASK --like VOLUME -o MASK2`",
         )),
         OtherGrid::Resample => {
-            let mut m = mask;
             // Nearest neighbour whatever the file said it was: a mask must stay 0/1 (or labels).
-            m.meta.kind = crate::meta::Kind::Labels;
-            m.meta.rescale = None;
+            // (The one copy of the mask, only on this path, where a resampling follows anyway.)
+            let meta = crate::meta::Meta { kind: crate::meta::Kind::Labels, rescale: None, ..mask.meta.clone() };
+            let m = Volume { data: mask.data.clone(), geometry: mask.geometry.clone(), meta };
             let opts = crate::resample::ResampleOptions {
                 target: crate::resample::Target::Like { geometry: vol.geometry.clone(), shape },
                 interp: Some(crate::resample::Interp::Nearest),

@@ -142,8 +142,9 @@ fn orient_grid(g: &Geometry, shape_zyx: [usize; 3], ras: bool, spacing: Option<[
     let sp = spacing.unwrap_or_else(|| {
         let mut s = [0.0; 3];
         for (b, sb) in s.iter_mut().enumerate() {
-            let a = (0..3).max_by(|&x, &y| g.direction[x][b].abs().total_cmp(&g.direction[y][b].abs())).unwrap_or(b);
-            *sb = g.spacing[a];
+            let mut world_axis = [0.0; 3];
+            world_axis[b] = 1.0;
+            *sb = g.spacing[g.index_axis_along(world_axis)];
         }
         s
     });

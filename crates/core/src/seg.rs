@@ -739,12 +739,12 @@ fn tutorial_qc(vol: &Volume, mask: &Array3<u8>, n: u64, qc: &mut LungQc) {
     // Lungs never reach the sides of the field of view (the array faces other than the two
     // head-feet ones, which a scan may cut through the lungs); the air around the patient does.
     let g = &vol.geometry;
-    let head_feet = (0..3).max_by(|&a, &b| g.direction[a][2].abs().total_cmp(&g.direction[b][2].abs())).unwrap_or(2);
-    let head_feet_zyx = 2 - head_feet;
+    let head_feet = crate::geometry::array_axis(g.index_axis_along([0.0, 0.0, 1.0]));
     let mut edge = 0u64;
-    for ax in (0..3).filter(|&ax| ax != head_feet_zyx) {
+    for ax in (0..3).filter(|&ax| ax != head_feet) {
         let last = mask.len_of(Axis(ax)).saturating_sub(1);
-        for k in if last == 0 { vec![0] } else { vec![0, last] } {
+        // Both faces, once each (one when the axis is a single voxel long).
+        for k in std::iter::once(0).chain((last > 0).then_some(last)) {
             edge += mask.index_axis(Axis(ax), k).iter().filter(|&&v| v != 0).count() as u64;
         }
     }

@@ -21,6 +21,13 @@ fn _cli_main(py: Python<'_>, tool: &str, args: Vec<String>) -> PyResult<u8> {
     py.detach(move || ctprep_cli::run_tool(&tool, argv)).ok_or_else(|| pyo3::exceptions::PyValueError::new_err("no such ctprep tool"))
 }
 
+/// A serializable core value (QC numbers, metadata, tags) as the Python object `json.loads`
+/// makes of it: dicts, lists, str, int, float, None.
+pub(crate) fn to_python<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
 #[pymodule]
 fn _ctprep(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

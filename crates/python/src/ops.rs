@@ -91,10 +91,9 @@ fn load_series(py: Python<'_>, path: &Bound<'_, PyAny>, series: &str, on_gap: &s
         .py_err(py)?;
     warn_all(py, &failed)?;
     warn_all(py, &chosen.warnings)?;
-    let why = chosen.why;
     warn_all(py, &stacked.warnings)?;
     let mut vol = stacked.volume;
-    vol.meta.extra.insert("series_choice".into(), serde_json::json!({ "why": why, "notes": stacked.notes }));
+    vol.meta.extra.insert("series_choice".into(), serde_json::json!({ "why": chosen.why, "notes": stacked.notes }));
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     stamp(&mut vol.meta, "load_series", shown);
     Ok(PyVolume::wrap(vol))
@@ -206,9 +205,7 @@ fn lung_mask<'py>(
         return Err(crate::errors::to_py(py, e));
     }
     stamp(&mut mask.meta, "lung_mask", vec![format!("{method:?}"), format!("dilate_mm={dilate_mm}")]);
-    let text = serde_json::to_string(&qc).unwrap_or_else(|_| "{}".into());
-    let qc = py.import("json")?.call_method1("loads", (text,))?;
-    Ok((PyVolume::wrap(mask), qc))
+    Ok((PyVolume::wrap(mask), crate::to_python(py, &qc)?))
 }
 
 /// normalize(vol, range=(-1000, 400), mean=0.25, mask=None, outside=0.0) -> Volume
@@ -234,7 +231,7 @@ fn normalize(
     let mask = mask.map(|m| &m.inner);
     let mut out = py
         .detach(|| -> ctprep_core::Result<Volume> {
-            let on_grid = mask.map(|m| mask_on_grid(inner, m.clone(), true, OtherGrid::Refuse)).transpose()?;
+            let on_grid = mask.map(|m| mask_on_grid(inner, m, true, OtherGrid::Refuse)).transpose()?;
             let mut out = core_normalize(inner, &opts)?;
             if let Some((m, _)) = on_grid {
                 apply_outside(&mut out, &m, outside)?;
@@ -391,8 +388,7 @@ fn inspect<'py>(py: Python<'py>, path: PathBuf, tags: Option<Vec<String>>) -> Py
             Ok(out)
         })
         .py_err(py)?;
-    let text = serde_json::to_string(&json).unwrap_or_else(|_| "{}".into());
-    py.import("json")?.call_method1("loads", (text,))
+    crate::to_python(py, &json)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -198,8 +198,7 @@ impl PyVolume {
     /// Everything else known about the volume, as a dict (a copy).
     #[getter]
     fn meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let text = serde_json::to_string(&self.inner.meta).unwrap_or_else(|_| "{}".into());
-        py.import("json")?.call_method1("loads", (text,))
+        crate::to_python(py, &self.inner.meta)
     }
 
     /// A new volume on this grid with other voxels (same metadata; ``kind`` if given).

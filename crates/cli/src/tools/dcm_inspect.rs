@@ -90,7 +90,6 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     table(&args, cx, &tags)
 }
 
-/// The first 64 KiB of a file (where the header lives).
 /// The file head when a requested tag is a padding tag (whose raw US is read from it), else nothing
 /// (a table over thousands of files reads no more than it needs).
 fn head_for(path: &std::path::Path, tags: &[(String, Vec<PathStep>)]) -> Vec<u8> {

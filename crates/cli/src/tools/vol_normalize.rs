@@ -285,6 +285,6 @@ fn mask_for(name: &str, suffix: &str) -> String {
 /// The second value is what was assumed or done (for a warning).
 fn read_mask(path: &str, vol: &ctprep_core::Volume, policy: OtherGrid) -> Result<(ndarray::Array3<u8>, Option<String>)> {
     let loaded = read_volume(&Source::parse(path), &ReadOptions::default())?;
-    let (mask, note) = mask_on_grid(vol, loaded.volume, loaded.geometry_known, policy).map_err(|e| e.with_path(path))?;
+    let (mask, note) = mask_on_grid(vol, &loaded.volume, loaded.geometry_known, policy).map_err(|e| e.with_path(path))?;
     Ok((mask, note.map(|n| format!("{path}: {n}"))))
 }

@@ -102,7 +102,7 @@ impl Series {
     }
     /// Slice normal within 45 degrees of the patient's head-feet axis.
     pub fn is_axial(&self) -> bool {
-        self.first().normal().is_some_and(|n| n[2].abs() > std::f64::consts::FRAC_1_SQRT_2)
+        self.plane() == "axial"
     }
     /// Why this series cannot be a CT volume, if it cannot.
     pub fn rejection(&self) -> Option<String> {
@@ -447,7 +447,7 @@ fn choice_warnings(chosen: &Series, candidates: &[&Series]) -> Vec<String> {
 pub fn select_series(series: &[Series], select: &SeriesSelect, axial_only: bool) -> Result<Selection> {
     let usable: Vec<usize> = (0..series.len()).filter(|&i| series[i].rejection().is_none()).collect();
     let refuse_plane = |i: usize| -> Result<()> {
-        if axial_only && series[i].plane() != "axial" {
+        if axial_only && !series[i].is_axial() {
             return Err(Error::empty(format!("{} is {}, not axial, and --axial-only refuses it", describe(&series[i]), series[i].plane()))
                 .with_hint("drop --axial-only to stack a reformat; `dcm-stack --list DIR` shows each series' plane"));
         }
@@ -455,7 +455,7 @@ pub fn select_series(series: &[Series], select: &SeriesSelect, axial_only: bool)
     };
     match select {
         SeriesSelect::Largest => {
-            let candidates: Vec<usize> = usable.iter().copied().filter(|&i| !axial_only || series[i].plane() == "axial").collect();
+            let candidates: Vec<usize> = usable.iter().copied().filter(|&i| !axial_only || series[i].is_axial()).collect();
             // Better first: CT, axial, more slices; then the tie rule.
             let rank = |i: usize| {
                 let s = &series[i];

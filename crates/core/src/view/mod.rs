@@ -120,11 +120,7 @@ fn frame(vol: &Volume, plane: Plane, pos: Position, max_px: usize, enlarge: bool
     let ((u0, u1), (v0, v1), (n0, n1)) = (range(u), range(v), range(n));
     let (u0, u1, v0, v1) = (u0 - half(u), u1 + half(u), v0 - half(v), v1 + half(v));
     // Square pixels as small as the finer of the two in-plane voxel sizes.
-    let along = |ax: Vec3| {
-        s[(0..3)
-            .max_by(|&a, &b| dot(vol.geometry.direction[a], ax).abs().total_cmp(&dot(vol.geometry.direction[b], ax).abs()))
-            .unwrap_or(0)]
-    };
+    let along = |ax: Vec3| s[vol.geometry.index_axis_along(ax)];
     let mut px = along(u).min(along(v));
     let long = (u1 - u0).max(v1 - v0);
     if enlarge || long / px > max_px as f64 {
@@ -134,9 +130,7 @@ fn frame(vol: &Volume, plane: Plane, pos: Position, max_px: usize, enlarge: bool
         Position::Middle => (n0 + n1) / 2.0,
         Position::Mm(m) => m,
         Position::Index(k) => {
-            let a = (0..3)
-                .max_by(|&a, &b| dot(vol.geometry.direction[a], n).abs().total_cmp(&dot(vol.geometry.direction[b], n).abs()))
-                .unwrap_or(2);
+            let a = vol.geometry.index_axis_along(n);
             let n_a = crate::geometry::xyz_from_zyx(shape)[a];
             if k >= n_a {
                 return Err(
