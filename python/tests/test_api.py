@@ -130,6 +130,23 @@ def test_console_scripts_keep_the_tools_exit_codes(tmp_path):
     assert not (tmp_path / "o.nii.gz").exists()
 
 
+def test_console_scripts_record_their_own_arguments_not_the_interpreters(phantom, tmp_path):
+    out = tmp_path / "hu.nii.gz"
+    tool("hu-convert", phantom, "-o", out, "-q")
+    steps = ctprep.read(out).meta["provenance"]
+    assert steps[-1]["tool"] == "hu-convert"
+    # Paths are anonymized in the file; the shape of the argument list is what tells.
+    args = steps[-1]["args"]
+    assert len(args) == 4 and args[1] == "-o" and args[3] == "-q", args
+
+
+def test_a_volumes_meta_and_kind_go_back_in_and_a_bad_kind_is_refused(hu_1mm):
+    copy = ctprep.Volume(hu_1mm.array, spacing=hu_1mm.spacing, kind="hu", meta=hu_1mm.meta)
+    assert copy.meta["provenance"] == hu_1mm.meta["provenance"] and copy.kind == "hu"
+    with pytest.raises(ctprep.UsageError, match="unknown kind"):
+        ctprep.Volume(hu_1mm.array, kind="ct")
+
+
 def test_two_patients_in_one_folder_warn_and_the_padding_shows_as_the_file_holds_it(tmp_path):
     for seed in (1, 2):
         tool("ct-phantom", tmp_path, "--size", 32, "--slices", 6, "--seed", seed, "-q")

@@ -127,3 +127,36 @@ def test_write_then_read_keeps_voxels_and_grid(hu_1mm, work, name):
     if name.endswith((".nii", ".nii.gz")):
         _, affine = nifti_zyx(path)
         np.testing.assert_allclose(affine, hu_1mm.affine, atol=1e-4)
+
+
+def test_resample_options_reach_the_core(hu_1mm, phantom, cli, work):
+    hu = ctprep.read(cli["hu.nii.gz"])
+    # like=: exactly another volume's grid.
+    back = ctprep.resample(hu_1mm, like=hu)
+    assert back.shape == hu.shape
+    np.testing.assert_allclose(back.affine, hu.affine, atol=1e-6)
+    # grid="corners" is vol-resample --grid corners.
+    ref = work / "cli_corners.nii"
+    tool("vol-resample", cli["hu.nii.gz"], "--spacing", 1, "--grid", "corners", "-o", ref, "-q")
+    corners = ctprep.resample(hu, spacing=1, grid="corners")
+    np.testing.assert_array_equal(corners.array, nifti_zyx(ref)[0])
+    assert corners.shape != hu_1mm.shape or not np.array_equal(corners.array, hu_1mm.array)
+
+
+def test_to_hu_dtype_and_normalize_without_centering(phantom):
+    ct = ctprep.load_series(phantom)
+    assert ctprep.to_hu(ct, dtype="float32").array.dtype == np.float32
+    x = ctprep.normalize(ctprep.to_hu(ct), mean=None)
+    assert x.array.min() == 0.0 and x.array.max() == 1.0
+
+
+def test_npy_without_sidecar_takes_the_given_spacing_and_ascii_stl(hu_1mm, work):
+    bare = work / "bare.npy"
+    np.save(bare, hu_1mm.array)
+    v = ctprep.read(bare, spacing=(2.5, 0.7, 0.7))
+    assert v.spacing == pytest.approx((2.5, 0.7, 0.7))
+    verts, faces = ctprep.mesh(hu_1mm, level=400, step=2)
+    stl = work / "bone_ascii.stl"
+    ctprep.write_stl(stl, verts, faces, ascii=True)
+    text = stl.read_text()
+    assert text.startswith("solid") and text.count("facet normal") == len(faces)
