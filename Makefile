@@ -1,10 +1,10 @@
 # ctprep: the two commands a newcomer needs are `make demo` and `make test`.
 CARGO ?= cargo
 BIN := target/release
-OUT := demo/out
-TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom
+DEMO := demo/out
+TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom ctprep-report
 
-.PHONY: all deps build test lint demo bench docs fuzz clean wheel pytest
+.PHONY: all deps deps-browser build test lint demo bench bench-dataset docs fuzz clean wheel pytest dataset workflow-test
 
 all: build
 
@@ -26,6 +26,37 @@ lint: deps
 test: lint
 	$(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory pytest
+	$(MAKE) --no-print-directory workflow-test
+
+# Headless Chromium for the report's browser test (Debian's package). Without apt the test says
+# it was skipped.
+deps-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "make: installing chromium (the QC report's browser test needs it)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null \
+	    || echo "make: could not install chromium: the browser test will be SKIPPED"; }
+
+# The dataset workflow: Snakemake and its cluster plugins from PyPI, in their own venv, made once.
+SNAKE := target/py/snake
+$(SNAKE)/.ready: workflow/requirements.txt
+	rm -rf $(SNAKE) && $(PYTHON) -m venv $(SNAKE)
+	$(SNAKE)/bin/pip install -q --disable-pip-version-check -r workflow/requirements.txt
+	touch $@
+
+# The workflow with a real Snakemake on phantom patients, and its report in headless Chromium,
+# on the binaries `cargo test` built.
+workflow-test: deps-browser $(SNAKE)/.ready
+	$(CARGO) build --locked --quiet
+	CTPREP_BIN=target/debug $(SNAKE)/bin/python -m pytest -q -p no:cacheprovider workflow/tests
+
+# A whole dataset: IN holds one folder of DICOM files per patient; everything lands in OUT,
+# with the QC report in OUT/report.html (docs/scale.md; a cluster: the profiles there).
+IN ?= patients
+OUT ?= dataset-out
+CORES ?= $(shell nproc)
+dataset: build $(SNAKE)/.ready
+	$(SNAKE)/bin/snakemake -s workflow/Snakefile --cores $(CORES) --config input=$(IN) output=$(OUT) bin=$(BIN)
 
 # The Python package: a venv with maturin (and the test tools) from PyPI, made once.
 PYTHON ?= python3
@@ -51,38 +82,43 @@ pytest: deps $(PYDEV)/.ready
 
 # The tutorial, step by step, on the built-in phantom; everything lands in demo/out/.
 demo: build
-	@rm -rf $(OUT) && mkdir -p $(OUT)
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
 	@echo "== 0. a synthetic chest CT (random file names, no SliceThickness, padding -2000, a localizer, junk)"
-	$(BIN)/ct-phantom $(OUT)/dicom --size 192 --slices 80 --slice-spacing 3 --localizer --junk --truth $(OUT)/lung_truth.nii.gz
+	$(BIN)/ct-phantom $(DEMO)/dicom --size 192 --slices 80 --slice-spacing 3 --localizer --junk --truth $(DEMO)/lung_truth.nii.gz
 	@echo "== 1. inspect tags"
-	$(BIN)/dcm-inspect $$(ls $(OUT)/dicom/*.dcm | head -1) --tag PatientID --tag ImagePositionPatient --tag PixelPaddingValue
-	$(BIN)/dcm-inspect $$(ls $(OUT)/dicom/*.dcm | head -1) --keywords Patient
-	$(BIN)/dcm-inspect --series $(OUT)/dicom | tee $(OUT)/series.txt
+	$(BIN)/dcm-inspect $$(ls $(DEMO)/dicom/*.dcm | head -1) --tag PatientID --tag ImagePositionPatient --tag PixelPaddingValue
+	$(BIN)/dcm-inspect $$(ls $(DEMO)/dicom/*.dcm | head -1) --keywords Patient
+	$(BIN)/dcm-inspect --series $(DEMO)/dicom | tee $(DEMO)/series.txt
 	@echo "== 2-3. stack the series, convert to HU"
-	$(BIN)/dcm-stack $(OUT)/dicom -o $(OUT)/ct.nii.gz -v
-	$(BIN)/hu-convert $(OUT)/ct.nii.gz -o $(OUT)/hu.nii.gz --write-fov-mask $(OUT)/fov.nii.gz -v
+	$(BIN)/dcm-stack $(DEMO)/dicom -o $(DEMO)/ct.nii.gz -v
+	$(BIN)/hu-convert $(DEMO)/ct.nii.gz -o $(DEMO)/hu.nii.gz --write-fov-mask $(DEMO)/fov.nii.gz -v
 	@echo "== 4. resample to 1 x 1 x 1 mm"
-	$(BIN)/vol-resample $(OUT)/hu.nii.gz --spacing 1 -o $(OUT)/hu_1mm.nii.gz -v
+	$(BIN)/vol-resample $(DEMO)/hu.nii.gz --spacing 1 -o $(DEMO)/hu_1mm.nii.gz -v
 	@echo "== 6. segment the lungs (robust default, and the tutorial's method)"
-	$(BIN)/lung-seg $(OUT)/hu_1mm.nii.gz --labels -o $(OUT)/lungs.nii.gz --json -v > $(OUT)/lungs_qc.json
-	$(BIN)/lung-seg $(OUT)/hu_1mm.nii.gz --method tutorial --fill -o $(OUT)/lungs_tutorial.nii.gz -v
-	$(BIN)/lung-seg $(OUT)/hu_1mm.nii.gz --dilate 5 -o $(OUT)/lungs_dilated.nii.gz -q
+	$(BIN)/lung-seg $(DEMO)/hu_1mm.nii.gz --labels -o $(DEMO)/lungs.nii.gz --json -v > $(DEMO)/lungs_qc.json
+	$(BIN)/lung-seg $(DEMO)/hu_1mm.nii.gz --method tutorial --fill -o $(DEMO)/lungs_tutorial.nii.gz -v
+	$(BIN)/lung-seg $(DEMO)/hu_1mm.nii.gz --dilate 5 -o $(DEMO)/lungs_dilated.nii.gz -q
 	@echo "== 7-8. normalize and zero-center (training-ready NPY, geometry in the .json sidecar)"
-	$(BIN)/vol-normalize $(OUT)/hu_1mm.nii.gz -o $(OUT)/input.npy -v
-	$(BIN)/vol-normalize $(OUT)/hu_1mm.nii.gz --mask $(OUT)/lungs_dilated.nii.gz --outside 0 -o $(OUT)/input_lungs.npy -q
+	$(BIN)/vol-normalize $(DEMO)/hu_1mm.nii.gz -o $(DEMO)/input.npy -v
+	$(BIN)/vol-normalize $(DEMO)/hu_1mm.nii.gz --mask $(DEMO)/lungs_dilated.nii.gz --outside 0 -o $(DEMO)/input_lungs.npy -q
 	@echo "== 5. render: bone and lung meshes (open them in MeshLab, Blender or 3D Slicer) with previews"
-	$(BIN)/vol-mesh $(OUT)/hu_1mm.nii.gz --level 400 -o $(OUT)/bone.stl --preview $(OUT)/bone.png -v
-	$(BIN)/vol-mesh $(OUT)/lungs.nii.gz --sigma 1 --smooth 5 -o $(OUT)/lungs.obj --preview $(OUT)/lungs.png -v
+	$(BIN)/vol-mesh $(DEMO)/hu_1mm.nii.gz --level 400 -o $(DEMO)/bone.stl --preview $(DEMO)/bone.png -v
+	$(BIN)/vol-mesh $(DEMO)/lungs.nii.gz --sigma 1 --smooth 5 -o $(DEMO)/lungs.obj --preview $(DEMO)/lungs.png -v
 	@echo "== pictures: a DICOM slice, the HU histogram, the lung mask on an axial slice, a coronal montage"
-	$(BIN)/vol-view $$(ls $(OUT)/dicom/*.dcm | head -1) -o $(OUT)/dicom_slice.png
-	$(BIN)/vol-view $(OUT)/hu.nii.gz --histogram $(OUT)/histogram.png
-	$(BIN)/vol-view $(OUT)/hu_1mm.nii.gz --overlay $(OUT)/lungs.nii.gz -o $(OUT)/axial_lungs.png
-	$(BIN)/vol-view $(OUT)/hu_1mm.nii.gz --coronal --montage 2x3 --overlay $(OUT)/lungs.nii.gz --contour -o $(OUT)/coronal_montage.png
+	$(BIN)/vol-view $$(ls $(DEMO)/dicom/*.dcm | head -1) -o $(DEMO)/dicom_slice.png
+	$(BIN)/vol-view $(DEMO)/hu.nii.gz --histogram $(DEMO)/histogram.png
+	$(BIN)/vol-view $(DEMO)/hu_1mm.nii.gz --overlay $(DEMO)/lungs.nii.gz -o $(DEMO)/axial_lungs.png
+	$(BIN)/vol-view $(DEMO)/hu_1mm.nii.gz --coronal --montage 2x3 --overlay $(DEMO)/lungs.nii.gz --contour -o $(DEMO)/coronal_montage.png
 	@echo "== done: demo/out/"
-	@ls -l $(OUT)
+	@ls -l $(DEMO)
 
 bench: build wheel
 	bash scripts/bench.sh
+
+# Many patients: the workflow against ctprep.mk and the tutorial's loop (docs/benchmarks.md).
+BATCH ?= 20
+bench-dataset: build $(SNAKE)/.ready
+	bash scripts/bench_dataset.sh $(BATCH)
 
 # Coverage-guided fuzzing of every parser (cargo-fuzz; installs it when missing). FUZZ_SECONDS
 # per target, two targets at a time; crashes land in fuzz/artifacts/, reproducers belong in
@@ -104,4 +140,4 @@ docs: build
 
 clean:
 	$(CARGO) clean
-	rm -rf demo/out
+	rm -rf $(DEMO)

@@ -8,8 +8,10 @@
 # Exit status is make's: 0 when every patient went through, 2 when any failed (make reports a
 # failed recipe as 2, whatever the recipe returned; the failed patients are listed last).
 #
-# IN/<patient>/...dcm  ->  OUT/<patient>/{hu_1mm.nii.gz, lungs.nii.gz, bone.stl, bone.png, input.npy}
-# and OUT/stats.json: the dataset mean, fitted over every patient's 1 mm volume, then applied to each.
+# IN/<patient>/...dcm  ->  OUT/<patient>/{hu_1mm.nii.gz, lungs.nii.gz, bone.stl, bone.png, axial.png,
+# coronal.png, input.npy}, OUT/stats.json (the dataset mean, fitted over every patient's 1 mm volume,
+# then applied to each) and OUT/report.html (ctprep-report: the QC page of the whole dataset).
+# workflow/Snakefile does the same on a cluster.
 
 IN ?= patients
 OUT ?= out
@@ -22,8 +24,9 @@ PATIENTS := $(notdir $(patsubst %/,%,$(wildcard $(IN)/*/)))
 HU := $(PATIENTS:%=$(OUT)/%/hu_1mm.nii.gz)
 LUNGS := $(PATIENTS:%=$(OUT)/%/lungs.nii.gz)
 BONES := $(PATIENTS:%=$(OUT)/%/bone.stl)
+THUMBS := $(PATIENTS:%=$(OUT)/%/axial.png)
 
-.PHONY: all volumes inputs
+.PHONY: all volumes inputs report
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
 
@@ -31,11 +34,12 @@ BONES := $(PATIENTS:%=$(OUT)/%/bone.stl)
 # statistics over the volumes that exist and the training inputs; failed patients are listed.
 all:
 	-@$(MAKE) --no-print-directory -k -f $(SELF) volumes
-	@$(MAKE) --no-print-directory -f $(SELF) inputs
+	-@$(MAKE) --no-print-directory -k -f $(SELF) inputs
+	@$(MAKE) --no-print-directory -f $(SELF) report
 	@missing=""; for p in $(PATIENTS); do [ -f $(OUT)/$$p/hu_1mm.nii.gz ] || missing="$$missing $$p"; done; \
 	 if [ -n "$$missing" ]; then echo "ctprep.mk: failed patients:$$missing (see the errors above)"; exit 1; fi
 
-volumes: $(HU) $(LUNGS) $(BONES)
+volumes: $(HU) $(LUNGS) $(BONES) $(THUMBS)
 
 # A patient is rebuilt when any file in its DICOM folder changes. -L: a patient folder may be a
 # symbolic link (to the archive, say), and find must look inside it.
@@ -49,6 +53,10 @@ $(OUT)/%/lungs.nii.gz: $(OUT)/%/hu_1mm.nii.gz
 $(OUT)/%/bone.stl: $(OUT)/%/hu_1mm.nii.gz
 	$(BIN)/vol-mesh $< --level 400 -o $@ --preview $(@D)/bone.png -q
 
+$(OUT)/%/axial.png: $(OUT)/%/hu_1mm.nii.gz $(OUT)/%/lungs.nii.gz
+	$(BIN)/vol-view $< --coronal --overlay $(word 2,$^) --size 256 -o $(@D)/coronal.png -q
+	$(BIN)/vol-view $< --overlay $(word 2,$^) --size 256 -o $@ -q
+
 # The second pass sees the volumes that exist now.
 DONE := $(wildcard $(OUT)/*/hu_1mm.nii.gz)
 inputs: $(patsubst %/hu_1mm.nii.gz,%/input.npy,$(filter $(HU),$(DONE)))
@@ -58,3 +66,7 @@ $(OUT)/stats.json: $(filter $(HU),$(DONE))
 
 $(OUT)/%/input.npy: $(OUT)/%/hu_1mm.nii.gz $(OUT)/%/lungs.nii.gz $(OUT)/stats.json
 	$(BIN)/vol-normalize $< --stats $(OUT)/stats.json --mask $(OUT)/$*/lungs.nii.gz --outside 0 -o $@ -q
+
+# The QC page over whatever exists now; --patients lists the patients that made nothing.
+report:
+	$(BIN)/ctprep-report $(OUT) --patients $(IN) -o $(OUT)/report.html -q

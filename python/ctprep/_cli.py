@@ -45,3 +45,7 @@ def vol_view():
 
 def ct_phantom():
     _run("ct-phantom")
+
+
+def ctprep_report():
+    _run("ctprep-report")

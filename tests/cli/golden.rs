@@ -73,6 +73,8 @@ fn golden_error_messages() {
         ("vol-mesh", vec![s(&hu), "-o".into(), s(&dir.join("bone.ply"))]),
         ("vol-mesh", vec![s(&hu), "--format".into(), "obj".into(), "-o".into(), s(&dir.join("bone.stl"))]),
         ("vol-view", vec![s(&junk), "-o".into(), s(&dir.join("v.png"))]),
+        ("ctprep-report", vec![s(&dir.join("missing")), "-o".into(), s(&dir.join("r.html"))]),
+        ("ctprep-report", vec![s(&phantom_dir), "-o".into(), s(&dir.join("r.html"))]),
     ];
     let mut out = String::new();
     for (t, args) in cases {

@@ -6,6 +6,7 @@ mod util;
 
 mod common;
 mod ct_phantom;
+mod ctprep_report;
 mod dcm_inspect;
 mod dcm_stack;
 mod golden;

@@ -25,13 +25,24 @@ pub fn bin(name: &str) -> PathBuf {
         "vol-mesh" => env!("CARGO_BIN_EXE_vol-mesh"),
         "vol-view" => env!("CARGO_BIN_EXE_vol-view"),
         "ct-phantom" => env!("CARGO_BIN_EXE_ct-phantom"),
+        "ctprep-report" => env!("CARGO_BIN_EXE_ctprep-report"),
         other => panic!("unknown tool {other}"),
     };
     PathBuf::from(p)
 }
 
-pub const TOOLS: [&str; 9] =
-    ["dcm-inspect", "dcm-stack", "hu-convert", "vol-resample", "lung-seg", "vol-normalize", "vol-mesh", "vol-view", "ct-phantom"];
+pub const TOOLS: [&str; 10] = [
+    "dcm-inspect",
+    "dcm-stack",
+    "hu-convert",
+    "vol-resample",
+    "lung-seg",
+    "vol-normalize",
+    "vol-mesh",
+    "vol-view",
+    "ct-phantom",
+    "ctprep-report",
+];
 
 /// A small phantom (fast in debug builds) with the given tweaks.
 pub fn small() -> PhantomOptions {

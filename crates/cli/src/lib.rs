@@ -232,6 +232,7 @@ pub fn run_tool(tool: &str, argv: Vec<String>) -> Option<u8> {
         "vol-mesh" => main_with_args("vol-mesh", vol_mesh::run, argv),
         "vol-view" => main_with_args("vol-view", vol_view::run, argv),
         "ct-phantom" => main_with_args("ct-phantom", ct_phantom::run, argv),
+        "ctprep-report" => main_with_args("ctprep-report", ctprep_report::run, argv),
         _ => return None,
     })
 }

@@ -5,6 +5,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 pub mod ct_phantom;
+pub mod ctprep_report;
 pub mod dcm_inspect;
 pub mod dcm_stack;
 pub mod hu_convert;

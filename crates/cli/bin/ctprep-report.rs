@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    ctprep_cli::main("ctprep-report", ctprep_cli::tools::ctprep_report::run)
+}
