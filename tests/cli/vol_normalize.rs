@@ -49,6 +49,40 @@ fn fit_equals_the_concatenation_and_stats_apply() {
 }
 
 #[test]
+fn per_patient_fits_merge_into_the_fit_over_all() {
+    let d = tempfile::tempdir().unwrap();
+    let a = hu_file(d.path(), "a.nii", vec![-1000, -500, 0, 400]);
+    let b = hu_file(d.path(), "b.nii", vec![-900, 100, 200]);
+    let fit = |args: &[&std::path::Path], out: &str| {
+        let o = d.path().join(out);
+        let r = tool("vol-normalize").arg("--fit").args(args).arg("-o").arg(&o).arg("-q").output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&o).unwrap()).unwrap()
+    };
+    let whole = fit(&[&a, &b], "whole.json");
+    fit(&[&a], "fa.json");
+    fit(&[&b], "fb.json");
+    // Two earlier fits, or an earlier fit and a volume: the same statistics as one fit over both.
+    for merged in
+        [fit(&[&d.path().join("fa.json"), &d.path().join("fb.json")], "m1.json"), fit(&[&d.path().join("fa.json"), &b], "m2.json")]
+    {
+        assert!((merged["mean"].as_f64().unwrap() - whole["mean"].as_f64().unwrap()).abs() < 1e-12);
+        assert!((merged["std"].as_f64().unwrap() - whole["std"].as_f64().unwrap()).abs() < 1e-12);
+        assert_eq!((&merged["count"], &merged["histogram"]), (&whole["count"], &whole["histogram"]));
+        assert_eq!(merged["volumes"].as_array().unwrap().len(), 2);
+    }
+    let r = tool("vol-normalize")
+        .arg("--fit")
+        .arg(d.path().join("fa.json"))
+        .args(["--range", "-1200:600", "-o"])
+        .arg(d.path().join("x.json"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(stderr(&r).contains("fitted over -1000:400 HU, not the -1200:600 asked for"), "{}", stderr(&r));
+}
+
+#[test]
 fn per_image_centering_is_refused_and_f16_needs_npy() {
     let d = tempfile::tempdir().unwrap();
     let a = hu_file(d.path(), "a.nii", vec![-1000, 0]);

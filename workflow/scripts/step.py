@@ -6,8 +6,8 @@ A tool's data error (exit 1: bad input; 3: empty result, e.g. no lungs) is a res
 dataset, not a failure of the workflow: DIR keeps only `stderr.log` and a `status.json` that
 names the error line and its hint, and the job succeeds, so the dataset steps (statistics,
 report) still run over the other patients. Anything else (2: a usage error, i.e. a bug in the
-workflow; a signal; the cluster's out-of-memory kill) fails the job as usual, and Snakemake
-removes DIR, retries it or reports it.
+workflow; a signal; the cluster's out-of-memory kill; a full disk) fails the job as usual, and
+Snakemake removes DIR, retries it or reports it.
 """
 
 import json
@@ -18,6 +18,9 @@ import sys
 import time
 
 DATA_ERRORS = {1, 3}
+# Exit 1 also covers the machine's own failures; these leave no result worth recording: the job
+# fails, so a rerun after freeing space (or on a healthy node) does the step again.
+MACHINE_ERRORS = ("(os error 28)", "(os error 122)", "(os error 5)", "(os error 12)")  # ENOSPC EDQUOT EIO ENOMEM
 
 
 def first_error(stderr: str) -> tuple[str, str]:
@@ -59,14 +62,15 @@ def main(argv: list[str]) -> int:
     peak_mb = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     status = {"step": step, "ok": run.returncode == 0, "exit": run.returncode, "seconds": seconds, "peak_rss_mb": peak_mb}
     if run.returncode != 0:
-        if run.returncode not in DATA_ERRORS:
+        error, hint = first_error(run.stderr.decode("utf-8", "replace"))
+        if run.returncode not in DATA_ERRORS or any(m in error for m in MACHINE_ERRORS):
             return run.returncode if run.returncode > 0 else 128 - run.returncode
         # The tools write atomically, but a pipe's first tool may have finished: leave no output
         # of a failed step that could pass for a complete one.
         for name in os.listdir(outdir):
             if name != "stderr.log":
                 os.remove(os.path.join(outdir, name))
-        status["error"], status["hint"] = first_error(run.stderr.decode("utf-8", "replace"))
+        status["error"], status["hint"] = error, hint
     write_status(outdir, status)
     return 0
 

@@ -65,7 +65,7 @@ def test_run_goes_on_past_a_failed_patient_and_lists_it(dataset):
     assert "p03 (volume): dcm-stack: error: no DICOM images found" in run.stderr
     out = tmp / "out"
     for p in ("p01", "p02"):
-        for f in ("volume/hu_1mm.nii.gz", "lungs/lungs.nii.gz", "lungs/lungs_qc.json", "bone/bone.stl",
+        for f in ("volume/hu_1mm.nii", "volume/fit.json", "lungs/lungs.nii.gz", "lungs/lungs_qc.json", "bone/bone.stl",
                   "bone/bone.png", "thumbs/axial.png", "thumbs/coronal.png", "input/input.npy", "input/input.json"):
             assert (out / p / f).is_file(), f"{p}/{f}"
         for step in ("volume", "lungs", "bone", "thumbs", "input"):
@@ -78,13 +78,17 @@ def test_run_goes_on_past_a_failed_patient_and_lists_it(dataset):
     assert sorted(os.listdir(out / "p03" / "volume")) == [".snakemake_timestamp", "status.json", "stderr.log"]
     lungs = json.loads((out / "p03" / "lungs" / "status.json").read_text())
     assert lungs["ok"] is False and lungs["skipped"] is True
-    assert not list((out / "p03").rglob("*.nii.gz")) and not list((out / "p03").rglob("*.npy"))
+    assert not list((out / "p03").rglob("*.nii*")) and not list((out / "p03").rglob("*.npy"))
 
 
 def test_statistics_come_from_the_patients_that_went_through(dataset):
     tmp, _ = dataset
     stats = json.loads((tmp / "out" / "stats.json").read_text())
     assert len(stats["volumes"]) == 2
+    # Merged from the patients' own fits, it equals a fit over their volumes.
+    refit = subprocess.run([BIN / "vol-normalize", "--fit", tmp / "out/p01/volume/hu_1mm.nii", tmp / "out/p02/volume/hu_1mm.nii",
+                            "-o", "-", "-q"], capture_output=True, text=True, check=True)
+    assert json.loads(refit.stdout)["mean"] == pytest.approx(stats["mean"], rel=1e-12)
     assert float((tmp / "out" / "mean.txt").read_text()) == stats["mean"]
     # The input is centred with that mean: outside the lung mask it is exactly 0, inside the
     # normalized HU minus the mean.
@@ -115,7 +119,7 @@ def test_a_second_run_does_nothing(dataset):
 
 def test_a_changed_patient_reruns_only_its_own_steps(dataset):
     tmp, _ = dataset
-    before = {p: (tmp / "out" / p / "volume" / "hu_1mm.nii.gz").stat().st_mtime_ns for p in ("p02",)}
+    before = (tmp / "out" / "p02" / "volume" / "hu_1mm.nii").stat().st_mtime_ns
     shutil.rmtree(tmp / "in" / "p01")
     phantom(tmp / "in" / "p01", "--noise", "30")
     run = snakemake(tmp)
@@ -125,7 +129,7 @@ def test_a_changed_patient_reruns_only_its_own_steps(dataset):
     assert per_patient == {(r, "p01") for r in PER_PATIENT if r != "normalize"}
     # The dataset mean is refitted; the inputs are re-centred only if it changed.
     assert ("stats", "") in ran and ("report", "") in ran
-    assert (tmp / "out" / "p02" / "volume" / "hu_1mm.nii.gz").stat().st_mtime_ns == before["p02"]
+    assert (tmp / "out" / "p02" / "volume" / "hu_1mm.nii").stat().st_mtime_ns == before
 
 
 def finished(log: str, rule: str) -> set[str]:
@@ -162,6 +166,29 @@ def test_an_interrupted_run_resumes_without_redoing_finished_patients(tmp_path):
     assert {p for r, p in jobs_run(rerun.stderr) if r == "volume"} == set("abcd") - done
     assert (tmp_path / "out" / "report.html").is_file()
     assert all((tmp_path / "out" / p / "input" / "input.npy").is_file() for p in "abcd")
+
+
+STEP = [sys.executable, str(ROOT / "workflow" / "scripts" / "step.py")]
+
+
+@pytest.mark.parametrize("exit_code,message,recorded", [
+    (1, "dcm-stack: error: 'x': not DICOM", True),            # bad input: a result of the dataset
+    (3, "lung-seg: error: no lungs found", True),              # empty result: also a result
+    (1, "vol-normalize: error: 'o': cannot write: No space left on device (os error 28)", False),
+    (2, "lung-seg: error: unexpected argument", False),        # a bug in the workflow
+    (137, "", False),                                          # killed (out of memory)
+])
+def test_step_records_data_errors_and_fails_on_machine_errors(tmp_path, exit_code, message, recorded):
+    out = tmp_path / "step"
+    cmd = f"echo partial > {out}/x.nii; echo {message!r} >&2; echo '  hint: do this' >&2; exit {exit_code}"
+    run = subprocess.run([*STEP, "lungs", str(out), "--", cmd], capture_output=True, text=True)
+    if recorded:
+        assert run.returncode == 0
+        status = json.loads((out / "status.json").read_text())
+        assert (status["ok"], status["exit"], status["error"], status["hint"]) == (False, exit_code, message, "do this")
+        assert sorted(os.listdir(out)) == ["status.json", "stderr.log"]  # the partial output is gone
+    else:
+        assert run.returncode == exit_code and not (out / "status.json").exists()
 
 
 @pytest.mark.parametrize("profile", ["slurm", "kubernetes"])

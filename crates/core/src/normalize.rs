@@ -231,6 +231,10 @@ pub struct Part {
 }
 
 /// Sums of scaled values of one volume, optionally only where `mask` is non-zero.
+///
+/// 8- and 16-bit volumes (every CT as stored) are counted per stored value in parallel, then each
+/// distinct value is scaled once: exact counts, and sums with one rounding per value instead of
+/// one per voxel. Wider types are summed in parallel chunks.
 pub fn fit_part(name: &str, vol: &Volume, mask: Option<&Array3<u8>>, min: f64, max: f64) -> Result<Part> {
     check_input(vol)?;
     if let Some(m) = mask {
@@ -238,23 +242,127 @@ pub fn fit_part(name: &str, vol: &Volume, mask: Option<&Array3<u8>>, min: f64, m
     }
     let r = vol.meta.rescale.unwrap_or(crate::meta::Rescale::IDENTITY);
     let scale = 1.0 / (max - min);
-    let mut part = Part { name: name.into(), sum: 0.0, sumsq: 0.0, count: 0, hist: vec![0; HIST_BINS] };
-    with_data!(&vol.data, a => {
-        for (idx, &v) in a.indexed_iter() {
-            if mask.is_some_and(|m| m[idx] == 0) {
-                continue;
+    let scaled = |v: f64| ((r.apply(v) - min) * scale).clamp(0.0, 1.0);
+    let mask = mask.map(|m| m.as_standard_layout());
+    let mask = mask.as_ref().map(|m| m.as_slice().expect("standard layout"));
+    let part = match &vol.data {
+        VolumeData::I16(a) => from_counts(&count_values(a, mask, |v| (v as i32 + 32768) as usize), |i| i as f64 - 32768.0, &scaled),
+        VolumeData::U16(a) => from_counts(&count_values(a, mask, |v| v as usize), |i| i as f64, &scaled),
+        VolumeData::U8(a) => from_counts(&count_values(a, mask, |v| v as usize), |i| i as f64, &scaled),
+        other => with_data!(other, a => sum_chunks(a, mask, &scaled)),
+    };
+    Ok(Part { name: name.into(), ..part })
+}
+
+/// The sums from per-value counts: each distinct value scaled once.
+fn from_counts(counts: &[u64], value: fn(usize) -> f64, scaled: &dyn Fn(f64) -> f64) -> Part {
+    let mut part = Part { name: String::new(), sum: 0.0, sumsq: 0.0, count: 0, hist: vec![0; HIST_BINS] };
+    for (i, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let x = scaled(value(i));
+        part.sum += n as f64 * x;
+        part.sumsq += n as f64 * x * x;
+        part.count += n;
+        part.hist[((x * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += n;
+    }
+    part
+}
+
+/// How many voxels (inside the mask) hold each value, by `key` (0..65536).
+fn count_values<T: Voxel>(a: &Array3<T>, mask: Option<&[u8]>, key: fn(T) -> usize) -> Vec<u64> {
+    const CHUNK: usize = 1 << 18;
+    let a = a.as_standard_layout();
+    let data = a.as_slice().expect("standard layout");
+    (0..data.len().div_ceil(CHUNK))
+        .into_par_iter()
+        .fold(
+            || vec![0u64; 1 << 16],
+            |mut counts, c| {
+                let range = c * CHUNK..((c + 1) * CHUNK).min(data.len());
+                match mask {
+                    Some(m) => {
+                        for (&v, &inside) in data[range.clone()].iter().zip(&m[range]) {
+                            counts[key(v)] += (inside != 0) as u64;
+                        }
+                    }
+                    None => data[range].iter().for_each(|&v| counts[key(v)] += 1),
+                }
+                counts
+            },
+        )
+        .reduce(
+            || vec![0u64; 1 << 16],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
+fn sum_chunks<T: Voxel>(a: &Array3<T>, mask: Option<&[u8]>, scaled: &(dyn Fn(f64) -> f64 + Sync)) -> Part {
+    const CHUNK: usize = 1 << 16;
+    let a = a.as_standard_layout();
+    let data = a.as_slice().expect("standard layout");
+    let empty = || Part { name: String::new(), sum: 0.0, sumsq: 0.0, count: 0, hist: vec![0; HIST_BINS] };
+    (0..data.len().div_ceil(CHUNK))
+        .into_par_iter()
+        .fold(empty, |mut p, c| {
+            let range = c * CHUNK..((c + 1) * CHUNK).min(data.len());
+            for i in range {
+                if mask.is_some_and(|m| m[i] == 0) {
+                    continue;
+                }
+                let x = scaled(data[i].to_f64());
+                p.sum += x;
+                p.sumsq += x * x;
+                p.count += 1;
+                p.hist[((x * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += 1;
             }
-            let x = ((r.apply(v.to_f64()) - min) * scale).clamp(0.0, 1.0);
-            part.sum += x;
-            part.sumsq += x * x;
-            part.count += 1;
-            part.hist[((x * HIST_BINS as f64) as usize).min(HIST_BINS - 1)] += 1;
-        }
-    });
-    Ok(part)
+            p
+        })
+        .reduce(empty, |mut a, b| {
+            a.sum += b.sum;
+            a.sumsq += b.sumsq;
+            a.count += b.count;
+            a.hist.iter_mut().zip(b.hist).for_each(|(x, y)| *x += y);
+            a
+        })
 }
 
 impl DatasetStats {
+    /// Several fits (of disjoint sets of volumes, with the same bounds and masking) as one: the
+    /// fit over all their volumes. Sums are recovered from each fit's count, mean and std, so the
+    /// per-patient fits of a workflow merge without reading a volume again.
+    pub fn merge(fits: &[DatasetStats]) -> Result<DatasetStats> {
+        let first = fits.first().ok_or_else(|| Error::empty("no statistics to merge"))?;
+        for f in fits {
+            if (f.min_bound, f.max_bound, f.masked) != (first.min_bound, first.max_bound, first.masked) {
+                return Err(Error::usage(format!(
+                    "statistics fitted over different ranges or masking ({}:{}{} and {}:{}{}) cannot be merged",
+                    first.min_bound,
+                    first.max_bound,
+                    if first.masked { ", masked" } else { "" },
+                    f.min_bound,
+                    f.max_bound,
+                    if f.masked { ", masked" } else { "" }
+                ))
+                .with_hint("fit every part with the same --range and --mask-suffix"));
+            }
+        }
+        let parts: Vec<Part> = fits
+            .iter()
+            .map(|f| Part {
+                name: String::new(),
+                sum: f.mean * f.count as f64,
+                sumsq: (f.std * f.std + f.mean * f.mean) * f.count as f64,
+                count: f.count,
+                hist: f.histogram.clone(),
+            })
+            .collect();
+        let mut merged = DatasetStats::from_parts(&parts, first.min_bound, first.max_bound, first.masked)?;
+        merged.volumes = fits.iter().flat_map(|f| f.volumes.iter().cloned()).collect();
+        Ok(merged)
+    }
+
     pub fn from_parts(parts: &[Part], min: f64, max: f64, masked: bool) -> Result<DatasetStats> {
         let count: u64 = parts.iter().map(|p| p.count).sum();
         if count == 0 {
@@ -329,6 +437,38 @@ mod tests {
         assert!((s.std - whole.std).abs() < 1e-12);
         assert_eq!(s.histogram, whole.histogram);
         assert_eq!(s.count, 7);
+    }
+
+    #[test]
+    fn merged_fits_equal_the_fit_over_all_volumes() {
+        let a = hu(vec![-1000, -500, 0, 400]);
+        let b = hu(vec![-900, 100, 200]);
+        let fit = |v: &Volume, name: &str| {
+            DatasetStats::from_parts(&[fit_part(name, v, None, -1000.0, 400.0).unwrap()], -1000.0, 400.0, false).unwrap()
+        };
+        let merged = DatasetStats::merge(&[fit(&a, "a"), fit(&b, "b")]).unwrap();
+        let parts = [fit_part("a", &a, None, -1000.0, 400.0).unwrap(), fit_part("b", &b, None, -1000.0, 400.0).unwrap()];
+        let whole = DatasetStats::from_parts(&parts, -1000.0, 400.0, false).unwrap();
+        assert!((merged.mean - whole.mean).abs() < 1e-12 && (merged.std - whole.std).abs() < 1e-12);
+        assert_eq!((merged.count, &merged.histogram, merged.volumes.len()), (7, &whole.histogram, 2));
+        let other = DatasetStats::from_parts(&[fit_part("b", &b, None, -1200.0, 600.0).unwrap()], -1200.0, 600.0, false).unwrap();
+        let e = DatasetStats::merge(&[fit(&a, "a"), other]).unwrap_err();
+        assert!(e.to_string().contains("different ranges"), "{e}");
+    }
+
+    #[test]
+    fn counting_and_summing_paths_agree() {
+        // int16 goes through per-value counts, float32 through chunked sums: same statistics.
+        let values: Vec<i16> = (0..300_000i64).map(|i| ((i * 7919) % 3000 - 1500) as i16).collect();
+        let ints = hu(values.clone());
+        let mut floats = ints.clone();
+        floats.data = VolumeData::F32(Array3::from_shape_vec((1, 1, values.len()), values.iter().map(|&v| v as f32).collect()).unwrap());
+        let mask = Array3::from_shape_fn((1, 1, values.len()), |(_, _, i)| (i % 3 != 0) as u8);
+        for m in [None, Some(&mask)] {
+            let (p, q) = (fit_part("i", &ints, m, -1000.0, 400.0).unwrap(), fit_part("f", &floats, m, -1000.0, 400.0).unwrap());
+            assert_eq!((p.count, &p.hist), (q.count, &q.hist));
+            assert!((p.sum - q.sum).abs() < 1e-9 * p.sum && (p.sumsq - q.sumsq).abs() < 1e-9 * p.sumsq);
+        }
     }
 
     #[test]

@@ -26,11 +26,13 @@ use std::io::Write;
 /// Examples:
 ///   vol-normalize hu_1mm.nii.gz -o input.npy
 ///   vol-normalize --fit out/*/hu_1mm.nii.gz -o stats.json
+///   vol-normalize --fit out/*/fit.json -o stats.json
 ///   vol-normalize hu_1mm.nii.gz --stats stats.json --mask lung.nii.gz --outside 0 -o input.npy
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 pub struct Args {
-    /// Input HU volume (file or `-`); with --fit, any number of volumes
+    /// Input HU volume (file or `-`); with --fit, any number of volumes, and earlier --fit
+    /// statistics files (.json), which are merged: fit each patient apart, then merge the parts
     #[arg(value_name = "IN", num_args = 0.., default_value = "-")]
     pub inputs: Vec<String>,
     /// Fit dataset statistics over all inputs and write them (JSON) to -o
@@ -152,10 +154,7 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let (mut min, mut max) = bounds(&args)?;
     let mut mean = if args.no_center { None } else { Some(args.mean.unwrap_or(LUNA16_MEAN)) };
     if let Some(s) = &args.stats {
-        let text = std::fs::read_to_string(s).map_err(|e| ctprep_core::Error::io("cannot read", std::path::Path::new(s), e))?;
-        let st: DatasetStats = serde_json::from_str(&text).map_err(|e| {
-            usage_error(format!("'{s}' is not a --fit statistics file: {e}"), "create it with `vol-normalize --fit VOL... -o stats.json`")
-        })?;
+        let st = read_stats(s)?;
         (min, max, mean) = (st.min_bound, st.max_bound, Some(st.mean));
         cx.verbose(format!("using fitted statistics from {s}: range {min}:{max}, mean {:.6}", st.mean));
     }
@@ -209,6 +208,14 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// A statistics file written by `--fit`.
+fn read_stats(path: &str) -> Result<DatasetStats> {
+    let text = std::fs::read_to_string(path).map_err(|e| ctprep_core::Error::io("cannot read", std::path::Path::new(path), e))?;
+    Ok(serde_json::from_str(&text).map_err(|e| {
+        usage_error(format!("'{path}' is not a --fit statistics file: {e}"), "create it with `vol-normalize --fit VOL... -o stats.json`")
+    })?)
+}
+
 fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
     let (min, max) = bounds(args)?;
     crate::args::check_output_name(&args.out.output, &[".json"], "--fit -o")?;
@@ -221,11 +228,13 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
     if args.inputs.iter().any(|i| i == "-") {
         return Err(usage_error("--fit reads files, not stdin", "list the volumes: `vol-normalize --fit out/*/hu.nii.gz -o stats.json`"));
     }
+    // Earlier fits (`.json`) are merged; volumes are fitted.
+    let (earlier, volumes): (Vec<&String>, Vec<&String>) = args.inputs.iter().partition(|n| n.ends_with(".json"));
+    let mut fits = earlier.iter().map(|n| read_stats(n)).collect::<Result<Vec<_>>>()?;
     let policy = args.mask_policy();
     // Volumes are read one per thread at a time: memory stays at about two volumes.
-    let _progress = ctprep_core::progress::task("fitting (volumes)", args.inputs.len() as u64);
-    let parts: Vec<Result<(ctprep_core::normalize::Part, Option<String>)>> = args
-        .inputs
+    let _progress = ctprep_core::progress::task("fitting (volumes)", volumes.len() as u64);
+    let parts: Vec<Result<(ctprep_core::normalize::Part, Option<String>)>> = volumes
         .par_iter()
         .map(|name| -> Result<_> {
             let _done = Advance;
@@ -254,8 +263,18 @@ fn fit(args: &Args, cx: &Cx) -> Result<Exit> {
             Ok(part)
         })
         .collect::<Result<Vec<_>>>()?;
-    let stats = DatasetStats::from_parts(&parts, min, max, args.mask_suffix.is_some())?;
-    cx.info(format!("fitted {} volume(s), {} voxels: mean {:.6}, std {:.6}", parts.len(), stats.count, stats.mean, stats.std));
+    if !parts.is_empty() {
+        fits.push(DatasetStats::from_parts(&parts, min, max, args.mask_suffix.is_some())?);
+    }
+    let stats = DatasetStats::merge(&fits)?;
+    let asked = args.range.is_some() || args.window.is_some();
+    if asked && (stats.min_bound, stats.max_bound) != (min, max) {
+        return Err(usage_error(
+            format!("the statistics files were fitted over {}:{} HU, not the {min}:{max} asked for", stats.min_bound, stats.max_bound),
+            "fit the volumes again with this --range, or leave --range out to merge them as they are",
+        ));
+    }
+    cx.info(format!("fitted {} volume(s), {} voxels: mean {:.6}, std {:.6}", stats.volumes.len(), stats.count, stats.mean, stats.std));
     let json = serde_json::to_string_pretty(&stats)? + "\n";
     match args.out.sink() {
         ctprep_core::io::Sink::Stdout => std::io::stdout().write_all(json.as_bytes())?,
