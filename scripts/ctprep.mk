@@ -45,7 +45,7 @@ volumes: $(HU) $(LUNGS) $(BONES) $(THUMBS)
 # symbolic link (to the archive, say), and find must look inside it.
 $(OUT)/%/hu_1mm.nii: $$(shell find -L $(IN)/$$* -type f)
 	@mkdir -p $(@D)
-	$(BIN)/dcm-stack $(IN)/$* -q | $(BIN)/hu-convert -q | $(BIN)/vol-resample --spacing $(SPACING) -q -o $@
+	$(BIN)/hu-convert $(IN)/$* -q | $(BIN)/vol-resample --spacing $(SPACING) -q -o $@
 	$(BIN)/vol-normalize --fit $@ -o $(@D)/fit.json -q
 
 $(OUT)/%/lungs.nii.gz: $(OUT)/%/hu_1mm.nii

@@ -93,8 +93,9 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
             if line.contains(": warning: ") && !p.warnings.iter().any(|w| w == line.trim()) {
                 p.warnings.push(line.trim().to_string());
             }
-            if step == "volume" && line.starts_with("dcm-stack: using series ") {
-                p.series.chosen = Some(line.trim_start_matches("dcm-stack: ").to_string());
+            // dcm-stack's or hu-convert's (which reads the folder itself) choice of series.
+            if let (true, Some((_, chosen))) = (step == "volume", line.split_once(": using series ")) {
+                p.series.chosen = Some(format!("using series {chosen}"));
             }
         }
     }
