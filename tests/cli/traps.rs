@@ -302,9 +302,14 @@ fn ctprep_mk_lists_failures_with_makes_exit_code_and_rebuilds_symlinked_patients
     let o = run();
     assert_eq!(o.status.code(), Some(2), "make's code for a failed patient, as documented\n{}", stderr(&o));
     assert!(stdout(&o).contains("failed patients: bad"), "{}", stdout(&o));
-    let hu = out.join("p1").join("hu_1mm.nii.gz");
-    assert!(hu.exists() && out.join("p1").join("input.npy").exists());
-    assert!(!out.join("bad").join("hu_1mm.nii.gz").exists());
+    let hu = out.join("p1").join("hu_1mm.nii");
+    for f in ["input.npy", "fit.json", "axial.png", "coronal.png"] {
+        assert!(hu.exists() && out.join("p1").join(f).exists(), "{f}");
+    }
+    assert!(!out.join("bad").join("hu_1mm.nii").exists());
+    // The QC page lists the patient that made nothing (ctprep.mk writes no status files).
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains(r#"<li data-patient="bad">"#) && page.contains("no 1 mm volume (hu_1mm.json) was made"), "{page}");
     let built = std::fs::metadata(&hu).unwrap().modified().unwrap();
     // Touch one file of the symlinked patient: only that patient is rebuilt.
     std::thread::sleep(std::time::Duration::from_millis(1100));

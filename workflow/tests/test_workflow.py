@@ -1,4 +1,4 @@
-"""The workflow end to end with a real Snakemake, on three phantom patients (one that must fail),
+"""The workflow end to end with a real Snakemake, on four phantom patients (two that must fail),
 and the report in a real browser (headless Chromium).
 
 Run by `make workflow-test` (part of `make test`): CTPREP_BIN names the folder of the ctprep
@@ -46,7 +46,8 @@ def jobs_run(stderr: str) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """p01 an ordinary chest; p02 feet-first with a truncated slice among its files; p03 no CT."""
+    """p01 an ordinary chest; p02 feet-first with a truncated slice among its files; p03 no CT;
+    p04 a scan of 24 mm, too short to hold lungs."""
     tmp = tmp_path_factory.mktemp("dataset")
     phantom(tmp / "in" / "p01")
     phantom(tmp / "in" / "p02", "--feet-first", "--seed", "7")
@@ -54,6 +55,7 @@ def dataset(tmp_path_factory):
     (tmp / "in" / "p02" / "truncated.dcm").write_bytes(first.read_bytes()[:3000])
     (tmp / "in" / "p03").mkdir()
     (tmp / "in" / "p03" / "notes.txt").write_text("no CT here\n")
+    subprocess.run([BIN / "ct-phantom", tmp / "in" / "p04", "--size", "128", "--slices", "8", "--slice-spacing", "3", "-q"], check=True)
     run = snakemake(tmp)
     return tmp, run
 
@@ -61,8 +63,9 @@ def dataset(tmp_path_factory):
 def test_run_goes_on_past_a_failed_patient_and_lists_it(dataset):
     tmp, run = dataset
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "1 of 3 patient(s) failed" in run.stderr
+    assert "2 of 4 patient(s) failed" in run.stderr
     assert "p03 (volume): hu-convert: error: no DICOM images found" in run.stderr
+    assert "p04 (lungs): lung-seg: error: no lungs found" in run.stderr
     out = tmp / "out"
     for p in ("p01", "p02"):
         for f in ("volume/hu_1mm.nii", "volume/fit.json", "lungs/lungs.nii.gz", "lungs/lungs_qc.json", "bone/bone.stl",
@@ -79,14 +82,20 @@ def test_run_goes_on_past_a_failed_patient_and_lists_it(dataset):
     lungs = json.loads((out / "p03" / "lungs" / "status.json").read_text())
     assert lungs["ok"] is False and lungs["skipped"] is True
     assert not list((out / "p03").rglob("*.nii*")) and not list((out / "p03").rglob("*.npy"))
+    # No lungs (exit 3): recorded with the tool's line; the pictures come without the overlay,
+    # since they show why; no training input.
+    lungs = json.loads((out / "p04" / "lungs" / "status.json").read_text())
+    assert (lungs["ok"], lungs["exit"]) == (False, 3) and "no lungs found" in lungs["error"]
+    assert not (out / "p04" / "lungs" / "lungs.nii.gz").exists() and (out / "p04" / "thumbs" / "axial.png").is_file()
+    assert not (out / "p04" / "input" / "input.npy").exists()
 
 
 def test_statistics_come_from_the_patients_that_went_through(dataset):
     tmp, _ = dataset
     stats = json.loads((tmp / "out" / "stats.json").read_text())
-    assert len(stats["volumes"]) == 2
+    assert len(stats["volumes"]) == 3  # p04 has a volume, though no lungs
     # Merged from the patients' own fits, it equals a fit over their volumes.
-    refit = subprocess.run([BIN / "vol-normalize", "--fit", tmp / "out/p01/volume/hu_1mm.nii", tmp / "out/p02/volume/hu_1mm.nii",
+    refit = subprocess.run([BIN / "vol-normalize", "--fit", *(tmp / f"out/{p}/volume/hu_1mm.nii" for p in ("p01", "p02", "p04")),
                             "-o", "-", "-q"], capture_output=True, text=True, check=True)
     assert json.loads(refit.stdout)["mean"] == pytest.approx(stats["mean"], rel=1e-12)
     assert float((tmp / "out" / "mean.txt").read_text()) == stats["mean"]
@@ -102,7 +111,7 @@ def test_the_truncated_file_is_left_out_with_a_warning_the_report_shows(dataset)
     assert "truncated.dcm" in log and "warning" in log
     report = json.loads(subprocess.run([BIN / "ctprep-report", tmp / "out", "-o", tmp / "r.html", "--json", "-q"],
                                        capture_output=True, text=True, check=True).stdout)
-    assert report["failed"] == ["p03"]
+    assert report["failed"] == ["p03", "p04"]
     rows = {r["name"]: r for r in report["rows"]}
     assert any("truncated.dcm" in w for w in rows["p02"]["warnings"])
     assert rows["p02"]["series"]["patient_position"] == "FFS"
@@ -204,7 +213,7 @@ def test_cluster_profiles_dry_run(dataset, profile):
     text = run.stdout + run.stderr
     assert "This was a dry-run" in text
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", text, re.M))
-    assert counts.get("volume") == "3" and counts.get("report") == "1", counts
+    assert counts.get("volume") == "4" and counts.get("report") == "1", counts
     # The measured memory per step, as the profiles ask for it (first attempt).
     assert "mem_mb=800," in text and "mem_mb=520," in text
 
@@ -229,18 +238,19 @@ def test_report_in_a_real_browser(dataset, tmp_path):
     url = page.as_uri()
     # The DOM after the script ran: a sort asked for in the address is applied.
     dom = browser(f"--user-data-dir={tmp_path / 'u1'}", "--dump-dom", url + "#sort=patient-desc").stdout
-    assert rows_in_order(dom) == ["p03", "p02", "p01"]
+    assert rows_in_order(dom) == ["p04", "p03", "p02", "p01"]
     assert '<th data-key="patient" class="desc">' in dom
     dom = browser(f"--user-data-dir={tmp_path / 'u2'}", "--dump-dom", url + "#sort=flags-desc").stdout
-    assert rows_in_order(dom) == ["p03", "p02", "p01"]  # failed first, then p02's warning
+    assert rows_in_order(dom) == ["p04", "p03", "p02", "p01"]  # failed first (p04 also has two warnings), then p02
     dom = browser(f"--user-data-dir={tmp_path / 'u3'}", "--dump-dom", url).stdout
-    assert rows_in_order(dom) == ["p01", "p02", "p03"]
+    assert rows_in_order(dom) == ["p01", "p02", "p03", "p04"]
     assert re.search(r'<tr id="p-p03" data-patient="p03" class="failed flagged">', dom)
     assert re.search(r'<li data-patient="p03">.*no DICOM images found', dom)
-    assert '<span id="n-failed">1</span>' in dom and '<span id="n-patients">3</span>' in dom
-    # Every thumbnail of the two good patients loads (relative links next to the report).
+    assert re.search(r'<li data-patient="p04">.*no lungs found', dom)
+    assert '<span id="n-failed">2</span>' in dom and '<span id="n-patients">4</span>' in dom
+    # Every thumbnail loads (relative links next to the report): p01, p02 and p04's.
     imgs = re.findall(r'<img src="([^"]+)"', dom)
-    assert len(imgs) == 4 and all((page.parent / i).is_file() for i in imgs)
+    assert len(imgs) == 6 and all((page.parent / i).is_file() for i in imgs)
     shot = tmp_path / "report.png"
     browser(f"--user-data-dir={tmp_path / 'u4'}", "--window-size=1400,900", f"--screenshot={shot}", url)
     data = shot.read_bytes()

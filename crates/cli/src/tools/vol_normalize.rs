@@ -211,9 +211,9 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
 /// A statistics file written by `--fit`.
 fn read_stats(path: &str) -> Result<DatasetStats> {
     let text = std::fs::read_to_string(path).map_err(|e| ctprep_core::Error::io("cannot read", std::path::Path::new(path), e))?;
-    Ok(serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&text).map_err(|e| {
         usage_error(format!("'{path}' is not a --fit statistics file: {e}"), "create it with `vol-normalize --fit VOL... -o stats.json`")
-    })?)
+    })
 }
 
 fn fit(args: &Args, cx: &Cx) -> Result<Exit> {

@@ -103,7 +103,7 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
     if volume.is_none() && p.failure.is_none() && expect_volume {
         p.failure = Some(Failure {
             step: "volume".into(),
-            error: "no hu_1mm.nii.gz was made for this patient".into(),
+            error: "no 1 mm volume (hu_1mm.json) was made for this patient".into(),
             hint: "run the workflow on it again and read its error on stderr".into(),
         });
     }

@@ -169,31 +169,32 @@ fn histogram(rows: &[Patient]) -> String {
     for t in &totals {
         counts[((t.max(0.0) / BIN) as usize).min(bins - 1)] += 1;
     }
-    let top = *counts.iter().max().unwrap_or(&1) as f64;
-    let (w, h, bar) = (bins as f64 * 28.0 + 40.0, 140.0, 24.0);
+    let tallest = *counts.iter().max().unwrap_or(&1) as f64;
+    // `pad` leaves room for the count over the tallest bar.
+    let (w, h, bar, pad) = (bins as f64 * 28.0 + 40.0, 140.0, 24.0, 14.0);
     let mut svg = format!(
         r#"<svg id="histogram" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" role="img" aria-label="histogram of total lung volumes">"#,
-        h + 30.0
+        pad + h + 30.0
     );
     for (i, &c) in counts.iter().enumerate() {
         let x = 30.0 + i as f64 * 28.0;
-        let bh = c as f64 / top * h;
+        let bh = c as f64 / tallest * h;
         write!(
             svg,
             r#"<rect class="bar" data-count="{c}" x="{x}" y="{}" width="{bar}" height="{bh}"><title>{}-{} mL: {c}</title></rect>"#,
-            h - bh,
+            pad + h - bh,
             i as f64 * BIN,
             (i + 1) as f64 * BIN
         )
         .ok();
         if c > 0 {
-            write!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{c}</text>"#, x + bar / 2.0, h - bh - 3.0).ok();
+            write!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{c}</text>"#, x + bar / 2.0, pad + h - bh - 3.0).ok();
         }
         if i % 2 == 0 {
-            write!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{:.1}</text>"#, x, h + 16.0, i as f64 * BIN / 1000.0).ok();
+            write!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{:.1}</text>"#, x, pad + h + 16.0, i as f64 * BIN / 1000.0).ok();
         }
     }
-    write!(svg, r#"<text x="{}" y="{}" text-anchor="end">litres</text></svg>"#, w, h + 28.0).ok();
+    write!(svg, r#"<text x="{}" y="{}" text-anchor="end">litres</text></svg>"#, w, pad + h + 28.0).ok();
     svg
 }
 
