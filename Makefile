@@ -45,9 +45,10 @@ $(SNAKE)/.ready: workflow/requirements.txt
 	touch $@
 
 # The workflow with a real Snakemake on phantom patients, and its report in headless Chromium,
-# on the binaries `cargo test` built.
+# on the binaries `cargo test` built (`--no-run` builds them with the tests' features: `cargo
+# build` would recompile the workspace without them, minutes on a fresh machine).
 workflow-test: deps-browser $(SNAKE)/.ready
-	$(CARGO) build --locked --quiet
+	$(CARGO) test --no-run --locked --quiet --test cli
 	CTPREP_BIN=target/debug $(SNAKE)/bin/python -m pytest -q -p no:cacheprovider workflow/tests
 
 # A whole dataset: IN holds one folder of DICOM files per patient; everything lands in OUT,
