@@ -48,7 +48,7 @@ $(SNAKE)/.ready: workflow/requirements.txt
 # on the binaries `cargo test` built (`--no-run` builds them with the tests' features: `cargo
 # build` would recompile the workspace without them, minutes on a fresh machine).
 workflow-test: deps-browser $(SNAKE)/.ready
-	$(CARGO) test --no-run --locked --quiet --test cli
+	$(CARGO) test --workspace --no-run --locked --quiet
 	CTPREP_BIN=target/debug $(SNAKE)/bin/python -m pytest -q -p no:cacheprovider workflow/tests
 
 # A whole dataset: IN holds one folder of DICOM files per patient; everything lands in OUT,

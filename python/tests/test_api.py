@@ -150,8 +150,9 @@ def test_a_volumes_meta_and_kind_go_back_in_and_a_bad_kind_is_refused(hu_1mm):
 def test_two_patients_in_one_folder_warn_and_the_padding_shows_as_the_file_holds_it(tmp_path):
     for seed in (1, 2):
         tool("ct-phantom", tmp_path, "--size", 32, "--slices", 6, "--seed", seed, "-q")
-    with pytest.warns(UserWarning, match="2 patients") as caught:
+    with pytest.warns(UserWarning) as caught:
         vol = ctprep.load_series(tmp_path, axial_only=True)
+    assert any("2 patients" in str(w.message) for w in caught)
     assert any("tie" in str(w.message) for w in caught)
     assert vol.shape == (6, 32, 32)
     f = next(tmp_path.glob("*.dcm"))

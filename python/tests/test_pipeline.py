@@ -153,7 +153,8 @@ def test_to_hu_dtype_and_normalize_without_centering(phantom):
 def test_npy_without_sidecar_takes_the_given_spacing_and_ascii_stl(hu_1mm, work):
     bare = work / "bare.npy"
     np.save(bare, hu_1mm.array)
-    v = ctprep.read(bare, spacing=(2.5, 0.7, 0.7))
+    with pytest.warns(UserWarning, match="NPY without sidecar"):
+        v = ctprep.read(bare, spacing=(2.5, 0.7, 0.7))
     assert v.spacing == pytest.approx((2.5, 0.7, 0.7))
     verts, faces = ctprep.mesh(hu_1mm, level=400, step=2)
     stl = work / "bone_ascii.stl"
