@@ -64,12 +64,16 @@ fn find(dir: &Path, step: &str, name: &str) -> Option<PathBuf> {
     [dir.join(step).join(name), dir.join(name)].into_iter().find(|p| p.is_file())
 }
 
-fn read_json(path: &Option<PathBuf>) -> Option<Value> {
-    serde_json::from_str(&std::fs::read_to_string(path.as_ref()?).ok()?).ok()
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-fn text(path: Option<PathBuf>) -> String {
-    path.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
+impl Patient {
+    fn warn(&mut self, line: &str) {
+        if !self.warnings.iter().any(|w| w == line) {
+            self.warnings.push(line.to_string());
+        }
+    }
 }
 
 /// Gather one patient's row. `expect_volume`: the patient came from the input folder, so a
@@ -78,7 +82,7 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
     let mut p = Patient { name: name.to_string(), ..Default::default() };
     for step in STEPS {
         // Only the workflow writes these, one per step folder.
-        let status = read_json(&Some(dir.join(step).join("status.json")));
+        let status = read_json(&dir.join(step).join("status.json"));
         if let Some(s) = status {
             if s["ok"] == Value::Bool(false) && p.failure.is_none() {
                 p.failure = Some(Failure {
@@ -88,10 +92,10 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
                 });
             }
         }
-        let log = text(Some(dir.join(step).join("stderr.log")));
+        let log = std::fs::read_to_string(dir.join(step).join("stderr.log")).unwrap_or_default();
         for line in log.lines() {
-            if line.contains(": warning: ") && !p.warnings.iter().any(|w| w == line.trim()) {
-                p.warnings.push(line.trim().to_string());
+            if line.contains(": warning: ") {
+                p.warn(line.trim());
             }
             // dcm-stack's or hu-convert's (which reads the folder itself) choice of series.
             if let (true, Some((_, chosen))) = (step == "volume", line.split_once(": using series ")) {
@@ -99,7 +103,7 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
             }
         }
     }
-    let volume = read_json(&find(dir, "volume", "hu_1mm.json"));
+    let volume = find(dir, "volume", "hu_1mm.json").and_then(|f| read_json(&f));
     if volume.is_none() && p.failure.is_none() && expect_volume {
         p.failure = Some(Failure {
             step: "volume".into(),
@@ -117,7 +121,7 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
         p.series.gaps = v["meta"]["extra"]["gaps"].as_array().map(|a| a.len()).or(Some(0));
         p.series.shape_zyx = v["shape_zyx"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect());
     }
-    if let Some(q) = read_json(&find(dir, "lungs", "lungs_qc.json")) {
+    if let Some(q) = find(dir, "lungs", "lungs_qc.json").and_then(|f| read_json(&f)) {
         p.lungs = Some(LungQc {
             right_ml: q["right_ml"].as_f64(),
             left_ml: q["left_ml"].as_f64(),
@@ -132,10 +136,7 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
             },
         });
         for w in q["warnings"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            let line = format!("lung-seg: warning: {w}");
-            if !p.warnings.contains(&line) {
-                p.warnings.push(line);
-            }
+            p.warn(&format!("lung-seg: warning: {w}"));
         }
     }
     p.axial = find(dir, "thumbs", "axial.png");
@@ -145,6 +146,6 @@ pub fn patient(dir: &Path, name: &str, expect_volume: bool) -> Patient {
 
 /// The dataset statistics file: its mean and how many volumes it was fitted over.
 pub fn stats(out: &Path) -> Option<(f64, u64)> {
-    let v = read_json(&Some(out.join("stats.json")))?;
+    let v = read_json(&out.join("stats.json"))?;
     Some((v["mean"].as_f64()?, v["volumes"].as_array().map_or(0, |a| a.len() as u64)))
 }

@@ -61,33 +61,16 @@ pub struct Args {
 crate::tool_args!(Args);
 
 pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
-    if !args.dataset.is_dir() {
-        return Err(Error::bad_input(if args.dataset.exists() { "is not a folder" } else { "no such folder" })
-            .with_path(&args.dataset)
-            .with_hint("give the output folder of the workflow or of ctprep.mk (it holds one folder per patient)")
-            .into());
-    }
-    let mut names = subfolders(&args.dataset)?;
-    let expected = match &args.patients {
-        Some(dir) => {
-            if !dir.is_dir() {
-                return Err(Error::bad_input(if dir.exists() { "is not a folder" } else { "no such folder" })
-                    .with_path(dir)
-                    .with_hint("--patients takes the workflow's input folder of patient folders")
-                    .into());
-            }
-            let inputs = subfolders(dir)?;
-            names.retain(|n| inputs.contains(n));
-            inputs
-        }
-        None => Vec::new(),
+    let outputs = subfolders(&args.dataset, "give the output folder of the workflow or of ctprep.mk (it holds one folder per patient)")?;
+    // With the input folder, its patients are the rows: one that made nothing is a failure.
+    let (names, expected) = match &args.patients {
+        Some(dir) => (subfolders(dir, "--patients takes the workflow's input folder of patient folders")?, true),
+        None => (outputs, false),
     };
-    names.extend(expected.iter().filter(|n| !names.contains(n)).cloned().collect::<Vec<_>>());
-    names.sort();
     let mut rows: Vec<Patient> = names
         .iter()
-        .map(|n| gather::patient(&args.dataset.join(n), n, expected.contains(n)))
-        .filter(|p| expected.contains(&p.name) || p.failure.is_some() || p.series.slices.is_some() || p.lungs.is_some())
+        .map(|n| gather::patient(&args.dataset.join(n), n, expected))
+        .filter(|p| expected || p.failure.is_some() || p.series.slices.is_some() || p.lungs.is_some())
         .collect();
     if rows.is_empty() {
         return Err(Error::empty("no patient outputs found")
@@ -100,16 +83,16 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     let page_dir = args.output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let page = html::page(&rows, stats, &html::Images { embed: args.embed, page_dir })?;
     ctprep_core::io::write_file_atomic(&args.output, |w| w.write_all(page.as_bytes()))?;
-    let failed = rows.iter().filter(|p| p.failure.is_some()).count();
-    let flagged = rows.iter().filter(|p| !p.flags.is_empty()).count();
-    cx.info(format!("wrote {}: {} patients, {} failed, {} flagged", args.output.display(), rows.len(), failed, flagged));
+    let failed: Vec<&str> = rows.iter().filter(|p| p.failure.is_some()).map(|p| p.name.as_str()).collect();
+    let flagged: Vec<&str> = rows.iter().filter(|p| !p.flags.is_empty()).map(|p| p.name.as_str()).collect();
+    cx.info(format!("wrote {}: {} patients, {} failed, {} flagged", args.output.display(), rows.len(), failed.len(), flagged.len()));
     if args.json {
         use std::io::Write;
         let summary = serde_json::json!({
             "report": args.output,
             "patients": rows.len(),
-            "failed": rows.iter().filter(|p| p.failure.is_some()).map(|p| &p.name).collect::<Vec<_>>(),
-            "flagged": rows.iter().filter(|p| !p.flags.is_empty()).map(|p| &p.name).collect::<Vec<_>>(),
+            "failed": failed,
+            "flagged": flagged,
             "mean": stats.map(|s| s.0),
             "rows": rows,
         });
@@ -118,7 +101,12 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn subfolders(dir: &Path) -> Result<Vec<String>> {
+/// The sorted names of `dir`'s folders (hidden ones left out); `hint` if `dir` is not a folder.
+fn subfolders(dir: &Path, hint: &str) -> Result<Vec<String>> {
+    if !dir.is_dir() {
+        let what = if dir.exists() { "is not a folder" } else { "no such folder" };
+        return Err(Error::bad_input(what).with_path(dir).with_hint(hint).into());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read folder", dir, e))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
@@ -184,4 +172,39 @@ fn median(v: &[f64]) -> f64 {
     s.sort_by(f64::total_cmp);
     let n = s.len();
     if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gather::LungQc;
+
+    fn row(name: &str, right: f64, left: f64, found: u64) -> Patient {
+        let lungs = LungQc {
+            right_ml: Some(right),
+            left_ml: Some(left),
+            total_ml: Some(right + left),
+            lungs_found: Some(found),
+            ..Default::default()
+        };
+        Patient { name: name.into(), lungs: Some(lungs), ..Default::default() }
+    }
+
+    #[test]
+    fn a_dataset_outlier_and_a_single_lung_are_flagged() {
+        let args = Args::parse_from(["ctprep-report", "out", "-o", "r.html"]);
+        // Five ordinary patients around 5 L, one at 8 L (inside the absolute 1.5-9 L), one lung.
+        let mut rows: Vec<Patient> =
+            [2600.0, 2500.0, 2550.0, 2450.0, 2520.0].iter().enumerate().map(|(i, &r)| row(&format!("p{i}"), r, r * 0.9, 2)).collect();
+        rows.push(row("big", 4200.0, 3800.0, 2));
+        rows.push(row("one", 2500.0, 0.0, 1));
+        flag(&mut rows, &args);
+        assert!(rows[..5].iter().all(|p| p.flags.is_empty()), "{:?}", rows[..5].iter().map(|p| &p.flags).collect::<Vec<_>>());
+        assert_eq!(rows[5].flags, ["lung volume outlier (8000 mL; dataset median 4788)"]);
+        assert!(rows[6].flags.contains(&"one lung only".to_string()), "{:?}", rows[6].flags);
+        // Fewer than five patients: no outlier test.
+        let mut few = vec![row("a", 2500.0, 2250.0, 2), row("b", 4200.0, 3800.0, 2)];
+        flag(&mut few, &args);
+        assert!(few.iter().all(|p| p.flags.is_empty()));
+    }
 }
