@@ -133,6 +133,17 @@ impl Geometry {
         (0..3).max_by(|&a, &b| dot(self.direction[a], v).abs().total_cmp(&dot(self.direction[b], v).abs())).unwrap_or(0)
     }
 
+    /// The array axes (0 = slices) that run closest to the patient's head-feet, front-back and
+    /// right-left axes, in that order: [0, 1, 2] for an axial array, whichever way its axes
+    /// point. Each anatomical axis gets its own array axis (the assignment with the largest
+    /// total alignment), so oblique grids get one too.
+    pub fn anatomical_array_axes(&self) -> [usize; 3] {
+        const PERMS: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        // LPS z (head-feet), y (front-back), x (right-left), each against array axis p[k].
+        let fit = |p: &[usize; 3]| (0..3).map(|k| self.direction[array_axis(p[k])][2 - k].abs()).sum::<f64>();
+        PERMS.into_iter().max_by(|a, b| fit(a).total_cmp(&fit(b))).unwrap_or([0, 1, 2])
+    }
+
     /// The 4x4 index -> LPS affine.
     pub fn affine_lps(&self) -> Mat4 {
         let m = self.index_matrix();
@@ -466,5 +477,23 @@ mod tests {
         assert!(!g.is_orthogonal(1e-6));
         let back = Geometry::from_affine_ras(&g.affine_ras());
         assert!(close(back.index_to_world([3.0, 4.0, 5.0]), g.index_to_world([3.0, 4.0, 5.0]), 1e-9));
+    }
+
+    #[test]
+    fn anatomical_array_axes_find_head_feet_front_back_and_sides() {
+        // Axial, either way round: slices, rows, columns.
+        assert_eq!(Geometry::identity([1.0; 3]).anatomical_array_axes(), [0, 1, 2]);
+        let feet_first = Geometry { direction: [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]], ..Geometry::identity([1.0; 3]) };
+        assert_eq!(feet_first.anatomical_array_axes(), [0, 1, 2]);
+        // Coronal: columns run right-left, rows head to feet, slices front to back.
+        let coronal = Geometry { direction: [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], ..Geometry::identity([1.0; 3]) };
+        assert_eq!(coronal.anatomical_array_axes(), [1, 0, 2]);
+        // Sagittal: columns front-back, rows head to feet, slices right-left.
+        let sagittal = Geometry { direction: [[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]], ..Geometry::identity([1.0; 3]) };
+        assert_eq!(sagittal.anatomical_array_axes(), [1, 2, 0]);
+        // Oblique by 30 degrees about x: still axial.
+        let (c, s) = (30f64.to_radians().cos(), 30f64.to_radians().sin());
+        let oblique = Geometry { direction: [[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]], ..Geometry::identity([1.0; 3]) };
+        assert_eq!(oblique.anatomical_array_axes(), [0, 1, 2]);
     }
 }

@@ -100,6 +100,14 @@ pub struct LungQc {
     /// LPS bounding box of the mask (mm): [min, max] per axis.
     pub bbox_lps_mm: Option<[[f64; 2]; 3]>,
     pub airway_voxels_removed: u64,
+    /// Pieces of lung-density air (under a quarter of it at or below -950 HU) that the opening
+    /// had cut off a lung and were joined back to it (mL).
+    pub rejoined_ml: f64,
+    /// Air touching the lungs that was left out as gas (a quarter or more of it at or below
+    /// -950 HU), such as the stomach's under the diaphragm (mL).
+    pub adjacent_air_left_out_ml: f64,
+    /// Tissue in dents of the lungs' costal surface filled as enclosed lesions (mL).
+    pub costal_dents_filled_ml: f64,
     pub fallback: Option<String>,
     pub warnings: Vec<String>,
 }
@@ -114,6 +122,18 @@ pub struct LungResult {
 /// The robust default: body first, air inside it, airways tracked and removed, each lung opened
 /// away from gas below the diaphragm, closed and filled.
 pub fn robust(vol: &Volume, o: &LungOptions) -> Result<LungResult> {
+    // The steps below read array axis 0 as head-feet and axis 1 as front-back: a sagittal or
+    // coronal array is segmented as an axial copy and its labels put back in its own order.
+    let order = vol.geometry.anatomical_array_axes();
+    if order != [0, 1, 2] {
+        let mut r = robust(&vol.permuted(order), o)?;
+        let mut back = [0; 3];
+        for (k, &a) in order.iter().enumerate() {
+            back[a] = k;
+        }
+        r.labels = r.labels.permuted_axes(back).as_standard_layout().into_owned();
+        return Ok(r);
+    }
     let sp = vol.geometry.spacing;
     let first = robust_once(vol, o, 0.0)?;
     if implausibility(&first.qc).is_none() {
@@ -147,9 +167,9 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let sp = vol.geometry.spacing;
     let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
     let mut qc = LungQc::default();
-    let dense = dense_voxels(vol);
+    let mut dense = dense_voxels(vol);
     let shape = dense.raw_dim();
-    let body = body_mask(&dense, body_close, sp)?;
+    let body = body_mask(&mut dense, body_close, sp)?;
     let body_voxels = count_nonzero(&body) as f64;
     let mut air = inside_air(&dense, &body);
     // Volume-sized masks are dropped as soon as they are used up: lung-seg's peak memory.
@@ -159,6 +179,12 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let head_last = vol.geometry.direction[2][2] >= 0.0;
         let tree = track_airways(&mut air, &body, sp, head_last);
         qc.airway_voxels_removed = cut_around(&mut air, &tree);
+        if tree.is_empty() {
+            qc.warnings.push(
+                "the trachea was not found (no tube of air down the mid-line into the lungs): the airways stay inside the lung labels"
+                    .into(),
+            );
+        }
     }
     let (grown, n_seeds) = seed_and_grow(air, sp, &mut qc);
     let lungs = pick_lungs(grown.counts(), n_seeds, voxel_ml);
@@ -166,20 +192,22 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         qc.lungs_found = 0;
         return Ok(LungResult { labels: Array3::zeros(shape), qc });
     }
-    // Each lung is a label of `source`; the full-size 0/1 copies are made only to split.
+    // Each lung is a set of labels of `source`; the full-size 0/1 copies are made only to split.
     let mut source = grown;
-    let mut ids: Vec<u32> = lungs.iter().map(|&l| l as u32).collect();
+    let mut ids: Vec<Vec<u32>> = lungs.iter().map(|&l| vec![l as u32]).collect();
+    let mut known = rejoin_lung_pieces(vol, &source, &mut ids, &mut qc);
     // One piece: the lungs touch (or a bronchus still joins them). Erode until it splits in two.
     if ids.len() == 1 {
         let [nz, ny, nx] = [shape[0], shape[1], shape[2]];
-        let piece = source.mask(ids[0], [(0, nz), (0, ny), (0, nx)]);
+        let piece = source.mask(&ids[0], [(0, nz), (0, ny), (0, nx)]);
         if let Some(seeds) = split_in_two(&piece, 12) {
             source = Seeded::Few(grow_from_blocks(&seeds.view(), [1, 1, 1], &piece));
-            ids = vec![1, 2];
+            ids = vec![vec![1], vec![2]];
+            known.clear();
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
     }
-    let (mut labels, mut region) = close_and_fill(vol, &source, &ids, &body, o);
+    let (mut labels, mut region) = close_and_fill(vol, &source, &ids, &known, &body, o, &mut qc);
     drop(source);
     if o.dilate_mm > 0.0 {
         let all = labels.mapv(|v| u8::from(v != 0));
@@ -195,20 +223,112 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     Ok(LungResult { labels, qc })
 }
 
-/// The body: the largest component denser than -320 HU (the table is another one), closed by
-/// `body_close` mm when asked, holes filled per slice.
-fn body_mask(dense: &Array3<u8>, body_close: f64, sp: [f64; 3]) -> Result<Array3<u8>> {
-    let dense_parts = Components::new(&dense.view(), Connectivity::Six, |v| v != 0);
+/// Dense runs front to back shorter than this (mm) are a table's skin, not the body's wall.
+const THIN_MM: f64 = 4.0;
+/// How far (mm) the body grows back into such thin runs: a thin stretch of its own wall.
+const THIN_REGROW_MM: f64 = 10.0;
+
+/// The body: the largest component denser than -320 HU, closed by `body_close` mm when asked,
+/// holes filled per slice. The skins of a carbon-fibre table join the body where the patient
+/// lies on it and enclose the table's air-like core, which would be air inside the body, larger
+/// than a lung. So dense runs from front to back thinner than `THIN_MM` are left out when the
+/// body is picked (marked 2 in `dense`: still not air), then the body grows back into them by
+/// `THIN_REGROW_MM`: a thin stretch of its own wall comes back, the table's far skin (a table's
+/// depth away) does not. Both lengths are in mm: the result does not depend on the grid.
+fn body_mask(dense: &mut Array3<u8>, body_close: f64, sp: [f64; 3]) -> Result<Array3<u8>> {
+    let thin = mark_thin_runs(dense, (THIN_MM / sp[1]).ceil() as usize);
+    let dense_parts = Components::new(&dense.view(), Connectivity::Six, |v| v == 1);
     let Some(body_label) = largest_label(&dense_parts.sizes(), Some(0)) else {
         return Err(Error::empty("no body found: nothing denser than -320 HU").with_hint("is the input in HU? run hu-convert first"));
     };
     let mut body = dense_parts.paint(0u8, |l| (l as usize == body_label).then_some(1));
     drop(dense_parts);
+    regrow_into_thin(&mut body, dense, &thin, (THIN_REGROW_MM / sp[0].min(sp[1])).ceil() as usize);
     if body_close > 0.0 {
         body = close_mm(&body, body_close, sp);
     }
     fill_holes_2d(&mut body, usize::MAX);
     Ok(body)
+}
+
+/// Grow `body` through the voxels marked 2 in `dense` (flat indices `thin`), `steps` 6-neighbour
+/// steps from where they touch it.
+fn regrow_into_thin(body: &mut Array3<u8>, dense: &Array3<u8>, thin: &[usize], steps: usize) {
+    let dims = body.dim();
+    let (d, b) = (dense.as_slice().expect("standard layout"), body.as_slice_mut().expect("standard layout"));
+    let mut front: Vec<usize> = thin
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let mut touches = false;
+            crate::morph::face_neighbours(i, dims, |j| touches |= b[j] == 1);
+            touches
+        })
+        .collect();
+    for _ in 0..steps {
+        for &i in &front {
+            b[i] = 1;
+        }
+        let mut next = Vec::new();
+        for &i in &front {
+            crate::morph::face_neighbours(i, dims, |j| {
+                if d[j] == 2 && b[j] == 0 {
+                    b[j] = 1;
+                    next.push(j);
+                }
+            });
+        }
+        if next.is_empty() {
+            break;
+        }
+        front = next;
+    }
+}
+
+/// Mark 2 the runs of 1s along array axis 1 (front to back) shorter than `min_run` voxels;
+/// returns their flat indices.
+fn mark_thin_runs(dense: &mut Array3<u8>, min_run: usize) -> Vec<usize> {
+    let (_, ny, nx) = dense.dim();
+    let plane_len = ny * nx;
+    // Run lengths saturate at `min_run`: only shorter ones matter, and they fit a byte.
+    let cap = min_run.min(255) as u8;
+    let data = dense.as_slice_mut().expect("standard layout");
+    let per_plane: Vec<Vec<usize>> = data
+        .par_chunks_mut(plane_len)
+        .enumerate()
+        .map(|(z, plane)| {
+            let mut thin = Vec::new();
+            // Length of the run of 1s ending at the previous row, per column; and per column
+            // whether a short run ends at this row (row by row, so both loops vectorize).
+            let mut run = vec![0u8; nx];
+            let mut ends = vec![0u8; nx];
+            let empty = vec![0u8; nx];
+            for y in 0..=ny {
+                let row = if y < ny { &plane[y * nx..(y + 1) * nx] } else { &empty[..] };
+                let mut any = 0u8;
+                for ((r, e), &v) in run.iter_mut().zip(ends.iter_mut()).zip(row) {
+                    // Branch-free (bitwise, not short-circuit) so that it vectorizes.
+                    let here = u8::from(v != 0);
+                    *e = (here ^ 1) & u8::from(*r != 0) & u8::from(*r < cap);
+                    any |= *e;
+                    *r = r.saturating_add(1).min(cap) & here.wrapping_neg();
+                }
+                if any == 0 {
+                    continue;
+                }
+                for x in (0..nx).filter(|&x| ends[x] != 0) {
+                    let mut yy = y;
+                    while yy > 0 && plane[(yy - 1) * nx + x] == 1 {
+                        yy -= 1;
+                        plane[yy * nx + x] = 2;
+                        thin.push(z * plane_len + yy * nx + x);
+                    }
+                }
+            }
+            thin
+        })
+        .collect();
+    per_plane.concat()
 }
 
 /// Air (not dense) inside the body.
@@ -269,13 +389,143 @@ fn pick_lungs(counts: &[u64], n_seeds: usize, voxel_ml: f64) -> Vec<usize> {
     lungs
 }
 
-/// Each lung closed (inside the body) and filled, then pasted as label 1 (right) or 2 (left);
-/// also the union of the lungs' boxes, where QC looks.
-fn close_and_fill(vol: &Volume, source: &Seeded, ids: &[u32], body: &Array3<u8>, o: &LungOptions) -> (Array3<u8>, Option<Box3>) {
+/// Air at or below this (HU) is gas, or emphysema.
+const GAS_HU: f64 = -950.0;
+/// A piece with less than this share of its voxels at or below `GAS_HU` holds lung tissue:
+/// normal lung has a few percent there, gas under the diaphragm most (the stomach of the chest
+/// series 57%, with its partial volume and contents).
+const LUNG_MAX_GAS_SHARE: f64 = 0.25;
+
+/// The opening that seeds the lungs can cut a part of a lung off through a narrow neck (a lower
+/// lobe behind a thick fissure, denser lung joined along a thin band): that part grows as a piece
+/// of its own and would be dropped. A piece that touches a lung (or a piece joined to one) and
+/// holds lung tissue, not gas, joins that lung; gas touching the lungs (the stomach's, bowel's,
+/// through the diaphragm's partial volume) stays out, and is counted. A gas piece touching a
+/// lung above the lung's middle cannot be below the diaphragm: warned about, as what was left
+/// out may be lung (emphysema, a bulla).
+fn rejoin_lung_pieces(vol: &Volume, source: &Seeded, lungs: &mut [Vec<u32>], qc: &mut LungQc) -> Vec<(u32, crate::morph::LabelBox)> {
+    let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
+    let owner = |lungs: &[Vec<u32>], l: u32| lungs.iter().position(|g| g.contains(&l));
+    let neighbours = |x: u32| {
+        source.contacts().iter().filter_map(move |&((a, b), n)| {
+            if a == x {
+                Some((b, n))
+            } else if b == x {
+                Some((a, n))
+            } else {
+                None
+            }
+        })
+    };
+    // Every piece the lungs reach through touching pieces, with its box: one pass over the
+    // labels for all of them, the lungs' included (close_and_fill reuses them).
+    let mut reach: Vec<u32> = lungs.concat();
+    let mut i = 0;
+    while i < reach.len() {
+        for (y, _) in neighbours(reach[i]) {
+            if !reach.contains(&y) {
+                reach.push(y);
+            }
+        }
+        i += 1;
+    }
+    let boxes: Vec<(u32, crate::morph::LabelBox)> = reach.iter().copied().zip(source.boxes(&reach)).collect();
+    let box_of = |id: u32| boxes.iter().find(|(l, _)| *l == id).map(|(_, b)| *b);
+    let rescale = vol.meta.rescale.unwrap_or(Rescale::IDENTITY);
+    let hu_at = |p: [usize; 3]| crate::with_data!(&vol.data, a => rescale.apply(a[p].to_f64()));
+    // Pieces touching a lung, nearest first; gas pieces left out, each with the lung it touches.
+    let mut seen: Vec<u32> = lungs.concat();
+    let mut frontier: Vec<u32> = lungs.concat();
+    let mut gas: Vec<(usize, crate::morph::LabelBox)> = Vec::new();
+    while !frontier.is_empty() {
+        let mut touching: Vec<u32> = Vec::new();
+        for &x in &frontier {
+            for (y, _) in neighbours(x) {
+                if !seen.contains(&y) && !touching.contains(&y) {
+                    touching.push(y);
+                }
+            }
+        }
+        frontier.clear();
+        for piece in touching {
+            seen.push(piece);
+            let Some(b) = box_of(piece).filter(|b| b.count > 0) else { continue };
+            let bx: Box3 = std::array::from_fn(|a| (b.lo_zyx[a], b.hi_zyx[a] + 1));
+            // The lung it touches most, among lungs and the pieces already joined to them.
+            let Some((k, _)) = neighbours(piece).filter_map(|(other, n)| owner(lungs, other).map(|k| (k, n))).max_by_key(|&(_, n)| n)
+            else {
+                continue;
+            };
+            let gas_share = source.mean_over(piece, bx, &|p| f64::from(u8::from(hu_at(p) <= GAS_HU)));
+            if gas_share < LUNG_MAX_GAS_SHARE {
+                lungs[k].push(piece);
+                qc.rejoined_ml += b.count as f64 * voxel_ml;
+                frontier.push(piece);
+            } else {
+                gas.push((k, b));
+            }
+        }
+    }
+    // Gas left out: where it lies along head-feet against the lung it touches.
+    for (k, b) in gas {
+        qc.adjacent_air_left_out_ml += b.count as f64 * voxel_ml;
+        let (mut n, mut sum) = (0u64, [0.0f64; 3]);
+        for lb in lungs[k].iter().filter_map(|&id| box_of(id)) {
+            n += lb.count;
+            for a in 0..3 {
+                sum[a] += lb.index_sum_xyz[a];
+            }
+        }
+        let lung_z = vol.geometry.index_to_world(sum.map(|v| v / n.max(1) as f64))[2];
+        let piece_z = vol.geometry.index_to_world(b.index_sum_xyz.map(|v| v / b.count as f64))[2];
+        let ml = b.count as f64 * voxel_ml;
+        // LPS z grows towards the head.
+        if ml >= 20.0 && piece_z > lung_z {
+            qc.warnings.push(format!(
+                "{ml:.0} mL of air touching a lung was left out as gas (mostly at or below {GAS_HU} HU) although it lies above the lung's middle: emphysema or a bulla? check it"
+            ));
+        }
+    }
+    boxes
+}
+
+/// Each lung (a set of grown labels) closed (inside the body), filled, its costal dents filled,
+/// then pasted as label 1 (right) or 2 (left); also the union of the lungs' boxes, where QC looks.
+fn close_and_fill(
+    vol: &Volume,
+    source: &Seeded,
+    ids: &[Vec<u32>],
+    known: &[(u32, crate::morph::LabelBox)],
+    body: &Array3<u8>,
+    o: &LungOptions,
+    qc: &mut LungQc,
+) -> (Array3<u8>, Option<Box3>) {
     let sp = vol.geometry.spacing;
     let shape = body.raw_dim();
     let dims = [shape[0], shape[1], shape[2]];
-    let boxes = source.boxes(ids);
+    let flat: Vec<u32> = ids.concat();
+    // The pieces' boxes: those already measured, or one pass for all.
+    let measured: Option<Vec<crate::morph::LabelBox>> =
+        flat.iter().map(|id| known.iter().find(|(l, _)| l == id).map(|(_, b)| *b)).collect();
+    let piece_boxes = measured.unwrap_or_else(|| source.boxes(&flat));
+    // One box per lung: the union of its pieces'.
+    let boxes: Vec<crate::morph::LabelBox> = ids
+        .iter()
+        .map(|g| {
+            let mut u = crate::morph::LabelBox { count: 0, index_sum_xyz: [0.0; 3], lo_zyx: [usize::MAX; 3], hi_zyx: [0; 3] };
+            for (id, b) in flat.iter().zip(&piece_boxes) {
+                if g.contains(id) && b.count > 0 {
+                    u.count += b.count;
+                    for a in 0..3 {
+                        u.index_sum_xyz[a] += b.index_sum_xyz[a];
+                        u.lo_zyx[a] = u.lo_zyx[a].min(b.lo_zyx[a]);
+                        u.hi_zyx[a] = u.hi_zyx[a].max(b.hi_zyx[a]);
+                    }
+                }
+            }
+            u
+        })
+        .collect();
     // Patient's right is -x in LPS: the lung whose centroid (the affine map of the index
     // centroid) has the smaller x is the right one.
     let centroid_x = |b: &crate::morph::LabelBox| vol.geometry.index_to_world(b.index_sum_xyz.map(|v| v / b.count.max(1) as f64))[0];
@@ -283,6 +533,9 @@ fn close_and_fill(vol: &Volume, source: &Seeded, ids: &[u32], body: &Array3<u8>,
     if ids.len() == 2 && centroid_x(&boxes[0]) > centroid_x(&boxes[1]) {
         order.swap(0, 1);
     }
+    // The chest's axis in each axial plane, (y, x) in voxels: the lungs' joint centroid.
+    let total: u64 = boxes.iter().map(|b| b.count).sum();
+    let axis_yx = [1, 0].map(|a| boxes.iter().map(|b| b.index_sum_xyz[a]).sum::<f64>() / total.max(1) as f64);
     let mut labels = Array3::<u8>::zeros(shape);
     let mut region: Option<Box3> = None;
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
@@ -297,7 +550,7 @@ fn close_and_fill(vol: &Volume, source: &Seeded, ids: &[u32], body: &Array3<u8>,
         let b = crate::morph::grow_box(boxes[k].lo_zyx, boxes[k].hi_zyx, [0; 3], dims);
         region = Some(region.map_or(b, |r| std::array::from_fn(|a| (r[a].0.min(b[a].0), r[a].1.max(b[a].1)))));
         let bx = in_box(b);
-        let mut m = source.mask(ids[k], b);
+        let mut m = source.mask(&ids[k], b);
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
@@ -306,6 +559,9 @@ fn close_and_fill(vol: &Volume, source: &Seeded, ids: &[u32], body: &Array3<u8>,
         // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
         fill_holes_2d(&mut m, (2000.0 / (sp[0] * sp[1])) as usize);
         fill_holes_3d(&mut m);
+        let centre = [axis_yx[0] - b[1].0 as f64, axis_yx[1] - b[2].0 as f64];
+        let dents = fill_costal_dents(&mut m, &body.slice(bx), centre, [sp[1], sp[0]]);
+        qc.costal_dents_filled_ml += dents as f64 * vol.voxel_volume_mm3() / 1000.0;
         let lab = if ids.len() == 2 { i as u8 + 1 } else { 1 };
         Zip::from(&mut labels.slice_mut(bx)).and(&m).par_for_each(|d, &v| {
             if v != 0 && *d == 0 {
@@ -314,6 +570,162 @@ fn close_and_fill(vol: &Volume, source: &Seeded, ids: &[u32], body: &Array3<u8>,
         });
     }
     (labels, region)
+}
+
+/// Largest area (mm^2) of one dent in one slice that counts as a lesion: a 6 cm mass.
+const DENT_MAX_MM2: f64 = 3000.0;
+
+/// Policy: a lesion the lung encloses is lung (the tutorial's fill means this). A mass or
+/// consolidation on the costal pleura is enclosed by lung on its inner side and the chest wall
+/// on its outer one, and a closing can fill only dents narrower than its ball. Per axial slice,
+/// the dents of the lung's convex hull on the lateral side of the lung (beyond its centroid,
+/// away from the chest's mid-line `centre_yx`) whose mouth faces the chest wall (farther from
+/// the chest's axis than the lung's centroid) are filled when at most `DENT_MAX_MM2`; the
+/// mediastinal side (heart, hilum, spine, the dome a lung wraps around) never is. Returns the
+/// voxels added.
+fn fill_costal_dents(m: &mut Array3<u8>, body: &ArrayView3<u8>, centre_yx: [f64; 2], sp_yx: [f64; 2]) -> u64 {
+    let max_area = (DENT_MAX_MM2 / (sp_yx[0] * sp_yx[1])) as u64;
+    m.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(body.axis_iter(Axis(0)).into_par_iter())
+        .map(|(mut s, body)| {
+            let (ny, nx) = s.dim();
+            // The hull of the slice's lung, from each row's first and last lung voxel.
+            let mut pts: Vec<(f64, f64)> = Vec::new();
+            let (mut n, mut sy, mut sx) = (0u64, 0.0, 0.0);
+            for (y, row) in s.outer_iter().enumerate() {
+                let (mut first, mut last, mut count, mut sum) = (usize::MAX, 0, 0usize, 0usize);
+                for (x, &v) in row.iter().enumerate() {
+                    if v != 0 {
+                        first = first.min(x);
+                        last = x;
+                        count += 1;
+                        sum += x;
+                    }
+                }
+                if count > 0 {
+                    pts.push((first as f64, y as f64));
+                    pts.push((last as f64, y as f64));
+                    n += count as u64;
+                    sy += (y * count) as f64;
+                    sx += sum as f64;
+                }
+            }
+            if pts.len() < 6 {
+                return 0;
+            }
+            let hull = convex_hull(pts);
+            // Inside the hull, not lung: the dents.
+            let spans: Vec<Option<(usize, usize)>> = (0..ny)
+                .map(|y| hull_span(&hull, y as f64).map(|(a, b)| (a.ceil().max(0.0) as usize, (b.floor().max(0.0) as usize).min(nx - 1))))
+                .collect();
+            let span = |y: usize| spans[y];
+            let dist = |y: f64, x: f64| (((y - centre_yx[0]) * sp_yx[0]).powi(2) + ((x - centre_yx[1]) * sp_yx[1]).powi(2)).sqrt();
+            let lung_dist = dist(sy / n as f64, sx / n as f64);
+            // Only voxels lateral of the lung's centroid (farther from the mid-line, on its side)
+            // can be in a costal dent: the mediastinal side, where the hull spans the heart, the
+            // hilum and the spine, is never labelled.
+            let lung_x = sx / n as f64;
+            let outward = (lung_x - centre_yx[1]).signum();
+            let mut dent = ndarray::Array2::<u8>::zeros((ny, nx));
+            let (mut lo, mut hi) = ([usize::MAX; 2], [0usize; 2]);
+            for y in 0..ny {
+                let Some((a, b)) = span(y) else { continue };
+                for x in a..=b {
+                    if s[[y, x]] == 0 && body[[y, x]] != 0 && (x as f64 - lung_x) * outward > 0.0 {
+                        dent[[y, x]] = 1;
+                        lo = [lo[0].min(y), lo[1].min(x)];
+                        hi = [hi[0].max(y), hi[1].max(x)];
+                    }
+                }
+            }
+            if lo[0] == usize::MAX {
+                return 0;
+            }
+            // Labelled in the dents' own box.
+            let (oy, ox) = (lo[0], lo[1]);
+            let (lab, k) = label2d(&dent.slice(ndarray::s![lo[0]..=hi[0], lo[1]..=hi[1]]), false);
+            // Per dent: area, and the mouth (dent voxels with a 4-neighbour outside the hull).
+            let mut area = vec![0u64; k + 1];
+            let mut mouth = vec![(0u64, 0.0f64, 0.0f64); k + 1];
+            let inside = |y: isize, x: isize| {
+                y >= 0 && (y as usize) < ny && span(y as usize).is_some_and(|(a, b)| x >= a as isize && x <= b as isize)
+            };
+            for ((y, x), &l) in lab.indexed_iter() {
+                if l == 0 {
+                    continue;
+                }
+                let (y, x) = (y + oy, x + ox);
+                area[l as usize] += 1;
+                let (yi, xi) = (y as isize, x as isize);
+                if [(yi - 1, xi), (yi + 1, xi), (yi, xi - 1), (yi, xi + 1)].iter().any(|&(a, b)| !inside(a, b)) {
+                    let e = &mut mouth[l as usize];
+                    *e = (e.0 + 1, e.1 + y as f64, e.2 + x as f64);
+                }
+            }
+            let keep: Vec<bool> = (0..=k)
+                .map(|l| {
+                    l > 0
+                        && area[l] <= max_area
+                        && mouth[l].0 > 0
+                        && dist(mouth[l].1 / mouth[l].0 as f64, mouth[l].2 / mouth[l].0 as f64) > lung_dist
+                })
+                .collect();
+            let mut added = 0u64;
+            for ((y, x), &l) in lab.indexed_iter() {
+                if keep[l as usize] {
+                    s[[y + oy, x + ox]] = 1;
+                    added += 1;
+                }
+            }
+            added
+        })
+        .sum()
+}
+
+/// Convex hull (counter-clockwise, no collinear points) of (x, y) points: Andrew's monotone chain.
+fn convex_hull(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    pts.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    pts.dedup();
+    if pts.len() < 3 {
+        return pts;
+    }
+    let cross = |o: (f64, f64), a: (f64, f64), b: (f64, f64)| (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0);
+    let mut hull: Vec<(f64, f64)> = Vec::with_capacity(2 * pts.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &(f64, f64)>> = if pass == 0 { Box::new(pts.iter()) } else { Box::new(pts.iter().rev()) };
+        for &p in iter {
+            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0.0 {
+                hull.pop();
+            }
+            hull.push(p);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// The x range where row `y` crosses a convex polygon (points (x, y)), if it does.
+fn hull_span(hull: &[(f64, f64)], y: f64) -> Option<(f64, f64)> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for i in 0..hull.len() {
+        let (a, b) = (hull[i], hull[(i + 1) % hull.len()]);
+        if (a.1 - y) * (b.1 - y) > 0.0 {
+            continue;
+        }
+        let xs = if a.1 == b.1 {
+            [a.0, b.0]
+        } else {
+            let x = a.0 + (y - a.1) / (b.1 - a.1) * (b.0 - a.0);
+            [x, x]
+        };
+        for x in xs {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+    }
+    (lo <= hi).then_some((lo, hi))
 }
 
 /// Volumes, body fraction, mean HU and world bounding box of the labels, each in one parallel
@@ -453,6 +865,8 @@ struct Grown<L> {
     padded: Array3<L>,
     /// Voxels per label (index 0 counts nothing).
     counts: Vec<u64>,
+    /// Pairs of labels (smaller first) that touch, with how many face contacts they share.
+    contacts: Vec<((u32, u32), u64)>,
 }
 
 impl<L: Label> Grown<L> {
@@ -462,9 +876,21 @@ impl<L: Label> Grown<L> {
         self.padded.slice(ndarray::s![1..pz - 1, 1..py - 1, 1..px - 1])
     }
 
-    /// 1 where label `id` is, inside the box of (z, y, x) ranges `b`.
-    fn mask(&self, id: u32, b: Box3) -> Array3<u8> {
-        Zip::from(self.labels().slice(in_box(b))).par_map_collect(|&v| u8::from(Into::<u32>::into(v) == id))
+    /// 1 where one of labels `ids` is, inside the box of (z, y, x) ranges `b`.
+    fn mask(&self, ids: &[u32], b: Box3) -> Array3<u8> {
+        Zip::from(self.labels().slice(in_box(b))).par_map_collect(|&v| u8::from(ids.contains(&Into::<u32>::into(v))))
+    }
+
+    /// Mean of `value` over label `id`'s voxels inside box `b` (its box).
+    fn mean_over(&self, id: u32, b: Box3, value: &(dyn Fn([usize; 3]) -> f64 + Sync)) -> f64 {
+        let (n, sum) = Zip::indexed(self.labels().slice(in_box(b))).par_fold(
+            || (0u64, 0.0f64),
+            |(n, s), (z, y, x), &v| {
+                if Into::<u32>::into(v) == id { (n + 1, s + value([z + b[0].0, y + b[1].0, x + b[2].0])) } else { (n, s) }
+            },
+            |a, c| (a.0 + c.0, a.1 + c.1),
+        );
+        sum / n.max(1) as f64
     }
 }
 
@@ -482,6 +908,13 @@ impl Seeded {
         }
     }
 
+    fn contacts(&self) -> &[((u32, u32), u64)] {
+        match self {
+            Seeded::Few(g) => &g.contacts,
+            Seeded::Many(g) => &g.contacts,
+        }
+    }
+
     fn boxes(&self, ids: &[u32]) -> Vec<crate::morph::LabelBox> {
         match self {
             Seeded::Few(g) => crate::morph::label_boxes(&g.labels(), ids),
@@ -489,10 +922,17 @@ impl Seeded {
         }
     }
 
-    fn mask(&self, id: u32, b: Box3) -> Array3<u8> {
+    fn mask(&self, ids: &[u32], b: Box3) -> Array3<u8> {
         match self {
-            Seeded::Few(g) => g.mask(id, b),
-            Seeded::Many(g) => g.mask(id, b),
+            Seeded::Few(g) => g.mask(ids, b),
+            Seeded::Many(g) => g.mask(ids, b),
+        }
+    }
+
+    fn mean_over(&self, id: u32, b: Box3, value: &(dyn Fn([usize; 3]) -> f64 + Sync)) -> f64 {
+        match self {
+            Seeded::Few(g) => g.mean_over(id, b, value),
+            Seeded::Many(g) => g.mean_over(id, b, value),
         }
     }
 }
@@ -540,21 +980,37 @@ fn grow_from_blocks<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>,
         counts[slot(lab[i])] += 1;
     }
     let mut next = Vec::new();
+    // Where two labels meet, one of the two voxels is processed after the other was labelled:
+    // every contact is seen here.
+    let mut touching: Vec<(L, L)> = Vec::new();
     while !frontier.is_empty() {
         next.clear();
         for &i in &frontier {
             let l = lab[i];
             for j in [i - 1, i + 1, i - px, i + px, i - plane, i + plane] {
-                if lab[j] == L::OPEN {
+                let lj = lab[j];
+                if lj == L::OPEN {
                     lab[j] = l;
                     counts[slot(l)] += 1;
                     next.push(j);
+                } else if lj != l && lj != L::default() {
+                    touching.push((l, lj));
                 }
             }
         }
         std::mem::swap(&mut frontier, &mut next);
     }
-    Grown { padded: Array3::from_shape_vec((nz + 2, py, px), lab).expect("same shape"), counts }
+    let mut pairs: Vec<(u32, u32)> =
+        touching.into_iter().map(|(a, b)| (slot(a).min(slot(b)) as u32, slot(a).max(slot(b)) as u32)).collect();
+    pairs.sort_unstable();
+    let mut contacts: Vec<((u32, u32), u64)> = Vec::new();
+    for p in pairs {
+        match contacts.last_mut() {
+            Some((q, n)) if *q == p => *n += 1,
+            _ => contacts.push((p, 1)),
+        }
+    }
+    Grown { padded: Array3::from_shape_vec((nz + 2, py, px), lab).expect("same shape"), counts, contacts }
 }
 
 /// Clear the voxels at flat indices `tree` and their 6-neighbours (the airway wall's partial
@@ -576,17 +1032,20 @@ fn cut_around(air: &mut Array3<u8>, tree: &[usize]) -> u64 {
     removed
 }
 
-/// Trachea and main bronchi, as flat voxel indices (and marked 2 in `air`): a small air
-/// component near the body's midline at the top of the scan, grown through the air in 3-D until
-/// the growth front explodes (it leaked into a lung), with the leaking fronts removed again.
+/// Trachea and main bronchi, as flat voxel indices (and marked 2 in `air`), found by anatomy
+/// wherever the scan starts: going from the head end plane by plane, each small air component
+/// near the body's mid-line is grown through the air in 3-D (6-neighbours) until the growth
+/// front explodes, i.e. it has run down a tube into a lung; the leaking fronts are removed again.
+/// A pocket that closes without reaching a lung (a sinus, the mouth, a blocked pharynx) is passed
+/// over with everything it holds, and the search goes on below it. If no tube reaches a lung (a
+/// trachea blocked by mucus, bronchi not resolved), the longest closed tube running at least
+/// 40 mm along the body is taken. Planes are array axis 0, the head-feet axis (`robust` hands
+/// over an axial layout); `head_last` says which end is the head.
 fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: bool) -> Vec<usize> {
     let (nz, _, _) = air.dim();
     let px_mm2 = sp[0] * sp[1];
     let max_area = 900.0 / px_mm2; // trachea up to ~34 mm across
-    // Slices run along +z index; the head end is either end, and the geometry says which
-    // (`head_last`, from the slice direction in LPS). The trachea is then the small air component
-    // near the body's midline in the first slices from that end.
-    let candidates = |z: usize| -> Vec<(u32, Vec<(usize, usize)>)> {
+    let candidates = |air: &Array3<u8>, z: usize| -> Vec<Vec<(usize, usize)>> {
         let s = air.index_axis(Axis(0), z);
         let (l, n) = label2d(&s, false);
         let mut comps: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n + 1];
@@ -595,58 +1054,97 @@ fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_las
                 comps[v as usize].push((y, x));
             }
         }
-        comps.into_iter().enumerate().skip(1).map(|(i, c)| (i as u32, c)).collect()
+        comps.into_iter().skip(1).collect()
     };
-    let body_mid = |z: usize| -> Option<(f64, f64)> {
+    let body_mid_x = |z: usize| -> Option<f64> {
         let b = body.index_axis(Axis(0), z);
-        let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
-        for ((y, x), &v) in b.indexed_iter() {
+        let (mut sx, mut n) = (0.0, 0.0);
+        for ((_, x), &v) in b.indexed_iter() {
             if v != 0 {
                 sx += x as f64;
-                sy += y as f64;
                 n += 1.0;
             }
         }
-        (n > 0.0).then(|| (sx / n, sy / n))
+        (n > 0.0).then(|| sx / n)
     };
-    // Start at the head end (slices advancing towards +z in LPS end at the head).
-    let top_first = head_last;
-    let zs: Vec<usize> = if top_first { (0..nz).rev().collect() } else { (0..nz).collect() };
-    // Seed: in the top 20 mm, a small air component near the body's midline (the trachea).
-    let mut seed: Vec<(usize, usize, usize)> = Vec::new();
-    for (step, &z) in zs.iter().enumerate() {
-        if step as f64 * sp[2] > 20.0 {
-            break;
-        }
-        let Some((cx, _)) = body_mid(z) else { continue };
-        let tol = 30.0 / sp[0];
-        if let Some((_, c)) = candidates(z)
-            .iter()
-            .filter(|(_, c)| (c.len() as f64) < max_area && c.len() as f64 > 20.0 / px_mm2)
-            .filter(|(_, c)| (c.iter().map(|p| p.1 as f64).sum::<f64>() / c.len() as f64 - cx).abs() < tol)
-            .max_by_key(|(_, c)| c.len())
-        {
-            seed = c.iter().map(|&(y, x)| (z, y, x)).collect();
-            break;
-        }
-    }
-    if seed.is_empty() {
-        return Vec::new();
-    }
-    // Grow through the air front by front (6-neighbours). Inside the airway tree the front stays
-    // about as large as the trachea's cross-section; when it explodes, the growth has leaked into
-    // the lung: stop, and drop the last fronts.
+    let zs: Vec<usize> = if head_last { (0..nz).rev().collect() } else { (0..nz).collect() };
     let dims = air.dim();
+    let plane_len = dims.1 * dims.2;
     let flat = |(z, y, x): (usize, usize, usize)| (z * dims.1 + y) * dims.2 + x;
-    // Tree voxels are marked TREE in the air while it grows.
-    const TREE: u8 = 2;
+    let tol = 30.0 / sp[0];
+    let mut tree: Vec<usize> = Vec::new();
+    // The longest closed tube so far (voxels, and its length in planes).
+    let mut best_closed: (Vec<usize>, usize) = (Vec::new(), 0);
+    'planes: for &z in &zs {
+        let Some(cx) = body_mid_x(z) else { continue };
+        let mut cands: Vec<Vec<(usize, usize)>> = candidates(air, z)
+            .into_iter()
+            .filter(|c| (c.len() as f64) < max_area && c.len() as f64 > 20.0 / px_mm2)
+            .filter(|c| (c.iter().map(|p| p.1 as f64).sum::<f64>() / c.len() as f64 - cx).abs() < tol)
+            .collect();
+        cands.sort_by_key(|c| std::cmp::Reverse(c.len()));
+        for c in cands {
+            let seed: Vec<usize> = c.iter().map(|&(y, x)| flat((z, y, x))).collect();
+            // Candidates in a pocket already grown and passed over are skipped.
+            if air.as_slice().is_some_and(|a| a[seed[0]] != 1) {
+                continue;
+            }
+            match grow_airway(air, &seed, sp, max_area) {
+                Ok(t) => {
+                    tree = t;
+                    break 'planes;
+                }
+                Err(pocket) => {
+                    let mut planes: Vec<usize> = pocket.iter().map(|&i| i / plane_len).collect();
+                    planes.sort_unstable();
+                    planes.dedup();
+                    let tube = pocket.len() as f64 <= max_area * planes.len() as f64;
+                    if tube && planes.len() as f64 * sp[2] >= 40.0 && planes.len() > best_closed.1 {
+                        best_closed = (pocket, planes.len());
+                    }
+                }
+            }
+        }
+    }
     let air = air.as_slice_mut().expect("standard layout");
-    let mut fronts: Vec<Vec<usize>> = vec![seed.iter().map(|&p| flat(p)).collect()];
-    for &i in &fronts[0] {
+    if tree.is_empty() {
+        tree = best_closed.0;
+    }
+    for v in air.iter_mut() {
+        if *v == PASSED {
+            *v = 1;
+        }
+    }
+    for &i in &tree {
+        air[i] = TREE;
+    }
+    tree
+}
+
+/// Airway tree voxels are marked this in the air while it grows.
+const TREE: u8 = 2;
+/// Air of a pocket grown from a candidate and passed over.
+const PASSED: u8 = 3;
+
+/// Grow from `seed` through the air (value 1) front by front. Inside the airway tree the front
+/// stays about as large as the trachea's cross-section; when it explodes the growth has run into
+/// a lung: the last fronts are given back and the tree returned (if it is a tube: no wider on
+/// average than `max_area` voxels per plane). A growth still going after 300 mm is returned
+/// too (it is running down the bronchial tree). Otherwise everything grown is marked PASSED and
+/// returned as the error.
+fn grow_airway(air: &mut Array3<u8>, seed: &[usize], sp: [f64; 3], max_area: f64) -> std::result::Result<Vec<usize>, Vec<usize>> {
+    let dims = air.dim();
+    let plane_len = dims.1 * dims.2;
+    let air = air.as_slice_mut().expect("standard layout");
+    let mut fronts: Vec<Vec<usize>> = vec![seed.to_vec()];
+    for &i in seed {
         air[i] = TREE;
     }
     let max_steps = (300.0 / sp.iter().cloned().fold(f64::INFINITY, f64::min)) as usize;
     let mut reference = seed.len() as f64;
+    let mut exploded = false;
+    // A growth still going after 300 mm runs down the bronchial tree: it is the airway too.
+    let mut still_going = true;
     for step in 0..max_steps {
         let mut next = Vec::new();
         for &i in fronts.last().map(|f| f.as_slice()).unwrap_or(&[]) {
@@ -658,12 +1156,13 @@ fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_las
             });
         }
         if next.is_empty() {
+            still_going = false;
             break;
         }
         if step < 10 {
             reference = reference.max(next.len() as f64);
         }
-        let exploded = step >= 10 && next.len() as f64 > 4.0 * reference;
+        exploded = step >= 10 && next.len() as f64 > 4.0 * reference;
         fronts.push(next);
         if exploded {
             // Undo the leak: the last few fronts.
@@ -676,7 +1175,18 @@ fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_las
             break;
         }
     }
-    fronts.concat()
+    let tree = fronts.concat();
+    let mut planes: Vec<usize> = tree.iter().map(|&i| i / plane_len).collect();
+    planes.sort_unstable();
+    planes.dedup();
+    if (exploded || still_going) && !tree.is_empty() && tree.len() as f64 <= max_area * planes.len() as f64 {
+        return Ok(tree);
+    }
+    // Not a tube into a lung: pass over all of it (the undone fronts are lung: never a seed's).
+    for &i in &tree {
+        air[i] = PASSED;
+    }
+    Err(tree)
 }
 
 /// Run a method on a volume: returns the mask volume (u8; labels when asked) and QC.
@@ -858,7 +1368,7 @@ mod tests {
         assert!(warnings(&speck).iter().any(|w| w.contains("holds only 1 mL")), "{:?}", warnings(&speck));
     }
 
-    /// A chest at 1 mm (so the wide morphology runs on 2 mm blocks): body, trachea, two lungs, a
+    /// A chest at 1 mm (so the wide morphology runs on 2 mm blocks): body, trachea (a bronchus into the right lung), two lungs, a
     /// nodule on the right lung's outer wall, and a gas pocket under the left lung joined to it
     /// by a 3 mm neck; with `bridge`, the lungs also meet across the midline along a 20 mm wide
     /// band of lung (too wide for the 7 mm opening to cut). Returns the HU volume, the true lungs
@@ -879,12 +1389,16 @@ mod tests {
             if inside(p, [65.0, 50.0, 0.0], [60.0, 45.0, 1e9]) {
                 *v = 40.0;
             }
-            if (p[0] - 65.0).powi(2) + (p[1] - 35.0).powi(2) <= 36.0 && p[2] > 116.0 {
-                *v = -1000.0; // the trachea, open at the top
+            // The trachea, open at the top, and a bronchus into the right lung.
+            let trachea = (p[0] - 65.0).powi(2) + (p[1] - 35.0).powi(2) <= 36.0 && p[2] > 92.0;
+            let bronchus = (p[1] - 35.0).powi(2) + (p[2] - 95.0).powi(2) <= 9.0 && (38.0..=65.0).contains(&p[0]);
+            if trachea || bronchus {
+                *v = -1000.0;
             }
+            // Gas, its neck blurred by partial volume.
             let neck = (p[0] - 100.0).powi(2) + (p[1] - 50.0).powi(2) <= 2.25 && p[2] > 14.0 && p[2] < 34.0;
             if inside(p, gas.0, gas.1) || neck {
-                *v = -900.0;
+                *v = if neck { -900.0 } else { -1000.0 };
                 gas_m[[z, y, x]] = u8::from(!neck);
             }
             let band = bridge && (40.0..90.0).contains(&p[0]) && (40.0..60.0).contains(&p[1]) && (65.0..85.0).contains(&p[2]);
@@ -1058,8 +1572,8 @@ mod tests {
             for id in ids {
                 let part = [(1, 6), (0, 8), (2, 9)];
                 let want = lab.slice(ndarray::s![1..6, 0..8, 2..9]).mapv(|l| u8::from(u32::from(l) == id));
-                proptest::prop_assert_eq!(few.mask(id, part), want.clone());
-                proptest::prop_assert_eq!(many.mask(id, part), want);
+                proptest::prop_assert_eq!(few.mask(&[id], part), want.clone());
+                proptest::prop_assert_eq!(many.mask(&[id], part), want);
             }
         }
     }
@@ -1089,5 +1603,88 @@ mod tests {
         assert_eq!((r.labels[[75, 50, 30]], r.labels[[75, 50, 100]]), (1, 2));
         // Each lung keeps its own side of the band.
         assert_eq!((r.labels[[75, 50, 45]], r.labels[[75, 50, 85]]), (1, 2));
+    }
+
+    #[test]
+    fn lung_pieces_rejoin_and_gas_above_a_lung_is_warned_about() {
+        // Three pieces of air at 2 mm, each seeded whole: a lung (z 0..20), lung tissue beside
+        // it (x 20..40, z 0..10) and gas on top of it (22 mL, centroid above the lung's).
+        let (nz, ny, nx) = (40, 20, 40);
+        let lung = |z: usize, x: usize| z < 20 && x < 20;
+        let tissue = |z: usize, x: usize| z < 10 && x >= 20;
+        let gas = |z: usize, y: usize, x: usize| (20..34).contains(&z) && y < 14 && x < 14;
+        let seeds = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| {
+            if lung(z, x) {
+                1u16
+            } else if tissue(z, x) {
+                3
+            } else if gas(z, y, x) {
+                2
+            } else {
+                0
+            }
+        });
+        let air = seeds.mapv(|s| u8::from(s != 0));
+        let hu = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| {
+            if gas(z, y, x) {
+                -1000i16
+            } else if seeds[[z, y, x]] != 0 {
+                -850
+            } else {
+                40
+            }
+        });
+        let vol = Volume::new(
+            VolumeData::I16(hu),
+            crate::geometry::Geometry::identity([2.0; 3]),
+            crate::meta::Meta { kind: Kind::Hu, ..Default::default() },
+        );
+        let source = Seeded::Few(grow_from_blocks(&seeds.view(), [1, 1, 1], &air));
+        let mut lungs = vec![vec![1u32]];
+        let mut qc = LungQc::default();
+        let boxes = rejoin_lung_pieces(&vol, &source, &mut lungs, &mut qc);
+        assert_eq!(lungs, vec![vec![1, 3]]);
+        assert!((qc.rejoined_ml - 10.0 * 20.0 * 20.0 * 0.008).abs() < 1e-9, "{qc:?}");
+        assert!((qc.adjacent_air_left_out_ml - 14.0 * 14.0 * 14.0 * 0.008).abs() < 1e-9, "{qc:?}");
+        assert!(
+            qc.warnings
+                .iter()
+                .any(|w| w.contains("22 mL of air touching a lung was left out as gas") && w.contains("above the lung's middle")),
+            "{qc:?}"
+        );
+        assert_eq!(boxes.len(), 3);
+        // Below the lung's middle (gas under the diaphragm) the same gas is not warned about.
+        let flipped = Volume {
+            geometry: crate::geometry::Geometry { direction: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]], ..vol.geometry },
+            ..vol
+        };
+        let mut qc = LungQc::default();
+        rejoin_lung_pieces(&flipped, &source, &mut [vec![1u32]], &mut qc);
+        assert!(qc.adjacent_air_left_out_ml > 0.0 && qc.warnings.is_empty(), "{qc:?}");
+    }
+
+    #[test]
+    fn a_closed_tube_is_taken_as_the_trachea_only_when_long() {
+        // Head at the last slice; no tube reaches the lung (z 2..12). A 20 mm pocket at the top
+        // (a sinus) is passed over; a 50 mm tube below it (a trachea blocked by mucus) is taken.
+        let (nz, ny, nx) = (90, 40, 40);
+        let sinus = |z: usize, y: usize, x: usize| z >= 70 && (10..16).contains(&y) && (17..23).contains(&x);
+        let tube = |z: usize, y: usize, x: usize| (15..65).contains(&z) && (18..23).contains(&y) && (18..23).contains(&x);
+        let lung = |z: usize, y: usize, x: usize| (2..12).contains(&z) && (5..35).contains(&y) && (5..35).contains(&x);
+        let mut air = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| u8::from(sinus(z, y, x) || tube(z, y, x) || lung(z, y, x)));
+        let body = Array3::<u8>::ones((nz, ny, nx));
+        let tree = track_airways(&mut air, &body, [1.0; 3], true);
+        assert_eq!(tree.len(), 50 * 25);
+        let at = |i: usize| (i / (ny * nx), i / nx % ny, i % nx);
+        assert!(tree.iter().all(|&i| {
+            let (z, y, x) = at(i);
+            tube(z, y, x)
+        }));
+        // Everything passed over is air again; the tree is marked.
+        assert!(air.indexed_iter().all(|((z, y, x), &v)| v == if tube(z, y, x) { 2 } else { u8::from(sinus(z, y, x) || lung(z, y, x)) }));
+        // Shorter than 40 mm, the same blocked tube is not taken.
+        let mut air =
+            Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| u8::from(sinus(z, y, x) || (tube(z, y, x) && z >= 40) || lung(z, y, x)));
+        assert!(track_airways(&mut air, &body, [1.0; 3], true).is_empty());
     }
 }

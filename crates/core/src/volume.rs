@@ -294,6 +294,22 @@ impl Volume {
     pub fn shape(&self) -> [usize; 3] {
         self.data.shape()
     }
+    /// The same image with its array axes reordered: new array axis k is old axis `perm[k]`
+    /// (array order [z, y, x]); the voxels are copied into standard layout and the geometry
+    /// follows, so every voxel keeps its LPS position.
+    pub fn permuted(&self, perm: [usize; 3]) -> Volume {
+        let data = crate::with_data!(&self.data, a => Voxel::wrap(a.view().permuted_axes(perm).as_standard_layout().into_owned()));
+        let g = &self.geometry;
+        // Index axis i is array axis 2 - i.
+        let old_index = |i: usize| 2 - perm[2 - i];
+        let geometry = Geometry {
+            spacing: std::array::from_fn(|i| g.spacing[old_index(i)]),
+            origin: g.origin,
+            direction: std::array::from_fn(|i| g.direction[old_index(i)]),
+        };
+        Volume { data, geometry, meta: self.meta.clone() }
+    }
+
     /// Real values (rescale applied) as f32.
     pub fn real_f32(&self) -> Array3<f32> {
         self.data.to_f32(self.meta.rescale)
@@ -326,6 +342,32 @@ mod tests {
             prop_assert_eq!(i16::from_f64(v as f64), r as i16);
             prop_assert_eq!(i32::from_f64(v as f64), r as i32);
             prop_assert_eq!(u16::from_f64(v as f64), r as u16);
+        }
+    }
+
+    #[test]
+    fn permuted_keeps_every_voxel_at_its_world_position() {
+        let g = Geometry {
+            spacing: [0.7, 0.8, 2.5],
+            origin: [10.0, -20.0, 30.0],
+            direction: [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]],
+        };
+        let a = Array3::from_shape_fn((3, 4, 5), |(z, y, x)| (100 * z + 10 * y + x) as i16);
+        let v = Volume::new(VolumeData::I16(a.clone()), g, Meta::default());
+        for perm in [[1, 0, 2], [2, 0, 1], [0, 2, 1]] {
+            let p = v.permuted(perm);
+            let VolumeData::I16(b) = &p.data else { unreachable!() };
+            assert!(b.is_standard_layout());
+            for ((z, y, x), &val) in a.indexed_iter() {
+                let old = [z, y, x];
+                let new: [usize; 3] = std::array::from_fn(|k| old[perm[k]]);
+                assert_eq!(b[new], val);
+                let (w0, w1) = (
+                    v.geometry.index_to_world([x as f64, y as f64, z as f64]),
+                    p.geometry.index_to_world([new[2] as f64, new[1] as f64, new[0] as f64]),
+                );
+                assert!((0..3).all(|k| (w0[k] - w1[k]).abs() < 1e-9), "{perm:?}: {w0:?} vs {w1:?}");
+            }
         }
     }
 }

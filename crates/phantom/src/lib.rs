@@ -82,9 +82,28 @@ pub struct PhantomOptions {
     pub slice_thickness_tag: bool,
     /// Noise standard deviation, HU.
     pub noise_hu: f64,
+    /// Variants of the anatomy that real scans show and segmentation has to survive.
+    pub anatomy: Variants,
+}
+
+/// Anatomy variants, each a class of real scans where a lung segmentation fails silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Variants {
     /// A table as wide as the image and a square field of view: the table splits the outside air
     /// (where the tutorial's segmentation fails).
     pub table_splits_air: bool,
+    /// A carbon-fibre tabletop the patient lies on: 3 mm skins around a foam core that reads as
+    /// air (-950 HU), so body and table enclose an air core larger than a lung.
+    pub hollow_table: bool,
+    /// The right lung's lower part walled off by a thickened fissure (8 mm of soft tissue) but for
+    /// a neck 8 mm wide: normal lung that an opening makes a piece of its own.
+    pub lobe_neck: bool,
+    /// The scan starts this many mm above the chest (neck, then skull with an air-filled sinus
+    /// near the mid-line in its top 25 mm, the trachea ending 25 mm below the top).
+    pub head_mm: f64,
+    /// Diameter (mm) of a soft-tissue mass on the lateral pleura of the right lung, half in the
+    /// lung and half in the chest wall; 0: none.
+    pub pleural_mass_mm: f64,
 }
 
 impl Default for PhantomOptions {
@@ -106,7 +125,7 @@ impl Default for PhantomOptions {
             syntax: Syntax::ExplicitLittle,
             slice_thickness_tag: false,
             noise_hu: 10.0,
-            table_splits_air: false,
+            anatomy: Variants::default(),
         }
     }
 }
@@ -128,9 +147,11 @@ pub struct Anatomy {
     r: f64,
     z0: f64,
     z1: f64,
+    /// Top of the scan (above z1 when it starts at the head).
+    top: f64,
     nodules: Vec<(Vec3, f64)>,
     vessels: Vec<(Vec3, Vec3, f64)>,
-    table_splits_air: bool,
+    v: Variants,
 }
 
 fn dist_to_segment(p: Vec3, a: Vec3, b: Vec3) -> f64 {
@@ -142,10 +163,12 @@ fn dist_to_segment(p: Vec3, a: Vec3, b: Vec3) -> f64 {
 }
 
 impl Anatomy {
-    /// Anatomy for a field of view of radius `r` mm spanning z0..z1 mm (LPS z).
-    pub fn new(r: f64, z0: f64, z1: f64, seed: u64, table_splits_air: bool) -> Self {
+    /// Anatomy for a field of view of radius `r` mm, a scan spanning z0..top mm (LPS z), the
+    /// chest z0..top - `v.head_mm`.
+    pub fn new(r: f64, z0: f64, top: f64, seed: u64, v: Variants) -> Self {
         let mut rng = Rng(seed ^ 0x9E37_79B9_7F4A_7C15);
-        let mut a = Anatomy { r, z0, z1, nodules: Vec::new(), vessels: Vec::new(), table_splits_air };
+        let z1 = top - v.head_mm.max(0.0);
+        let mut a = Anatomy { r, z0, z1, top, nodules: Vec::new(), vessels: Vec::new(), v };
         let h = z1 - z0;
         for side in [-1.0, 1.0] {
             let (cx, cy, cz) = a.lung_centre(side);
@@ -168,6 +191,25 @@ impl Anatomy {
         let (ax, _, _) = a.lung_axes();
         a.nodules.push(([cx + ax - 0.03 * r, cy, cz], 0.05 * r));
         a
+    }
+
+    /// The pleural mass: a ball centred on the right lung's lateral surface at mid-height.
+    pub fn in_pleural_mass(&self, p: Vec3) -> bool {
+        let (cx, cy, cz) = self.lung_centre(-1.0);
+        let (ax, _, _) = self.lung_axes();
+        let c = [cx - ax, cy, cz];
+        let rad = self.v.pleural_mass_mm / 2.0;
+        (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2) < rad * rad
+    }
+
+    /// The thickened fissure: an 8 mm plate across the right lung a third of the way up from
+    /// its base, with a round 8 mm opening near the lateral wall.
+    fn in_fissure(&self, p: Vec3) -> bool {
+        let (cx, cy, cz) = self.lung_centre(-1.0);
+        let (ax, _, az) = self.lung_axes();
+        let zf = cz - 0.35 * az;
+        let in_neck = (p[0] - (cx - 0.5 * ax)).powi(2) + (p[1] - cy).powi(2) < 16.0;
+        p[0] < 0.0 && (p[2] - zf).abs() < 4.0 && !in_neck && self.is_lung(p)
     }
 
     fn lung_centre(&self, side: f64) -> (f64, f64, f64) {
@@ -194,7 +236,8 @@ impl Anatomy {
         let r = self.r;
         let h = self.z1 - self.z0;
         let carina = [0.0, -0.12 * r, self.z0 + 0.72 * h];
-        let top = [0.0, -0.12 * r, self.z1 + 10.0];
+        // Up through the scan's top, or to 25 mm below it when the scan starts at the skull.
+        let top = [0.0, -0.12 * r, if self.v.head_mm > 0.0 { self.top - 25.0 } else { self.top + 10.0 }];
         if dist_to_segment(p, top, carina) < 0.055 * r {
             return true;
         }
@@ -209,12 +252,28 @@ impl Anatomy {
     pub fn hu(&self, p: Vec3) -> f64 {
         let r = self.r;
         let (x, y) = (p[0], p[1]);
-        let body = (x / (0.80 * r)).powi(2) + ((y - 0.02 * r) / (0.56 * r)).powi(2);
-        let table_top = 0.02 * r + 0.56 * r + if self.table_splits_air { 0.0 } else { 0.04 * r };
+        let neck = p[2] > self.z1;
+        let body = if neck {
+            (x / (0.30 * r)).powi(2) + ((y + 0.02 * r) / (0.30 * r)).powi(2)
+        } else {
+            (x / (0.80 * r)).powi(2) + ((y - 0.02 * r) / (0.56 * r)).powi(2)
+        };
+        if self.v.hollow_table {
+            // The patient lies on it (1.8 mm of overlap at the back's lowest point); it fits in
+            // the circular field of view, so its core is enclosed.
+            let (top, depth, half_width, skin) = (0.57 * r, 0.2 * r, 0.6 * r, 3.0);
+            if (top..top + depth).contains(&y) && x.abs() < half_width {
+                let core = y > top + skin && y < top + depth - skin && x.abs() < half_width - skin;
+                if body > 1.0 || core {
+                    return if core { -950.0 } else { 300.0 };
+                }
+            }
+        }
+        let table_top = 0.02 * r + 0.56 * r + if self.v.table_splits_air { 0.0 } else { 0.04 * r };
         if body > 1.0 {
             // Table: a slab under the patient, wide enough to split the FOV's air when asked.
-            let half_width = if self.table_splits_air { 1.2 * r } else { 0.7 * r };
-            if y > table_top && y < table_top + 0.07 * r && x.abs() < half_width {
+            let half_width = if self.v.table_splits_air { 1.2 * r } else { 0.7 * r };
+            if !self.v.hollow_table && y > table_top && y < table_top + 0.07 * r && x.abs() < half_width {
                 return 250.0;
             }
             return -1000.0;
@@ -224,6 +283,17 @@ impl Anatomy {
         }
         if body > 0.86 {
             return -100.0; // subcutaneous fat
+        }
+        if neck {
+            // A sinus near the mid-line in the skull's top 25 mm, not joined to the airway.
+            let d = (x.powi(2) + (y - 0.1 * r).powi(2) + (p[2] - (self.top - 12.0)).powi(2)).sqrt();
+            return if d < 14.0 { -1000.0 } else { 40.0 };
+        }
+        if self.v.pleural_mass_mm > 0.0 && self.in_pleural_mass(p) {
+            return 35.0;
+        }
+        if self.v.lobe_neck && self.in_fissure(p) {
+            return 40.0;
         }
         // Spine: a vertebral body posterior to the mediastinum.
         let (sx, sy) = (x, y - 0.36 * r);
@@ -336,7 +406,7 @@ fn render(
 ) -> (Array2<f64>, Array2<bool>) {
     // A square field of view (no padding) when the table splits the air: the case where the
     // tutorial's corner-voxel background misses the air under the table.
-    let circular = !anat.table_splits_air;
+    let circular = !anat.v.table_splits_air;
     let mut rng = Rng(seed);
     let mut hu = Array2::<f64>::zeros((rows, cols));
     let mut fov = Array2::<bool>::from_elem((rows, cols), true);
@@ -546,7 +616,7 @@ fn put_pixels(obj: &mut InMemDicomObject, o: &PhantomOptions, words: &[u16], row
 pub fn write_series(dir: &Path, o: &PhantomOptions) -> std::io::Result<Written> {
     std::fs::create_dir_all(dir)?;
     let p = plan(o);
-    let anat = Anatomy::new(p.r, p.z0, p.z1, o.seed, o.table_splits_air);
+    let anat = Anatomy::new(p.r, p.z0, p.z1, o.seed, o.anatomy);
     let mut rng = Rng(o.seed);
     let study_uid = uid("1", &mut rng);
     let series_uid = uid("2", &mut rng);
@@ -665,7 +735,7 @@ mod tests {
 
     #[test]
     fn anatomy_has_the_expected_tissues() {
-        let a = Anatomy::new(180.0, -150.0, 150.0, 1, false);
+        let a = Anatomy::new(180.0, -150.0, 150.0, 1, Variants::default());
         let (cx, cy, cz) = a.lung_centre(-1.0);
         assert!(a.is_lung([cx, cy + 0.2 * 180.0 * 0.34, cz]));
         assert_eq!(a.hu([0.0, 0.36 * 180.0, 0.0]), 700.0); // spine

@@ -4,7 +4,7 @@ use crate::args::CommonArgs;
 use crate::{Cx, Exit};
 use anyhow::Result;
 use clap::Parser;
-use ctprep_phantom::{PhantomOptions, Syntax, write_series};
+use ctprep_phantom::{PhantomOptions, Syntax, Variants, write_series};
 use std::path::PathBuf;
 
 /// Write a synthetic chest CT as a DICOM series: body, fat, lungs with vessels and nodules (one on
@@ -71,6 +71,18 @@ pub struct Args {
     /// Make the table split the outside air (where the tutorial's segmentation fails)
     #[arg(long)]
     pub table_splits_air: bool,
+    /// A hollow carbon-fibre table the patient lies on (thin skins around an air-like core)
+    #[arg(long)]
+    pub hollow_table: bool,
+    /// Wall the right lung's base off but for a narrow neck (a thickened fissure)
+    #[arg(long)]
+    pub lobe_neck: bool,
+    /// Start the scan this far above the chest (neck, then skull with a sinus)
+    #[arg(long, value_name = "MM", default_value_t = 0.0)]
+    pub head_mm: f64,
+    /// Diameter of a soft-tissue mass on the right lung's lateral pleura (0: none)
+    #[arg(long, value_name = "MM", default_value_t = 0.0)]
+    pub pleural_mass: f64,
     /// Also write the ground-truth lung mask (on dcm-stack's grid) to this NIfTI file
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
@@ -122,7 +134,13 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         },
         slice_thickness_tag: args.slice_thickness_tag,
         noise_hu: args.noise,
-        table_splits_air: args.table_splits_air,
+        anatomy: Variants {
+            table_splits_air: args.table_splits_air,
+            hollow_table: args.hollow_table,
+            lobe_neck: args.lobe_neck,
+            head_mm: args.head_mm,
+            pleural_mass_mm: args.pleural_mass,
+        },
     };
     let mut w = write_series(&args.dir, &o).map_err(|e| anyhow::anyhow!("cannot write the phantom into '{}': {e}", args.dir.display()))?;
     cx.info(format!("wrote {} files into {} (series {})", w.files.len(), args.dir.display(), w.series_uid));
