@@ -47,7 +47,7 @@ def jobs_run(stderr: str) -> set[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """p01 an ordinary chest; p02 feet-first with a truncated slice among its files; p03 no CT;
-    p04 a scan of 24 mm, too short to hold lungs."""
+    p04 a scan of the neck and skull only (24 mm, no lungs)."""
     tmp = tmp_path_factory.mktemp("dataset")
     phantom(tmp / "in" / "p01")
     phantom(tmp / "in" / "p02", "--feet-first", "--seed", "7")
@@ -55,7 +55,8 @@ def dataset(tmp_path_factory):
     (tmp / "in" / "p02" / "truncated.dcm").write_bytes(first.read_bytes()[:3000])
     (tmp / "in" / "p03").mkdir()
     (tmp / "in" / "p03" / "notes.txt").write_text("no CT here\n")
-    subprocess.run([BIN / "ct-phantom", tmp / "in" / "p04", "--size", "128", "--slices", "8", "--slice-spacing", "3", "-q"], check=True)
+    subprocess.run([BIN / "ct-phantom", tmp / "in" / "p04", "--size", "128", "--slices", "8", "--slice-spacing", "3", "--head-mm", "24",
+                    "-q"], check=True)
     run = snakemake(tmp)
     return tmp, run
 

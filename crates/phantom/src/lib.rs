@@ -99,7 +99,8 @@ pub struct Variants {
     /// a neck 8 mm wide: normal lung that an opening makes a piece of its own.
     pub lobe_neck: bool,
     /// The scan starts this many mm above the chest (neck, then skull with an air-filled sinus
-    /// near the mid-line in its top 25 mm, the trachea ending 25 mm below the top).
+    /// near the mid-line in its top 25 mm, the trachea ending 25 mm below the top); the whole
+    /// scan or more: the neck only, no lungs.
     pub head_mm: f64,
     /// Diameter (mm) of a soft-tissue mass on the lateral pleura of the right lung, half in the
     /// lung and half in the chest wall; 0: none.
@@ -167,7 +168,8 @@ impl Anatomy {
     /// chest z0..top - `v.head_mm`.
     pub fn new(r: f64, z0: f64, top: f64, seed: u64, v: Variants) -> Self {
         let mut rng = Rng(seed ^ 0x9E37_79B9_7F4A_7C15);
-        let z1 = top - v.head_mm.max(0.0);
+        // A scan shorter than `head_mm` holds no chest at all: the neck only.
+        let z1 = (top - v.head_mm.max(0.0)).max(z0);
         let mut a = Anatomy { r, z0, z1, top, nodules: Vec::new(), vessels: Vec::new(), v };
         let h = z1 - z0;
         for side in [-1.0, 1.0] {

@@ -96,6 +96,12 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
             qc.mean_hu,
             qc.airway_voxels_removed
         ));
+        if qc.rejoined_ml > 0.0 || qc.adjacent_air_left_out_ml > 0.0 || qc.costal_dents_filled_ml > 0.0 {
+            cx.verbose(format!(
+                "joined back {:.1} mL of lung the opening had cut off; left out {:.1} mL of gas touching the lungs; filled {:.1} mL of dents on the costal pleura",
+                qc.rejoined_ml, qc.adjacent_air_left_out_ml, qc.costal_dents_filled_ml
+            ));
+        }
     } else {
         // The tutorial's method finds one air pocket and knows nothing of sides, body or airways.
         cx.verbose(format!("largest air pocket: {:.1} mL, mean {:.0} HU", qc.total_ml, qc.mean_hu));
