@@ -4,7 +4,7 @@ BIN := target/release
 DEMO := demo/out
 TOOLS := dcm-inspect dcm-stack hu-convert vol-resample lung-seg vol-normalize vol-mesh vol-view ct-phantom ctprep-report
 
-.PHONY: all deps deps-browser build test lint demo bench bench-dataset docs fuzz clean wheel pytest dataset workflow-test
+.PHONY: all deps deps-browser build test lint demo bench bench-dataset bench-scaling docs fuzz clean wheel pytest dataset workflow-test
 
 all: build
 
@@ -115,6 +115,11 @@ demo: build
 
 bench: build wheel
 	bash scripts/bench.sh
+
+# Each stage's cost against the scan's size: 100 to 1,000 slices and a thin-slice case
+# (docs/benchmarks.md, issue #23); writes bench/out/scaling.md.
+bench-scaling: build
+	bash scripts/bench_scaling.sh
 
 # Many patients: the workflow against ctprep.mk and the tutorial's loop (docs/benchmarks.md).
 BATCH ?= 20
