@@ -179,18 +179,18 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
         let head_last = vol.geometry.direction[2][2] >= 0.0;
         let tree = track_airways(&mut air, &body, sp, head_last);
         qc.airway_voxels_removed = cut_around(&mut air, &tree);
-        if tree.is_empty() {
-            qc.warnings.push(
-                "the trachea was not found (no tube of air down the mid-line into the lungs): the airways stay inside the lung labels"
-                    .into(),
-            );
-        }
     }
     let (grown, n_seeds) = seed_and_grow(air, sp, &mut qc);
     let lungs = pick_lungs(grown.counts(), n_seeds, voxel_ml);
     if lungs.is_empty() {
         qc.lungs_found = 0;
         return Ok(LungResult { labels: Array3::zeros(shape), qc });
+    }
+    // Said only when there are lungs to say it of.
+    if o.remove_airways && qc.airway_voxels_removed == 0 {
+        qc.warnings.push(
+            "the trachea was not found (no tube of air down the mid-line into the lungs): the airways stay inside the lung labels".into(),
+        );
     }
     // Each lung is a set of labels of `source`; the full-size 0/1 copies are made only to split.
     let mut source = grown;
