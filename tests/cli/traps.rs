@@ -296,6 +296,7 @@ fn ctprep_mk_lists_failures_with_makes_exit_code_and_rebuilds_symlinked_patients
             .arg(format!("IN={}", input.display()))
             .arg(format!("OUT={}", out.display()))
             .arg(format!("BIN={}", bin_dir.display()))
+            .arg("SPACING=2") // a 2 mm grid: the same steps on an eighth of the voxels
             .output()
             .unwrap()
     };
@@ -303,8 +304,9 @@ fn ctprep_mk_lists_failures_with_makes_exit_code_and_rebuilds_symlinked_patients
     assert_eq!(o.status.code(), Some(2), "make's code for a failed patient, as documented\n{}", stderr(&o));
     assert!(stdout(&o).contains("failed patients: bad"), "{}", stdout(&o));
     let hu = out.join("p1").join("hu_1mm.nii");
+    let made: Vec<_> = std::fs::read_dir(out.join("p1")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     for f in ["input.npy", "fit.json", "axial.png", "coronal.png"] {
-        assert!(hu.exists() && out.join("p1").join(f).exists(), "{f}");
+        assert!(hu.exists() && out.join("p1").join(f).exists(), "no {f}; p1 holds {made:?}\n{}", stderr(&o));
     }
     assert!(!out.join("bad").join("hu_1mm.nii").exists());
     // The QC page lists the patient that made nothing (ctprep.mk writes no status files).
