@@ -87,6 +87,9 @@ fn convert_to_hu(vol: Cow<'_, Volume>, opts: &HuOptions) -> Result<HuResult> {
     let (lo, hi) = opts.clamp.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     let air = opts.air;
     let floor = opts.floor.unwrap_or(f64::NEG_INFINITY);
+    // The common case (int16 stored values, an integer rescale, int16 out, in place): integer
+    // arithmetic the compiler vectorizes, the stored range counted in the same pass.
+    let integer = IntegerHu::new(rescale, padding.as_ref(), floor, (lo, hi), air);
     let convert = move |v: f64| -> (f64, bool) {
         let h = rescale.apply(v);
         if v.is_nan() || padding.as_ref().is_some_and(|p| p.contains(v)) || h < floor {
@@ -96,47 +99,156 @@ fn convert_to_hu(vol: Cow<'_, Volume>, opts: &HuOptions) -> Result<HuResult> {
         }
     };
     let want = opts.fov_mask;
-    if dtype.is_integer() {
-        if let Some((mn, mx)) = vol.data.min_max() {
-            let (a, b) = (rescale.apply(mn), rescale.apply(mx));
-            let (r0, r1) = dtype.range();
-            if a.min(b) < r0 || a.max(b) > r1 {
-                warnings.push(format!(
-                    "HU range {:.0}..{:.0} does not fit {}: values were saturated (use --dtype f32)",
-                    a.min(b),
-                    a.max(b),
-                    dtype.name()
-                ));
-            }
-        }
-    }
-    // The FOV mask (only when asked for) is read off the stored values before they change.
-    let fov = want.then(|| with_data!(&vol.data, a => fov_mask(a, &convert)));
     let (geometry, src_meta) = (vol.geometry.clone(), vol.meta.clone());
-    let (data, tally) = match vol {
-        Cow::Owned(Volume { data: mut src, .. }) if dtype == src.dtype() => {
-            let t = with_data!(&mut src, a => map_hu_in_place(a, &convert));
-            (src, t)
+    let (data, tally) = match (vol, integer) {
+        (Cow::Owned(Volume { data: VolumeData::I16(mut a), .. }), Some(int)) if dtype == DType::I16 && !want => {
+            let (tally, stored) = int.map_in_place(&mut a);
+            warnings.extend(stored.and_then(|(mn, mx)| saturation(rescale, mn, mx, dtype)));
+            let volume = Volume { data: VolumeData::I16(a), geometry, meta: src_meta };
+            return Ok(finish(volume, tally, air, rule, rescale, None, warnings));
         }
-        src => with_data!(&src.data, a => match dtype {
-            DType::U8 => map_hu::<_, u8>(a, &convert),
-            DType::I16 => map_hu::<_, i16>(a, &convert),
-            DType::U16 => map_hu::<_, u16>(a, &convert),
-            DType::I32 => map_hu::<_, i32>(a, &convert),
-            DType::F32 => map_hu::<_, f32>(a, &convert),
-            DType::F64 => map_hu::<_, f64>(a, &convert),
-        }),
+        (vol, _) => {
+            if dtype.is_integer() {
+                warnings.extend(vol.data.min_max().and_then(|(mn, mx)| saturation(rescale, mn, mx, dtype)));
+            }
+            // The FOV mask (only when asked for) is read off the stored values before they change.
+            let fov = want.then(|| with_data!(&vol.data, a => fov_mask(a, &convert)));
+            let (data, tally) = match vol {
+                Cow::Owned(Volume { data: mut src, .. }) if dtype == src.dtype() => {
+                    let t = with_data!(&mut src, a => map_hu_in_place(a, &convert));
+                    (src, t)
+                }
+                src => with_data!(&src.data, a => match dtype {
+                    DType::U8 => map_hu::<_, u8>(a, &convert),
+                    DType::I16 => map_hu::<_, i16>(a, &convert),
+                    DType::U16 => map_hu::<_, u16>(a, &convert),
+                    DType::I32 => map_hu::<_, i32>(a, &convert),
+                    DType::F32 => map_hu::<_, f32>(a, &convert),
+                    DType::F64 => map_hu::<_, f64>(a, &convert),
+                }),
+            };
+            ((data, fov), tally)
+        }
     };
+    let (data, fov) = data;
+    Ok(finish(Volume { data, geometry, meta: src_meta }, tally, air, rule, rescale, fov, warnings))
+}
+
+/// The warning when the HU range of stored values `mn..mx` does not fit the output type.
+fn saturation(rescale: Rescale, mn: f64, mx: f64, dtype: DType) -> Option<String> {
+    let (a, b) = (rescale.apply(mn), rescale.apply(mx));
+    let (r0, r1) = dtype.range();
+    (a.min(b) < r0 || a.max(b) > r1).then(|| {
+        format!("HU range {:.0}..{:.0} does not fit {}: values were saturated (use --dtype f32)", a.min(b), a.max(b), dtype.name())
+    })
+}
+
+/// The converted volume's metadata, padding count and plausibility warnings.
+fn finish(
+    mut volume: Volume,
+    tally: Tally,
+    air: f64,
+    rule: String,
+    rescale: Rescale,
+    fov_mask: Option<Array3<u8>>,
+    mut warnings: Vec<String>,
+) -> HuResult {
     let padded = tally.padded;
-    let mut meta = src_meta;
+    let meta = &mut volume.meta;
     meta.kind = Kind::Hu;
     meta.rescale = None;
     meta.padding = None;
     meta.padding_as_nan = false;
     meta.extra.insert("hu".into(), serde_json::json!({ "air": air, "padded_voxels": padded, "padding_rule": rule, "rescale": rescale }));
-    let volume = Volume { data, geometry, meta };
     warnings.extend(plausibility(&tally));
-    Ok(HuResult { volume, fov_mask: fov, padded_voxels: padded, padding_rule: rule, warnings })
+    HuResult { volume, fov_mask, padded_voxels: padded, padding_rule: rule, warnings }
+}
+
+/// The conversion of int16 stored values to int16 HU with whole-number parameters, in integers:
+/// exactly what the general per-voxel conversion gives (an integer HU value needs no rounding),
+/// as arithmetic on 16 values at a time instead of a lookup per voxel.
+#[derive(Debug, Clone, Copy)]
+struct IntegerHu {
+    slope: i32,
+    intercept: i32,
+    /// Stored values that are padding: `pad.0..=pad.1` (empty when `pad.0 > pad.1`).
+    pad: (i32, i32),
+    /// HU below this is outside the field of view.
+    floor: i32,
+    clamp: (i32, i32),
+    air: i16,
+}
+
+impl IntegerHu {
+    /// `None` unless every parameter is a whole number (or an infinite bound) in range.
+    fn new(rescale: Rescale, padding: Option<&Padding>, floor: f64, clamp: (f64, f64), air: f64) -> Option<IntegerHu> {
+        let whole = |v: f64, limit: f64| v.fract() == 0.0 && v.abs() <= limit;
+        // |slope| <= 2^15 and |intercept| <= 2^20 keep slope * v + intercept inside i32.
+        if !whole(rescale.slope, 32768.0) || !whole(rescale.intercept, 1048576.0) {
+            return None;
+        }
+        let bound = |v: f64| if v.is_infinite() { Some(v.signum() as i32 * i32::MAX) } else { whole(v, 1e9).then_some(v as i32) };
+        let (lo, hi) = (bound(clamp.0)?, bound(clamp.1)?);
+        if lo > hi {
+            return None;
+        }
+        // Any padding value or range, as the whole stored values it takes in.
+        let pad = match padding {
+            None => (1, 0),
+            Some(p) => {
+                let (a, b) = match p.range_limit {
+                    Some(l) => (p.value.min(l), p.value.max(l)),
+                    None => (p.value, p.value),
+                };
+                (a.ceil().clamp(-1e9, 1e9) as i32, b.floor().clamp(-1e9, 1e9) as i32)
+            }
+        };
+        // h < floor, for a whole h, is h < ceil(floor).
+        let floor = if floor == f64::NEG_INFINITY { i32::MIN } else { floor.ceil().clamp(-1e9, 1e9) as i32 };
+        Some(IntegerHu {
+            slope: rescale.slope as i32,
+            intercept: rescale.intercept as i32,
+            pad,
+            floor,
+            clamp: (lo, hi),
+            air: i16::from_f64(air.clamp(clamp.0, clamp.1)),
+        })
+    }
+
+    /// Convert in place (parallel over slices): the tally and the stored values' range.
+    fn map_in_place(self, a: &mut Array3<i16>) -> (Tally, Option<(f64, f64)>) {
+        use rayon::prelude::*;
+        let (tally, smin, smax) = a
+            .axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .map(move |mut plane| {
+                let Some(values) = plane.as_slice_mut() else { unreachable!("an owned array's planes are contiguous") };
+                // A slope of 1 (nearly every CT) without the multiplication.
+                if self.slope == 1 { self.convert_plane::<true>(values) } else { self.convert_plane::<false>(values) }
+            })
+            .reduce(|| (Tally::EMPTY, i16::MAX, i16::MIN), |x, y| (x.0.add(y.0), x.1.min(y.1), x.2.max(y.2)));
+        (tally, (smin <= smax).then(|| (f64::from(smin), f64::from(smax))))
+    }
+
+    /// One plane: its tally and stored range. Branch-free over a plain slice, so it vectorizes.
+    fn convert_plane<const UNIT_SLOPE: bool>(self, values: &mut [i16]) -> (Tally, i16, i16) {
+        let IntegerHu { slope, intercept, pad, floor, clamp, air } = self;
+        let (lo, hi) = (clamp.0.max(i16::MIN as i32), clamp.1.min(i16::MAX as i32));
+        let (mut padded, mut min, mut smin, mut smax) = (0u32, i16::MAX, i16::MAX, i16::MIN);
+        for v in values.iter_mut() {
+            let s = *v as i32;
+            let h = if UNIT_SLOPE { s + intercept } else { s * slope + intercept };
+            let is_pad = (s >= pad.0) & (s <= pad.1) | (h < floor);
+            let out = if is_pad { air } else { h.clamp(lo, hi) as i16 };
+            padded += u32::from(is_pad);
+            min = min.min(out);
+            smin = smin.min(*v);
+            smax = smax.max(*v);
+            *v = out;
+        }
+        let t = Tally { padded: padded as usize, min: if values.is_empty() { f64::INFINITY } else { f64::from(min) } };
+        (t, smin, smax)
+    }
 }
 
 /// The per-voxel conversion: output value and whether it was padding. For 8- and 16-bit stored
@@ -282,6 +394,34 @@ mod tests {
                 (b.padded_voxels, &b.padding_rule, &b.warnings, &b.fov_mask)
             );
             assert!(a.padded_voxels > 0);
+        }
+    }
+
+    proptest::proptest! {
+        /// The integer path (owned int16, whole-number parameters) against the general per-voxel
+        /// conversion (borrowed): the same voxels, counts and warnings, whatever the parameters.
+        #[test]
+        fn the_integer_path_equals_the_general_conversion(
+            values in proptest::collection::vec(proptest::num::i16::ANY, 1..200),
+            slope in proptest::sample::select(vec![1.0, 2.0, -1.0, 3.0, 0.0]),
+            intercept in -40000i32..40000,
+            padding in proptest::option::of((-3000i32..3000, proptest::option::of(-3000i32..3000))),
+            floor in proptest::option::of(-40000i32..40000),
+            clamp in proptest::option::of((-40000i32..0, 0i32..40000)),
+            air in -2000i32..0,
+        ) {
+            let mut v = stored(&values, None, Rescale { slope, intercept: intercept as f64 });
+            v.meta.padding = padding.map(|(p, l)| Padding { value: p as f64, range_limit: l.map(f64::from), raw: None });
+            let opts = HuOptions {
+                air: air as f64,
+                dtype: Some(DType::I16),
+                clamp: clamp.map(|(a, b)| (a as f64, b as f64)),
+                floor: floor.map(f64::from),
+                fov_mask: false,
+            };
+            let (general, integer) = (to_hu(&v, &opts).unwrap(), to_hu_owned(v.clone(), &opts).unwrap());
+            proptest::prop_assert_eq!(general.volume, integer.volume);
+            proptest::prop_assert_eq!((general.padded_voxels, &general.warnings), (integer.padded_voxels, &integer.warnings));
         }
     }
 

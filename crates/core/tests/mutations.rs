@@ -25,6 +25,13 @@ fn encoded(ext: &str) -> Vec<u8> {
 }
 
 fn dicom_bytes() -> Vec<u8> {
+    dicom_bytes_with(&(0..16).collect::<Vec<u16>>(), 16, None)
+}
+
+/// A 4x4 CT slice of `words` (BitsStored `bits`, signed): native, or lossless JPEG (12-bit
+/// precision) cut into `fragments` pieces.
+fn dicom_bytes_with(words: &[u16], bits: u16, fragments: Option<usize>) -> Vec<u8> {
+    use dicom_core::value::PixelFragmentSequence;
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
     use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
@@ -44,16 +51,31 @@ fn dicom_bytes() -> Vec<u8> {
     put(&mut o, tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
     put(&mut o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2".into());
     put(&mut o, tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
-    put(&mut o, tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
-    put(&mut o, tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
+    put(&mut o, tags::BITS_STORED, VR::US, PrimitiveValue::from(bits));
+    put(&mut o, tags::HIGH_BIT, VR::US, PrimitiveValue::from(bits - 1));
     put(&mut o, tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(1u16));
     put(&mut o, tags::RESCALE_INTERCEPT, VR::DS, "-1024".into());
     put(&mut o, tags::RESCALE_SLOPE, VR::DS, "1".into());
-    put(&mut o, tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16((0..16u16).collect()));
+    let syntax = match fragments {
+        None => {
+            put(&mut o, tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.iter().copied().collect()));
+            "1.2.840.10008.1.2.1"
+        }
+        Some(n) => {
+            let mut stream = ctprep_core::dicom::ljpeg::encode(words, 4, 4, 12, 1);
+            if stream.len() % 2 == 1 {
+                stream.push(0); // fragments have even lengths
+            }
+            let piece = (stream.len() / n).next_multiple_of(2);
+            let frags: Vec<Vec<u8>> = stream.chunks(piece).map(|c| c.to_vec()).collect();
+            o.put(DataElement::new(tags::PIXEL_DATA, VR::OB, dicom_core::value::Value::from(PixelFragmentSequence::new(vec![], frags))));
+            "1.2.840.10008.1.2.4.70"
+        }
+    };
     let f = o
         .with_meta(
             FileMetaTableBuilder::new()
-                .transfer_syntax("1.2.840.10008.1.2.1")
+                .transfer_syntax(syntax)
                 .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
                 .media_storage_sop_instance_uid("1.2.3.4"),
         )
@@ -151,6 +173,46 @@ proptest! {
             let _ = ctprep_core::dicom::decode::decode_stored(h);
         }
         let _ = ctprep_core::dicom::single::pixel_stats(&p);
+    }
+
+    #[test]
+    fn lossless_jpeg_mutations_never_panic(ms in proptest::collection::vec(mutation(), 1..4), fragments in 1usize..4) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.dcm");
+        std::fs::write(&p, apply(dicom_bytes_with(&twelve_bit_words(), 12, Some(fragments)), &ms)).unwrap();
+        let scan = ctprep_core::dicom::files::scan(std::slice::from_ref(&p));
+        for h in &scan.headers {
+            let _ = ctprep_core::dicom::decode::decode_stored(h);
+            let _ = ctprep_core::dicom::decode::decode_stored_into(h, &mut [0i16; 16]);
+        }
+    }
+}
+
+/// 12-bit two's complement samples of -8..8 (and the extremes), as a scanner stores them.
+fn twelve_bit_words() -> Vec<u16> {
+    let mut v: Vec<i16> = (-8..8).collect();
+    v[0] = -2048;
+    v[15] = 2047;
+    v.iter().map(|&x| x as u16 & 0x0FFF).collect()
+}
+
+#[test]
+fn lossless_jpeg_in_any_number_of_fragments_decodes_to_signed_stored_values() {
+    let mut want: Vec<i16> = (-8..8).collect();
+    want[0] = -2048;
+    want[15] = 2047;
+    for fragments in [1, 2, 3] {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("j.dcm");
+        std::fs::write(&p, dicom_bytes_with(&twelve_bit_words(), 12, Some(fragments))).unwrap();
+        let scan = ctprep_core::dicom::files::scan(std::slice::from_ref(&p));
+        let h = &scan.headers[0];
+        // Into int16 (decoded in place) and into int32 (through a buffer): the same values.
+        let mut plane = [0i16; 16];
+        ctprep_core::dicom::decode::decode_stored_into(h, &mut plane).unwrap();
+        assert_eq!(plane.as_slice(), want.as_slice(), "{fragments} fragment(s)");
+        let wide = ctprep_core::dicom::decode::decode_stored(h).unwrap();
+        assert_eq!(wide, want.iter().map(|&v| i32::from(v)).collect::<Vec<_>>(), "{fragments} fragment(s)");
     }
 }
 

@@ -65,28 +65,16 @@ pub fn decode_stored_into<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()
 
 fn decode_checked<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
     use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
-    let obj = super::open_full(&h.path)?;
     let ts = &h.transfer_syntax;
-    // Lossless JPEG, one 16-bit frame per file (most archived CT): our single-pass decoder, which
-    // costs half of the general one; whatever it leaves goes to the general path below.
+    // Lossless JPEG, one 16-bit frame per file (most archived CT): the file read once, its
+    // fragments found by the structure check every file gets anyway, and our single-pass decoder
+    // writing straight into the volume's plane; the parser and the general decoder (which cost
+    // more than the decoding itself) take whatever it leaves.
     let lossless = matches!(ts.as_str(), "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70");
-    if lossless && h.frames_in_file == 1 && h.samples_per_pixel == 1 && h.bits_allocated == 16 {
-        if let Ok(Value::PixelSequence(ps)) = obj.element(dicom_dictionary_std::tags::PIXEL_DATA).map(|e| e.value()) {
-            let frags = ps.fragments();
-            let joined;
-            let stream: &[u8] = if frags.len() == 1 {
-                &frags[0]
-            } else {
-                joined = frags.concat();
-                &joined
-            };
-            let mut samples = vec![0u16; out.len()];
-            if super::ljpeg::decode(stream, h.rows as usize, h.columns as usize, &mut samples).is_ok() {
-                store_samples(samples.into_iter().map(u32::from), h.bits_stored as u32, h.pixel_representation == 1, out);
-                return Ok(());
-            }
-        }
+    if lossless && h.frames_in_file == 1 && h.samples_per_pixel == 1 && h.bits_allocated == 16 && decode_lossless(h, out)? {
+        return Ok(());
     }
+    let obj = super::open_full(&h.path)?;
     if let Ok(Value::PixelSequence(ps)) = obj.element(dicom_dictionary_std::tags::PIXEL_DATA).map(|e| e.value()) {
         super::codestream::check_fragments(h, ps.fragments())?;
     }
@@ -140,6 +128,61 @@ fn decode_checked<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<()> {
         *d = T::from_i32(v);
     }
     Ok(())
+}
+
+/// The lossless-JPEG fast path; `Ok(false)` when it leaves the slice to the general one.
+fn decode_lossless<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<bool> {
+    // A slice file is its pixels and a header: anything far larger goes through the parser,
+    // which reads by element instead of the whole file at once.
+    let pixels = out.len() as u64 * 2;
+    match std::fs::metadata(&h.path) {
+        Ok(m) if m.len() <= pixels + (16 << 20) => {}
+        _ => return Ok(false),
+    }
+    let bytes = std::fs::read(&h.path).map_err(|e| Error::io("cannot read", &h.path, e))?;
+    let Some(fragments) = super::preflight::pixel_fragments(&bytes, &h.path)? else { return Ok(false) };
+    let joined: Vec<u8>;
+    let stream: &[u8] = if let [one] = fragments.as_slice() {
+        &bytes[one.clone()]
+    } else {
+        joined = fragments.iter().flat_map(|r| &bytes[r.clone()]).copied().collect();
+        &joined
+    };
+    let (rows, cols) = (h.rows as usize, h.columns as usize);
+    let (bits, signed) = (h.bits_stored as u32, h.pixel_representation == 1);
+    if let Some(plane) = as_u16_plane(out, signed, bits) {
+        // 16-bit volumes (nearly all CT): decoded in place, then masked to BitsStored.
+        if super::ljpeg::decode(stream, rows, cols, plane).is_err() {
+            return Ok(false);
+        }
+        if bits < 16 {
+            let shift = 16 - bits;
+            for v in plane.iter_mut() {
+                *v = if signed { (((*v << shift) as i16) >> shift) as u16 } else { *v << shift >> shift };
+            }
+        }
+        return Ok(true);
+    }
+    let mut samples = vec![0u16; out.len()];
+    if super::ljpeg::decode(stream, rows, cols, &mut samples).is_err() {
+        return Ok(false);
+    }
+    store_samples(samples.into_iter().map(u32::from), bits, signed, out);
+    Ok(true)
+}
+
+/// `out` as raw 16-bit samples when its voxels are 16-bit integers that hold every stored value
+/// as its sample's bits once masked and sign-extended (i16 for signed or narrower than 16 bits,
+/// u16 for unsigned), else `None`.
+fn as_u16_plane<T: Voxel>(out: &mut [T], signed: bool, bits: u32) -> Option<&mut [u16]> {
+    use std::any::TypeId;
+    let t = TypeId::of::<T>();
+    let fits = (t == TypeId::of::<i16>() && (signed || bits < 16)) || (t == TypeId::of::<u16>() && !signed);
+    if !fits {
+        return None;
+    }
+    // SAFETY: T is i16 or u16: same size and alignment as u16, every bit pattern valid.
+    Some(unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u16>(), out.len()) })
 }
 
 /// Raw samples to stored values: the low `bits` bits, sign-extended when the pixels are signed.

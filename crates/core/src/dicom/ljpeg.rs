@@ -27,9 +27,20 @@ struct Huffman {
     max_code: [i32; 18],
     offset: [i32; 17],
     symbols: Vec<u8>,
+    /// Code and difference bits together, by the next FUSED bits: the difference << 8 | the
+    /// bits both take; 0 = longer than FUSED bits (then `fast` and the difference's own read).
+    /// Most CT samples (short codes, small differences) cost one lookup.
+    fused: Vec<i32>,
 }
 
 const LOOKUP: u32 = 10;
+const FUSED: u32 = 12;
+
+/// The difference coded by the `s` bits `v` (Table H.2: the lower half of the range is negative).
+#[inline(always)]
+fn extend(v: i32, s: u8) -> i32 {
+    if v < 1 << (s - 1) { v - (1 << s) + 1 } else { v }
+}
 
 impl Huffman {
     fn new(counts: &[u8; 16], symbols: &[u8]) -> Res<Huffman> {
@@ -61,7 +72,36 @@ impl Huffman {
             code <<= 1;
         }
         max_code[17] = i32::MAX;
-        Ok(Huffman { fast, max_code, offset, symbols: symbols.to_vec() })
+        let mut fused = vec![0i32; 1 << FUSED];
+        for (first, &(len, sym)) in fast.iter().enumerate() {
+            // Each code appears 2^(LOOKUP - len) times in `fast`: take it once, at its first place.
+            let len = len as u32;
+            if len == 0 || first & ((1 << (LOOKUP - len)) - 1) != 0 {
+                continue;
+            }
+            let code = first >> (LOOKUP - len);
+            let extra = match sym {
+                0 | 16 => 0,
+                1..=15 => sym as u32,
+                _ => continue, // the slow path reports it
+            };
+            if len + extra > FUSED {
+                continue;
+            }
+            for v in 0..1usize << extra {
+                let diff = match sym {
+                    0 => 0,
+                    16 => 32768,
+                    _ => extend(v as i32, sym),
+                };
+                let shift = FUSED - len - extra;
+                let at = ((code << extra) | v) << shift;
+                for e in &mut fused[at..at + (1 << shift)] {
+                    *e = (diff << 8) | (len + extra) as i32;
+                }
+            }
+        }
+        Ok(Huffman { fast, max_code, offset, symbols: symbols.to_vec(), fused })
     }
 }
 
@@ -157,7 +197,7 @@ impl Bits<'_> {
                 }
                 let v = self.peek(s as u32) as i32;
                 self.consume(s as u32);
-                Ok(if v < 1 << (s - 1) { v - (1 << s) + 1 } else { v })
+                Ok(extend(v, s))
             }
             16 => Ok(32768),
             _ => corrupt("difference category above 16"),
@@ -307,6 +347,14 @@ fn scan_with<const P: u8>(data: &[u8], h: &Huffman, precision: u8, rows: usize, 
     // Inlined into the loops: as a call, the Result came back through memory for every sample.
     #[inline(always)]
     fn next(bits: &mut Bits, h: &Huffman) -> Res<i32> {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        let e = h.fused[bits.peek(FUSED) as usize];
+        if e != 0 {
+            bits.consume((e & 0xFF) as u32);
+            return Ok(e >> 8);
+        }
         let s = bits.symbol(h)?;
         bits.difference(s)
     }

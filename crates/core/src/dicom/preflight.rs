@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use dicom_dictionary_std::tags;
 use std::io::{BufRead, BufReader, Read};
+use std::ops::Range;
 use std::path::Path;
 
 /// Deeper than any real image header (CT nests 3 or 4 levels; structured reports a dozen).
@@ -60,7 +61,24 @@ impl<R: Read> Counted<R> {
 pub fn check(path: &Path, whole: bool) -> Result<()> {
     let Ok(f) = std::fs::File::open(path) else { return Ok(()) };
     let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-    let mut r = Counted { inner: BufReader::with_capacity(16 << 10, f), pos: 0 };
+    check_from(BufReader::with_capacity(16 << 10, f), file_len, path, whole, &mut None)
+}
+
+/// A whole file already in memory: the same check, and where its encapsulated pixel data's
+/// fragments are (byte ranges in `bytes`, the basic offset table left out) when the walk reached
+/// all of them, so a decoder can take them without parsing the file again. `Ok(None)`: native
+/// pixels, a deflated data set, or a walk that stopped early (the parser's business).
+pub fn pixel_fragments(bytes: &[u8], path: &Path) -> Result<Option<Vec<Range<usize>>>> {
+    let mut fragments = None;
+    check_from(bytes, bytes.len() as u64, path, true, &mut fragments)?;
+    Ok(fragments.and_then(|f: Vec<Range<u64>>| {
+        let f: Vec<Range<usize>> = f.into_iter().skip(1).map(|r| r.start as usize..r.end as usize).collect();
+        (!f.is_empty()).then_some(f)
+    }))
+}
+
+fn check_from<R: BufRead>(reader: R, file_len: u64, path: &Path, whole: bool, fragments: &mut Option<Vec<Range<u64>>>) -> Result<()> {
+    let mut r = Counted { inner: reader, pos: 0 };
     // The magic after a 128-byte preamble, or at the very start: the parser's default
     // (ReadPreamble::Auto) accepts both (found by fuzzing: a 179-byte file without a preamble
     // skipped this walk, and the parser filled a 1.8 GB meta element).
@@ -124,14 +142,22 @@ pub fn check(path: &Path, whole: bool) -> Result<()> {
         // Unbuffered: reads as small as the parser's, so a corrupt stream further on does not hide
         // the element headers before it.
         let mut inflated = Counted { inner: flate2::bufread::DeflateDecoder::new(rest), pos: 0 };
-        return walk(&mut inflated, syntax, file_len.saturating_mul(1032), path, whole);
+        return walk(&mut inflated, syntax, file_len.saturating_mul(1032), path, whole, &mut None);
     }
-    walk(&mut r, syntax, file_len, path, whole)
+    walk(&mut r, syntax, file_len, path, whole, fragments)
 }
 
 /// The data set: a stack of open sequences and items (their end offset when their length is
 /// defined), popped as delimiters or ends are reached.
-fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path, whole: bool) -> Result<()> {
+/// `fragments`: filled with the byte ranges of the top-level encapsulated pixel data's items.
+fn walk<R: Read>(
+    r: &mut Counted<R>,
+    syntax: Syntax,
+    file_len: u64,
+    path: &Path,
+    whole: bool,
+    fragments: &mut Option<Vec<Range<u64>>>,
+) -> Result<()> {
     // Open sequences and items, with their end when their length is defined. Inside a sequence
     // the parser reads item headers; anywhere else elements, where even an item or sequence
     // delimiter tag is an element with a value (found by fuzzing: a stray (FFFE,E0DD) with a
@@ -178,8 +204,12 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
             PIXEL_DATA if open.is_empty() && !whole => return Ok(()),
             // Encapsulated pixels (an icon image's too): fragments, not elements.
             PIXEL_DATA if len == UNDEFINED => {
-                if !fragments_fit(r, syntax, file_len, path)? {
+                let mut items = Vec::new();
+                if !fragments_fit(r, syntax, file_len, path, &mut items)? {
                     return Ok(());
+                }
+                if open.is_empty() {
+                    *fragments = Some(items);
                 }
             }
             _ => {
@@ -215,11 +245,13 @@ fn walk<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path,
 
 /// Skip the fragments of encapsulated pixel data, each checked against the file; `Ok(false)`
 /// when the walk cannot go on (something it does not parse: the parser's business).
-fn fragments_fit<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path) -> Result<bool> {
+/// `items`: each item's value range.
+fn fragments_fit<R: Read>(r: &mut Counted<R>, syntax: Syntax, file_len: u64, path: &Path, items: &mut Vec<Range<u64>>) -> Result<bool> {
     loop {
         let Some((t, _, l)) = element(r, syntax) else { return Ok(false) };
         match t {
             ITEM if l != UNDEFINED && r.pos.saturating_add(u64::from(l)) <= file_len => {
+                items.push(r.pos..r.pos + u64::from(l));
                 if r.skip(u64::from(l)).is_none() {
                     return Ok(false);
                 }
