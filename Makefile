@@ -114,6 +114,7 @@ demo: build
 	@ls -l $(DEMO)
 
 bench: build wheel
+	$(CARGO) build --release --locked --quiet --example io_floor -p ctprep-core
 	bash scripts/bench.sh
 
 # Each stage's cost against the scan's size: 100 to 1,000 slices and a thin-slice case

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::geometry::{Geometry, cross};
 use crate::volume::{Volume, Voxel};
 use crate::with_data;
-use ndarray::{Array3, ArrayView3};
+use ndarray::ArrayView3;
 use serde::Serialize;
 use std::io::Write;
 
@@ -64,6 +64,8 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
 
 /// No vertex on this edge.
 const NONE: u32 = u32::MAX;
+/// A row of flags with nothing inside.
+const EMPTY_ROW: (u32, u32) = (u32::MAX, 0);
 /// Ids of vertices borrowed from the next chunk's first slice carry this bit until the stitch.
 const TAG: u32 = 1 << 31;
 
@@ -71,7 +73,6 @@ const TAG: u32 = 1 << 31;
 /// (a byte per voxel); values are read from the input for the few voxels next to the surface.
 struct Grid<'a, T> {
     sampled: ArrayView3<'a, T>,
-    flags: Vec<u8>,
     level: f32,
     pad: f32,
     step: f32,
@@ -94,20 +95,58 @@ struct Chunk {
     last: (Vec<u32>, Vec<u32>),
 }
 
+/// Inside flags of two consecutive padded slices (slice z in `[z % 2]`), and per row the first
+/// and last x inside (`EMPTY_ROW` when none).
+struct Planes {
+    flags: [Vec<u8>; 2],
+    ranges: [Vec<(u32, u32)>; 2],
+    px: usize,
+}
+
+impl Planes {
+    fn new(py: usize, px: usize) -> Self {
+        Planes { flags: [vec![0; py * px], vec![0; py * px]], ranges: [vec![EMPTY_ROW; py], vec![EMPTY_ROW; py]], px }
+    }
+
+    /// The inside flags of row (z, y).
+    fn row(&self, z: usize, y: usize) -> &[u8] {
+        &self.flags[z % 2][y * self.px..(y + 1) * self.px]
+    }
+}
+
 impl<'a, T: Voxel> Grid<'a, T> {
     fn new(data: &'a ArrayView3<T>, level: f32, step: usize) -> Self {
         let (nz, ny, nx) = data.dim();
         let (sz, sy, sx) = (nz.div_ceil(step), ny.div_ceil(step), nx.div_ceil(step));
         let (pz, py, px) = (sz + 2, sy + 2, sx + 2);
+        let sampled = data.slice(ndarray::s![..;step, ..;step, ..;step]);
         let min = ndarray::Zip::from(data).par_fold(|| f32::INFINITY, |m, v| m.min(v.to_f32()), f32::min);
         let pad = if min < level { min } else { level - 1.0 };
-        let sampled = data.slice(ndarray::s![..;step, ..;step, ..;step]);
-        let mut f = Array3::<u8>::zeros((pz, py, px));
-        ndarray::Zip::from(f.slice_mut(ndarray::s![1..sz + 1, 1..sy + 1, 1..sx + 1]))
-            .and(&sampled)
-            .par_for_each(|d, v| *d = u8::from(v.to_f32() > level));
-        let flags = f.into_raw_vec_and_offset().0;
-        Grid { sampled, flags, level, pad, step: step as f32, size: [sz, sy, sx], pz, py, px }
+        Grid { sampled, level, pad, step: step as f32, size: [sz, sy, sx], pz, py, px }
+    }
+
+    /// The inside flags of padded slice z into `planes` (each chunk makes its own, two at a
+    /// time: no volume of flags, which cost as much to allocate and fill as the marching).
+    fn load_plane(&self, z: usize, planes: &mut Planes) {
+        let [sz, _, sx] = self.size;
+        let px = self.px;
+        let (flags, ranges) = (&mut planes.flags[z % 2], &mut planes.ranges[z % 2]);
+        flags.fill(0);
+        ranges.fill(EMPTY_ROW);
+        if z == 0 || z > sz {
+            return;
+        }
+        let slice = self.sampled.index_axis(ndarray::Axis(0), z - 1);
+        for (y, src) in slice.outer_iter().enumerate() {
+            let row = &mut flags[(y + 1) * px + 1..(y + 1) * px + 1 + sx];
+            for (d, v) in row.iter_mut().zip(src.iter()) {
+                *d = u8::from(v.to_f32() > self.level);
+            }
+            // Padded x of the first and last voxel inside.
+            if let (Some(lo), Some(hi)) = (row.iter().position(|&v| v != 0), row.iter().rposition(|&v| v != 0)) {
+                ranges[y + 1] = (lo as u32 + 1, hi as u32 + 1);
+            }
+        }
     }
 
     fn value(&self, z: usize, y: usize, x: usize) -> f32 {
@@ -115,14 +154,13 @@ impl<'a, T: Voxel> Grid<'a, T> {
         if z == 0 || y == 0 || x == 0 || z > sz || y > sy || x > sx { self.pad } else { self.sampled[[z - 1, y - 1, x - 1]].to_f32() }
     }
 
-    fn idx(&self, z: usize, y: usize, x: usize) -> usize {
-        (z * self.py + y) * self.px + x
-    }
-
-    /// The inside flags of row (z, y).
-    fn row(&self, z: usize, y: usize) -> &[u8] {
-        let i = self.idx(z, y, 0);
-        &self.flags[i..i + self.px]
+    /// The cubes (by their lower x) that can cut the surface between the given rows: from one
+    /// before the first inside voxel to the last (flying edges' trimming, which skips most of
+    /// the volume); `None` when every row is empty.
+    fn cube_span(&self, planes: &Planes, rows: &[(usize, usize)]) -> Option<std::ops::Range<usize>> {
+        let (lo, hi) = rows.iter().map(|&(z, y)| planes.ranges[z % 2][y]).fold(EMPTY_ROW, |a, b| (a.0.min(b.0), a.1.max(b.1)));
+        // Padding keeps every inside voxel off the array's first and last x.
+        (lo <= hi).then(|| lo as usize - 1..(hi as usize).min(self.px - 2) + 1)
     }
 
     /// Vertex on the edge from voxel a to voxel b (padded indices), in unpadded index space.
@@ -138,19 +176,19 @@ impl<'a, T: Voxel> Grid<'a, T> {
     }
 
     /// x- and y-edge vertices of slice z.
-    fn slice_edges(&self, z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32) {
+    fn slice_edges(&self, pl: &Planes, z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32) {
         let (py, px) = (self.py, self.px);
         ex.fill(NONE);
         ey.fill(NONE);
         for y in 0..py {
-            let row = self.row(z, y);
-            for x in 0..px - 1 {
+            let row = pl.row(z, y);
+            for x in self.cube_span(pl, &[(z, y)]).unwrap_or(0..0) {
                 if row[x] != row[x + 1] {
                     ex[y * px + x] = self.vertex(verts, [z, y, x], [z, y, x + 1]) | tag;
                 }
             }
             if y + 1 < py {
-                crossings(row, self.row(z, y + 1), &mut |x| ey[y * px + x] = self.vertex(verts, [z, y, x], [z, y + 1, x]) | tag);
+                crossings(row, pl.row(z, y + 1), &mut |x| ey[y * px + x] = self.vertex(verts, [z, y, x], [z, y + 1, x]) | tag);
             }
         }
     }
@@ -163,22 +201,36 @@ impl<'a, T: Voxel> Grid<'a, T> {
         let mut ex = [vec![NONE; plane], vec![NONE; plane]];
         let mut ey = [vec![NONE; plane], vec![NONE; plane]];
         let mut ez = vec![NONE; plane];
-        self.slice_edges(z0, &mut ex[z0 % 2], &mut ey[z0 % 2], &mut verts, 0);
+        let mut pl = Planes::new(py, px);
+        self.load_plane(z0, &mut pl);
+        self.slice_edges(&pl, z0, &mut ex[z0 % 2], &mut ey[z0 % 2], &mut verts, 0);
         let first = (ex[z0 % 2].clone(), ey[z0 % 2].clone());
         for z in z0..z1 {
             let (cur, nxt) = (z % 2, (z + 1) % 2);
+            self.load_plane(z + 1, &mut pl);
             if z + 1 == z1 && borrow_last {
-                self.slice_edges(z + 1, &mut ex[nxt], &mut ey[nxt], &mut borrowed, TAG);
+                self.slice_edges(&pl, z + 1, &mut ex[nxt], &mut ey[nxt], &mut borrowed, TAG);
             } else {
-                self.slice_edges(z + 1, &mut ex[nxt], &mut ey[nxt], &mut verts, 0);
+                self.slice_edges(&pl, z + 1, &mut ex[nxt], &mut ey[nxt], &mut verts, 0);
             }
             ez.fill(NONE);
             for y in 0..py {
-                crossings(self.row(z, y), self.row(z + 1, y), &mut |x| ez[y * px + x] = self.vertex(&mut verts, [z, y, x], [z + 1, y, x]));
+                crossings(pl.row(z, y), pl.row(z + 1, y), &mut |x| ez[y * px + x] = self.vertex(&mut verts, [z, y, x], [z + 1, y, x]));
             }
             for y in 0..py - 1 {
-                let (a, b, c, d) = (self.row(z, y), self.row(z, y + 1), self.row(z + 1, y), self.row(z + 1, y + 1));
-                for x in 0..px - 1 {
+                let Some(span) = self.cube_span(&pl, &[(z, y), (z, y + 1), (z + 1, y), (z + 1, y + 1)]) else { continue };
+                let (a, b, c, d) = (pl.row(z, y), pl.row(z, y + 1), pl.row(z + 1, y), pl.row(z + 1, y + 1));
+                // Eight cubes at a time where their 4 x 9 corners are all outside (the gaps
+                // between bones, or organs, along a row).
+                let word = |r: &[u8], x: usize| u64::from_le_bytes(r[x..x + 8].try_into().unwrap_or([1; 8])) | u64::from(r[x + 8]);
+                let mut x = span.start;
+                while x < span.end {
+                    if x + 9 <= px && word(a, x) | word(b, x) | word(c, x) | word(d, x) == 0 {
+                        x += 8;
+                        continue;
+                    }
+                    x += 1;
+                    let x = x - 1;
                     // Corner order as table::CORNERS: (0,0,0) (1,0,0) (1,1,0) (0,1,0), then z + 1.
                     let case =
                         (a[x] | a[x + 1] << 1 | b[x + 1] << 2 | b[x] << 3 | c[x] << 4 | c[x + 1] << 5 | d[x + 1] << 6 | d[x] << 7) as usize;
@@ -242,20 +294,23 @@ fn crossings(a: &[u8], b: &[u8], f: &mut impl FnMut(usize)) {
 }
 
 /// One mesh from the chunks: owned vertices in chunk order; borrowed ids become the next chunk's
-/// first-slice ids.
+/// first-slice ids. Each chunk's part is copied in parallel into its place in the whole.
 fn stitch(chunks: &[Chunk], plane: usize) -> Mesh {
-    let mut offsets = Vec::with_capacity(chunks.len());
-    let mut total = 0u32;
+    use rayon::prelude::*;
+    let (mut offsets, mut tri_offsets) = (Vec::with_capacity(chunks.len()), Vec::with_capacity(chunks.len()));
+    let (mut total, mut total_tris) = (0u32, 0usize);
     for c in chunks {
         offsets.push(total);
+        tri_offsets.push(total_tris);
         total += c.verts.len() as u32;
+        total_tris += c.tris.len();
     }
-    let mut mesh = Mesh::default();
-    mesh.vertices.reserve(total as usize);
-    for c in chunks {
-        mesh.vertices.extend_from_slice(&c.verts);
-    }
-    for (i, c) in chunks.iter().enumerate() {
+    let mut mesh = Mesh { vertices: vec![[0.0; 3]; total as usize], triangles: vec![[0; 3]; total_tris] };
+    let vertex_parts = split_parts(&mut mesh.vertices, chunks.iter().map(|c| c.verts.len()));
+    let triangle_parts = split_parts(&mut mesh.triangles, chunks.iter().map(|c| c.tris.len()));
+    vertex_parts.into_par_iter().zip(triangle_parts).enumerate().for_each(|(i, (verts, tris))| {
+        let c = &chunks[i];
+        verts.copy_from_slice(&c.verts);
         let mut map = vec![NONE; c.borrowed.len()];
         if let Some(next) = chunks.get(i + 1) {
             for (mine, theirs) in [(&c.last.0, &next.first.0), (&c.last.1, &next.first.1)] {
@@ -266,9 +321,23 @@ fn stitch(chunks: &[Chunk], plane: usize) -> Mesh {
                 }
             }
         }
-        mesh.triangles.extend(c.tris.iter().map(|t| t.map(|v| if v & TAG != 0 { map[(v & !TAG) as usize] } else { offsets[i] + v })));
-    }
+        for (d, t) in tris.iter_mut().zip(&c.tris) {
+            *d = t.map(|v| if v & TAG != 0 { map[(v & !TAG) as usize] } else { offsets[i] + v });
+        }
+    });
     mesh
+}
+
+/// `all` cut into consecutive parts of the given lengths.
+fn split_parts<T>(all: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
+    let mut rest = all;
+    let mut parts = Vec::new();
+    for n in lens {
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
+        parts.push(part);
+        rest = tail;
+    }
+    parts
 }
 
 /// Map voxel-space vertices into `space` with the volume's geometry. Winding is kept outward
@@ -277,14 +346,22 @@ pub fn to_space(mesh: &mut Mesh, g: &Geometry, space: Space) {
     if space == Space::Voxel {
         return;
     }
-    for v in mesh.vertices.iter_mut() {
-        let w = g.index_to_world([v[0] as f64, v[1] as f64, v[2] as f64]);
+    use rayon::prelude::*;
+    let m = g.index_matrix();
+    mesh.vertices.par_iter_mut().for_each(|v| {
+        // Geometry::index_to_world, with the matrix made once.
+        let ijk = [v[0] as f64, v[1] as f64, v[2] as f64];
+        let mut w = g.origin;
+        for r in 0..3 {
+            for a in 0..3 {
+                w[r] += m[r][a] * ijk[a];
+            }
+        }
         *v = match space {
             Space::Ras => [-w[0] as f32, -w[1] as f32, w[2] as f32],
             _ => [w[0] as f32, w[1] as f32, w[2] as f32],
         };
-    }
-    let m = g.index_matrix();
+    });
     let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
     // RAS negates two axes: handedness unchanged.
@@ -652,6 +729,7 @@ mod tests {
     use super::*;
     use crate::meta::{Kind, Meta};
     use crate::volume::VolumeData;
+    use ndarray::Array3;
     use proptest::prelude::*;
 
     #[test]
