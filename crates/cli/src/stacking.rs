@@ -48,7 +48,15 @@ pub fn stack_inputs(inputs: &[String], stack: &StackArgs, cx: &Cx) -> Result<Sta
         }
     }
     let opts = stack.options();
-    let chosen = select_series(&series, &opts.select, opts.axial_only)?;
+    // One folder or file named: the error names it (a dataset run's log says which patient).
+    let named = match inputs {
+        [one] if one != "-" => Some(one),
+        _ => None,
+    };
+    let chosen = select_series(&series, &opts.select, opts.axial_only).map_err(|e| match named {
+        Some(p) => e.with_path(p),
+        None => e,
+    })?;
     cx.info(chosen.why);
     for w in &chosen.warnings {
         cx.warn(w);

@@ -85,7 +85,10 @@ fn load_series(py: Python<'_>, path: &Bound<'_, PyAny>, series: &str, on_gap: &s
             let scanned = scan(&files);
             let failed: Vec<String> = scanned.failed.iter().map(|e| format!("{e} (file left out)")).collect();
             let all = group_series(scanned.headers);
-            let chosen = select_series(&all, &opts.select, opts.axial_only)?;
+            let chosen = select_series(&all, &opts.select, opts.axial_only).map_err(|e| match paths.as_slice() {
+                [one] => e.with_path(one),
+                _ => e,
+            })?;
             Ok((stack_series(&all[chosen.index], &opts)?, chosen, failed))
         })
         .py_err(py)?;
