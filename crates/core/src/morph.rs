@@ -691,7 +691,8 @@ pub fn dilate_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let Some(b) = bbox(mask, margin_vox(r, spacing)) else { return mask.clone() };
     let sub = mask.slice(in_box(b));
     let near: Array3<u8> = ball_mask(&Zip::from(&sub).par_map_collect(|&v| v != 0), spacing, r, true);
-    let mut out = mask.clone();
+    // Outside the box the mask is empty: zeros, whose pages stay untouched there.
+    let mut out = Array3::<u8>::zeros(mask.raw_dim());
     out.slice_mut(in_box(b)).assign(&near);
     out
 }
@@ -934,6 +935,14 @@ mod tests {
             }
             let c = close_mm(&a, r, [1.0, 1.2, 1.5]);
             for (&cv, &av) in c.iter().zip(a.iter()) { prop_assert!(cv >= av); }
+        }
+
+        /// lung-seg dilates its labels (1, 2) directly: the result is the dilation of the 0/1 mask.
+        #[test]
+        fn dilation_of_labels_is_the_dilation_of_their_mask(vals in proptest::collection::vec(0u8..8, 6 * 7 * 8), r in 0.5f64..2.5) {
+            let labels = Array3::from_shape_vec((6, 7, 8), vals).unwrap().mapv(|v| if v < 5 { 0 } else { v - 5 });
+            let mask = labels.mapv(|v| u8::from(v != 0));
+            prop_assert_eq!(dilate_mm(&labels, r, [1.0, 1.2, 1.5]), dilate_mm(&mask, r, [1.0, 1.2, 1.5]));
         }
 
         #[test]

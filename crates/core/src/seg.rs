@@ -207,13 +207,12 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
     }
-    let (mut labels, mut region) = close_and_fill(vol, &source, &ids, &known, &body, o, &mut qc);
-    drop(source);
+    let (mut labels, mut region) = close_and_fill(vol, source, &ids, &known, body, o, &mut qc);
     if o.dilate_mm > 0.0 {
-        let all = labels.mapv(|v| u8::from(v != 0));
-        let grown = dilate_mm(&all, o.dilate_mm, sp);
+        // dilate_mm dilates the nonzero voxels: the labels themselves, no 0/1 copy.
+        let grown = dilate_mm(&labels, o.dilate_mm, sp);
         // New voxels take the label of the lung that reaches them first (6-neighbour steps).
-        labels = grow_labels(&labels, &grown);
+        labels = grow_labels(labels, grown);
         let reach = crate::morph::margin_vox(o.dilate_mm, sp);
         let dims = [shape[0], shape[1], shape[2]];
         region = region.map(|r| crate::morph::grow_box(r.map(|r| r.0), r.map(|r| r.1 - 1), reach, dims));
@@ -368,10 +367,15 @@ fn seed_and_grow(air: Array3<u8>, sp: [f64; 3], qc: &mut LungQc) -> (Seeded, usi
     let seeds = pieces.paint(0u16, |l| Some(seed_id[l as usize]));
     drop(pieces);
     // Labels as bytes when they fit: half the memory every later pass over them reads.
+    // The air and the seeds are in the label grid once it is seeded: freed before it grows.
     let grown = if n_seeds < u8::OPEN as usize {
-        Seeded::Few(grow_from_blocks(&seeds.view(), factors, &air))
+        let start = start_growth(&seeds.view(), factors, &air);
+        drop((air, seeds));
+        Seeded::Few(start.run())
     } else {
-        Seeded::Many(grow_from_blocks(&seeds.view(), factors, &air))
+        let start = start_growth(&seeds.view(), factors, &air);
+        drop((air, seeds));
+        Seeded::Many(start.run())
     };
     (grown, n_seeds)
 }
@@ -493,10 +497,10 @@ fn rejoin_lung_pieces(vol: &Volume, source: &Seeded, lungs: &mut [Vec<u32>], qc:
 /// then pasted as label 1 (right) or 2 (left); also the union of the lungs' boxes, where QC looks.
 fn close_and_fill(
     vol: &Volume,
-    source: &Seeded,
+    source: Seeded,
     ids: &[Vec<u32>],
     known: &[(u32, crate::morph::LabelBox)],
-    body: &Array3<u8>,
+    body: Array3<u8>,
     o: &LungOptions,
     qc: &mut LungQc,
 ) -> (Array3<u8>, Option<Box3>) {
@@ -536,31 +540,38 @@ fn close_and_fill(
     // The chest's axis in each axial plane, (y, x) in voxels: the lungs' joint centroid.
     let total: u64 = boxes.iter().map(|b| b.count).sum();
     let axis_yx = [1, 0].map(|a| boxes.iter().map(|b| b.index_sum_xyz[a]).sum::<f64>() / total.max(1) as f64);
+    // Work inside each lung's bounding box: a closing by a ball never leaves it (a ball just
+    // beyond a face covers any voxel past it), close_mm pads it for its own work, and holes open
+    // to a face would be open to a wider box's margin too. Each lung and the body are cut to
+    // their boxes first, so the grown labels and the body mask are freed before the output is
+    // made (lung-seg's peak memory).
+    let lungs: Vec<(usize, Box3, Array3<u8>, Array3<u8>)> = order
+        .iter()
+        .enumerate()
+        .filter(|&(_, &k)| boxes[k].count > 0)
+        .map(|(i, &k)| {
+            let b = crate::morph::grow_box(boxes[k].lo_zyx, boxes[k].hi_zyx, [0; 3], dims);
+            (i, b, source.mask(&ids[k], b), body.slice(in_box(b)).to_owned())
+        })
+        .collect();
+    drop((source, body));
     let mut labels = Array3::<u8>::zeros(shape);
     let mut region: Option<Box3> = None;
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
     // side they only raised the peak memory), and pasted in order.
-    for (i, &k) in order.iter().enumerate() {
-        if boxes[k].count == 0 {
-            continue;
-        }
-        // Work inside the lung's bounding box: a closing by a ball never leaves it (a ball just
-        // beyond a face covers any voxel past it), close_mm pads it for its own work, and holes
-        // open to a face would be open to a wider box's margin too.
-        let b = crate::morph::grow_box(boxes[k].lo_zyx, boxes[k].hi_zyx, [0; 3], dims);
+    for (i, b, mut m, body) in lungs {
         region = Some(region.map_or(b, |r| std::array::from_fn(|a| (r[a].0.min(b[a].0), r[a].1.max(b[a].1)))));
         let bx = in_box(b);
-        let mut m = source.mask(&ids[k], b);
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
-            Zip::from(&mut m).and(&body.slice(bx)).par_for_each(|m, &b| *m &= b);
+            Zip::from(&mut m).and(&body).par_for_each(|m, &b| *m &= b);
         }
         // Holes up to 20 cm^2 per slice: vessels and nodules, not the dome the lung wraps around.
         fill_holes_2d(&mut m, (2000.0 / (sp[0] * sp[1])) as usize);
         fill_holes_3d(&mut m);
         let centre = [axis_yx[0] - b[1].0 as f64, axis_yx[1] - b[2].0 as f64];
-        let dents = fill_costal_dents(&mut m, &body.slice(bx), centre, [sp[1], sp[0]]);
+        let dents = fill_costal_dents(&mut m, &body.view(), centre, [sp[1], sp[0]]);
         qc.costal_dents_filled_ml += dents as f64 * vol.voxel_volume_mm3() / 1000.0;
         let lab = if ids.len() == 2 { i as u8 + 1 } else { 1 };
         Zip::from(&mut labels.slice_mut(bx)).and(&m).par_for_each(|d, &v| {
@@ -831,8 +842,10 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
 
 /// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, 6-neighbour
 /// steps). Voxels no seed reaches stay 0; each voxel joins the label that reaches it first.
-fn grow_labels(seeds: &Array3<u8>, within: &Array3<u8>) -> Array3<u8> {
-    let grown: Grown<u8> = grow_from_blocks(&seeds.view(), [1, 1, 1], within);
+fn grow_labels(seeds: Array3<u8>, within: Array3<u8>) -> Array3<u8> {
+    let start: Growth<u8> = start_growth(&seeds.view(), [1, 1, 1], &within);
+    drop((seeds, within));
+    let grown = start.run();
     Zip::from(grown.labels()).par_map_collect(|&l| if l == u8::OPEN { 0 } else { l })
 }
 
@@ -940,6 +953,19 @@ impl Seeded {
 /// Grow labels seeded on a grid of blocks (`factors` (x, y, z) voxels each; 0 = no seed) inside
 /// `within` at full resolution, breadth first: each voxel joins the label that reaches it first.
 fn grow_from_blocks<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>, factors: [usize; 3], within: &Array3<u8>) -> Grown<L> {
+    start_growth(seeds, factors, within).run()
+}
+
+/// Labels seeded, not grown yet: the seeds and `within` are in `lab` now, so a caller that owns
+/// them can free them before the growth (lung-seg's peak memory).
+struct Growth<L> {
+    lab: Vec<L>,
+    frontier: Vec<usize>,
+    dims: (usize, usize, usize),
+}
+
+/// The first step of [`grow_from_blocks`]: the padded label grid and the seeds' frontier.
+fn start_growth<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>, factors: [usize; 3], within: &Array3<u8>) -> Growth<L> {
     let [fx, fy, fz] = factors;
     let (nz, ny, nx) = within.dim();
     let (py, px) = (ny + 2, nx + 2);
@@ -973,44 +999,54 @@ fn grow_from_blocks<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>,
             front
         })
         .collect();
-    let mut frontier = fronts.concat();
-    let slot = |l: L| Into::<u32>::into(l) as usize;
-    let mut counts = vec![0u64; slot(L::OPEN)];
-    for &i in &frontier {
-        counts[slot(lab[i])] += 1;
-    }
-    let mut next = Vec::new();
-    // Where two labels meet, one of the two voxels is processed after the other was labelled:
-    // every contact is seen here.
-    let mut touching: Vec<(L, L)> = Vec::new();
-    while !frontier.is_empty() {
-        next.clear();
+    // The per-slice parts are freed as the whole is made: they hold 8 bytes per seed voxel.
+    let frontier = fronts.concat();
+    Growth { lab, frontier, dims: (nz, ny, nx) }
+}
+
+impl<L: Label> Growth<L> {
+    fn run(self) -> Grown<L> {
+        let Growth { mut lab, mut frontier, dims: (nz, ny, nx) } = self;
+        let (py, px) = (ny + 2, nx + 2);
+        let plane = py * px;
+        let slot = |l: L| Into::<u32>::into(l) as usize;
+        let mut counts = vec![0u64; slot(L::OPEN)];
         for &i in &frontier {
-            let l = lab[i];
-            for j in [i - 1, i + 1, i - px, i + px, i - plane, i + plane] {
-                let lj = lab[j];
-                if lj == L::OPEN {
-                    lab[j] = l;
-                    counts[slot(l)] += 1;
-                    next.push(j);
-                } else if lj != l && lj != L::default() {
-                    touching.push((l, lj));
+            counts[slot(lab[i])] += 1;
+        }
+        let mut next = Vec::new();
+        // Where two labels meet, one of the two voxels is processed after the other was labelled:
+        // every contact is seen here.
+        let mut touching: Vec<(L, L)> = Vec::new();
+        while !frontier.is_empty() {
+            next.clear();
+            for &i in &frontier {
+                let l = lab[i];
+                for j in [i - 1, i + 1, i - px, i + px, i - plane, i + plane] {
+                    let lj = lab[j];
+                    if lj == L::OPEN {
+                        lab[j] = l;
+                        counts[slot(l)] += 1;
+                        next.push(j);
+                    } else if lj != l && lj != L::default() {
+                        touching.push((l, lj));
+                    }
                 }
             }
+            std::mem::swap(&mut frontier, &mut next);
         }
-        std::mem::swap(&mut frontier, &mut next);
-    }
-    let mut pairs: Vec<(u32, u32)> =
-        touching.into_iter().map(|(a, b)| (slot(a).min(slot(b)) as u32, slot(a).max(slot(b)) as u32)).collect();
-    pairs.sort_unstable();
-    let mut contacts: Vec<((u32, u32), u64)> = Vec::new();
-    for p in pairs {
-        match contacts.last_mut() {
-            Some((q, n)) if *q == p => *n += 1,
-            _ => contacts.push((p, 1)),
+        let mut pairs: Vec<(u32, u32)> =
+            touching.into_iter().map(|(a, b)| (slot(a).min(slot(b)) as u32, slot(a).max(slot(b)) as u32)).collect();
+        pairs.sort_unstable();
+        let mut contacts: Vec<((u32, u32), u64)> = Vec::new();
+        for p in pairs {
+            match contacts.last_mut() {
+                Some((q, n)) if *q == p => *n += 1,
+                _ => contacts.push((p, 1)),
+            }
         }
+        Grown { padded: Array3::from_shape_vec((nz + 2, py, px), lab).expect("same shape"), counts, contacts }
     }
-    Grown { padded: Array3::from_shape_vec((nz + 2, py, px), lab).expect("same shape"), counts, contacts }
 }
 
 /// Clear the voxels at flat indices `tree` and their 6-neighbours (the airway wall's partial
