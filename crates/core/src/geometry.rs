@@ -66,7 +66,7 @@ pub fn normalize(a: Vec3) -> Vec3 {
     if n > 0.0 { scale(a, 1.0 / n) } else { a }
 }
 
-fn det3(m: &Mat3) -> f64 {
+pub fn det3(m: &Mat3) -> f64 {
     m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
@@ -107,7 +107,12 @@ impl Geometry {
 
     /// LPS position (mm) of a continuous index (i, j, k) = (x, y, z).
     pub fn index_to_world(&self, ijk: Vec3) -> Vec3 {
-        let m = self.index_matrix();
+        self.index_to_world_with(&self.index_matrix(), ijk)
+    }
+
+    /// [`Self::index_to_world`] with the [`Self::index_matrix`] made once, for callers that map
+    /// many points (a mesh's vertices).
+    pub fn index_to_world_with(&self, m: &Mat3, ijk: Vec3) -> Vec3 {
         let mut w = self.origin;
         for r in 0..3 {
             for a in 0..3 {

@@ -87,9 +87,9 @@ fn convert_to_hu(vol: Cow<'_, Volume>, opts: &HuOptions) -> Result<HuResult> {
     let (lo, hi) = opts.clamp.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     let air = opts.air;
     let floor = opts.floor.unwrap_or(f64::NEG_INFINITY);
-    // The common case (int16 stored values, an integer rescale, int16 out, in place): integer
+    // The common case (int16 stored values, an integer rescale, int16 out, no FOV mask): integer
     // arithmetic the compiler vectorizes, the stored range counted in the same pass.
-    let integer = IntegerHu::new(rescale, padding.as_ref(), floor, (lo, hi), air);
+    let integer = IntegerHu::new(rescale, padding.as_ref(), floor, (lo, hi), air).filter(|_| dtype == DType::I16 && !opts.fov_mask);
     let convert = move |v: f64| -> (f64, bool) {
         let h = rescale.apply(v);
         if v.is_nan() || padding.as_ref().is_some_and(|p| p.contains(v)) || h < floor {
@@ -100,20 +100,21 @@ fn convert_to_hu(vol: Cow<'_, Volume>, opts: &HuOptions) -> Result<HuResult> {
     };
     let want = opts.fov_mask;
     let (geometry, src_meta) = (vol.geometry.clone(), vol.meta.clone());
-    let (data, tally) = match (vol, integer) {
-        (Cow::Owned(Volume { data: VolumeData::I16(mut a), .. }), Some(int)) if dtype == DType::I16 && !want && a.is_standard_layout() => {
+    // The integer path, in place on an owned volume or into a new array from a borrowed one.
+    let fast = match (vol, integer) {
+        (Cow::Owned(Volume { data: VolumeData::I16(mut a), .. }), Some(int)) if a.is_standard_layout() => {
             let (tally, stored) = int.map_in_place(&mut a);
-            warnings.extend(stored.and_then(|(mn, mx)| saturation(rescale, mn, mx, dtype)));
-            let volume = Volume { data: VolumeData::I16(a), geometry, meta: src_meta };
-            return Ok(finish(volume, tally, air, rule, rescale, None, warnings));
+            Ok((a, tally, stored))
         }
-        (Cow::Borrowed(Volume { data: VolumeData::I16(a), .. }), Some(int)) if dtype == DType::I16 && !want && a.is_standard_layout() => {
-            let (a, tally, stored) = int.map_into(a);
+        (Cow::Borrowed(Volume { data: VolumeData::I16(a), .. }), Some(int)) if a.is_standard_layout() => Ok(int.map_into(a)),
+        (vol, _) => Err(vol),
+    };
+    let (data, fov, tally) = match fast {
+        Ok((a, tally, stored)) => {
             warnings.extend(stored.and_then(|(mn, mx)| saturation(rescale, mn, mx, dtype)));
-            let volume = Volume { data: VolumeData::I16(a), geometry, meta: src_meta };
-            return Ok(finish(volume, tally, air, rule, rescale, None, warnings));
+            (VolumeData::I16(a), None, tally)
         }
-        (vol, _) => {
+        Err(vol) => {
             if dtype.is_integer() {
                 warnings.extend(vol.data.min_max().and_then(|(mn, mx)| saturation(rescale, mn, mx, dtype)));
             }
@@ -133,10 +134,9 @@ fn convert_to_hu(vol: Cow<'_, Volume>, opts: &HuOptions) -> Result<HuResult> {
                     DType::F64 => map_hu::<_, f64>(a, &convert),
                 }),
             };
-            ((data, fov), tally)
+            (data, fov, tally)
         }
     };
-    let (data, fov) = data;
     Ok(finish(Volume { data, geometry, meta: src_meta }, tally, air, rule, rescale, fov, warnings))
 }
 

@@ -367,15 +367,10 @@ fn seed_and_grow(air: Array3<u8>, sp: [f64; 3], qc: &mut LungQc) -> (Seeded, usi
     let seeds = pieces.paint(0u16, |l| Some(seed_id[l as usize]));
     drop(pieces);
     // Labels as bytes when they fit: half the memory every later pass over them reads.
-    // The air and the seeds are in the label grid once it is seeded: freed before it grows.
     let grown = if n_seeds < u8::OPEN as usize {
-        let start = start_growth(&seeds.view(), factors, &air);
-        drop((air, seeds));
-        Seeded::Few(start.run())
+        Seeded::Few(grow_freeing(seeds, factors, air))
     } else {
-        let start = start_growth(&seeds.view(), factors, &air);
-        drop((air, seeds));
-        Seeded::Many(start.run())
+        Seeded::Many(grow_freeing(seeds, factors, air))
     };
     (grown, n_seeds)
 }
@@ -843,9 +838,7 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
 /// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, 6-neighbour
 /// steps). Voxels no seed reaches stay 0; each voxel joins the label that reaches it first.
 fn grow_labels(seeds: Array3<u8>, within: Array3<u8>) -> Array3<u8> {
-    let start: Growth<u8> = start_growth(&seeds.view(), [1, 1, 1], &within);
-    drop((seeds, within));
-    let grown = start.run();
+    let grown: Grown<u8> = grow_freeing(seeds, [1, 1, 1], within);
     Zip::from(grown.labels()).par_map_collect(|&l| if l == u8::OPEN { 0 } else { l })
 }
 
@@ -954,6 +947,14 @@ impl Seeded {
 /// `within` at full resolution, breadth first: each voxel joins the label that reaches it first.
 fn grow_from_blocks<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>, factors: [usize; 3], within: &Array3<u8>) -> Grown<L> {
     start_growth(seeds, factors, within).run()
+}
+
+/// [`grow_from_blocks`] on arrays the caller gives up: the seeds and `within` are in the label
+/// grid once it is seeded, and are freed before it grows (lung-seg's peak memory).
+fn grow_freeing<S: Copy + Into<u16> + Sync, L: Label>(seeds: Array3<S>, factors: [usize; 3], within: Array3<u8>) -> Grown<L> {
+    let start = start_growth(&seeds.view(), factors, &within);
+    drop((seeds, within));
+    start.run()
 }
 
 /// Labels seeded, not grown yet: the seeds and `within` are in `lab` now, so a caller that owns

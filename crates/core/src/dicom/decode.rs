@@ -156,10 +156,8 @@ fn decode_lossless<T: Voxel>(h: &SliceHeader, out: &mut [T]) -> Result<bool> {
             return Ok(false);
         }
         if bits < 16 {
-            let shift = 16 - bits;
-            for v in plane.iter_mut() {
-                *v = if signed { (((*v << shift) as i16) >> shift) as u16 } else { *v << shift >> shift };
-            }
+            // The same value store_samples gives, in the sample's own 16 bits.
+            plane.iter_mut().for_each(|v| *v = stored_value(u32::from(*v), bits, signed) as u16);
         }
         return Ok(true);
     }
@@ -187,10 +185,16 @@ fn as_u16_plane<T: Voxel>(out: &mut [T], signed: bool, bits: u32) -> Option<&mut
 
 /// Raw samples to stored values: the low `bits` bits, sign-extended when the pixels are signed.
 fn store_samples<T: Voxel>(samples: impl Iterator<Item = u32>, bits: u32, signed: bool, out: &mut [T]) {
-    let shift = 32 - bits.clamp(1, 32);
     for (d, v) in out.iter_mut().zip(samples) {
-        *d = T::from_i32(if signed { ((v << shift) as i32) >> shift } else { (v << shift >> shift) as i32 });
+        *d = T::from_i32(stored_value(v, bits, signed));
     }
+}
+
+/// One raw sample's stored value: its low `bits` bits, sign-extended when signed.
+#[inline(always)]
+fn stored_value(v: u32, bits: u32, signed: bool) -> i32 {
+    let shift = 32 - bits.clamp(1, 32);
+    if signed { ((v << shift) as i32) >> shift } else { (v << shift >> shift) as i32 }
 }
 
 #[cfg(test)]

@@ -223,14 +223,14 @@ impl<'a, T: Voxel> Grid<'a, T> {
                 // Eight cubes at a time where their 4 x 9 corners are all outside (the gaps
                 // between bones, or organs, along a row).
                 let word = |r: &[u8], x: usize| u64::from_le_bytes(r[x..x + 8].try_into().unwrap_or([1; 8])) | u64::from(r[x + 8]);
-                let mut x = span.start;
-                while x < span.end {
+                let mut next = span.start;
+                while next < span.end {
+                    let x = next;
                     if x + 9 <= px && word(a, x) | word(b, x) | word(c, x) | word(d, x) == 0 {
-                        x += 8;
+                        next += 8;
                         continue;
                     }
-                    x += 1;
-                    let x = x - 1;
+                    next += 1;
                     // Corner order as table::CORNERS: (0,0,0) (1,0,0) (1,1,0) (0,1,0), then z + 1.
                     let case =
                         (a[x] | a[x + 1] << 1 | b[x + 1] << 2 | b[x] << 3 | c[x] << 4 | c[x + 1] << 5 | d[x + 1] << 6 | d[x] << 7) as usize;
@@ -349,21 +349,13 @@ pub fn to_space(mesh: &mut Mesh, g: &Geometry, space: Space) {
     use rayon::prelude::*;
     let m = g.index_matrix();
     mesh.vertices.par_iter_mut().for_each(|v| {
-        // Geometry::index_to_world, with the matrix made once.
-        let ijk = [v[0] as f64, v[1] as f64, v[2] as f64];
-        let mut w = g.origin;
-        for r in 0..3 {
-            for a in 0..3 {
-                w[r] += m[r][a] * ijk[a];
-            }
-        }
+        let w = g.index_to_world_with(&m, [v[0] as f64, v[1] as f64, v[2] as f64]);
         *v = match space {
             Space::Ras => [-w[0] as f32, -w[1] as f32, w[2] as f32],
             _ => [w[0] as f32, w[1] as f32, w[2] as f32],
         };
     });
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    let det = crate::geometry::det3(&m);
     // RAS negates two axes: handedness unchanged.
     if det < 0.0 {
         for t in mesh.triangles.iter_mut() {
