@@ -58,6 +58,14 @@ def test_a_missing_folder_is_an_oserror_with_the_tools_message(tmp_path):
     assert f"hint: {e.value.hint}" in r.stderr
 
 
+def test_a_folder_without_dicom_is_named_in_the_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    with pytest.raises(ctprep.CtprepError, match="no DICOM images found") as e:
+        ctprep.load_series(tmp_path)
+    # A dataset loop's log says which patient folder it was.
+    assert e.value.path == str(tmp_path) and str(tmp_path) in str(e.value)
+
+
 def test_a_corrupt_file_is_an_error_not_a_crash(tmp_path):
     (tmp_path / "slice.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff" + b"garbage" * 10)
     with pytest.raises(ctprep.CtprepError) as e:
