@@ -3,7 +3,7 @@
 //! filling (2-D per slice and 3-D), and dilation/erosion/closing with balls in millimetres via an
 //! exact anisotropic Euclidean distance transform.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut3, Axis, Zip};
 use rayon::prelude::*;
 
 /// Voxel connectivity.
@@ -42,27 +42,20 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
     }
 }
 
-/// Connected components kept as runs along x, each run knowing its label: sizes, border contact
-/// and masks come from the runs, so callers that need one component never paint (and page in)
-/// a 4-byte label per voxel.
-pub struct Components {
+/// A mask kept as runs along x, each row's in order. CT masks have a few runs per row, so a body
+/// mask costs a few megabytes instead of a byte per voxel (lung-seg's peak memory).
+pub struct Runs {
     dims: (usize, usize, usize),
     /// Per slice: its runs, and each row's first run (one more entry than rows).
     slices: Vec<(Vec<Run>, Vec<u32>)>,
     /// Index of each slice's first run among all runs.
     base: Vec<u32>,
-    /// Label (1..=n) of every run.
-    id: Vec<u32>,
-    /// Number of components.
-    pub n: usize,
 }
 
-impl Components {
-    /// Components of the voxels where `fg` holds, numbered 1..=n by first voxel in raster order
-    /// (as `scipy.ndimage.label`/`skimage.measure.label` number them).
-    pub fn new<T: Copy + Sync>(mask: &ArrayView3<T>, conn: Connectivity, fg: impl Fn(T) -> bool + Sync) -> Self {
-        let (nz, ny, nx) = mask.dim();
-        // Runs per slice (flat), with each row's first run index; in parallel over slices.
+impl Runs {
+    /// The runs of the voxels where `fg` holds; in parallel over slices.
+    pub fn new<T: Copy + Sync>(mask: &ArrayView3<T>, fg: impl Fn(T) -> bool + Sync) -> Self {
+        let (nz, ny, _) = mask.dim();
         let slices: Vec<(Vec<Run>, Vec<u32>)> = (0..nz)
             .into_par_iter()
             .map(|z| {
@@ -95,8 +88,87 @@ impl Components {
         for z in 0..nz {
             base[z + 1] = base[z] + slices[z].0.len() as u32;
         }
-        let mut c = Components { dims: (nz, ny, nx), slices, base, id: Vec::new(), n: 0 };
-        let total = c.base[nz] as usize;
+        Runs { dims: mask.dim(), slices, base }
+    }
+
+    /// Row (z, y)'s runs and the index of the first among all runs.
+    fn row(&self, z: usize, y: usize) -> (&[Run], u32) {
+        let (runs, starts) = &self.slices[z];
+        (&runs[starts[y] as usize..starts[y + 1] as usize], self.base[z] + starts[y])
+    }
+
+    /// Number of runs.
+    fn len(&self) -> usize {
+        self.base[self.dims.0] as usize
+    }
+
+    /// Every run as (z, y, run, its index among all runs).
+    fn iter(&self) -> impl Iterator<Item = (usize, usize, Run, u32)> + '_ {
+        let (nz, ny, _) = self.dims;
+        (0..nz).flat_map(move |z| {
+            (0..ny).flat_map(move |y| {
+                let (runs, b) = self.row(z, y);
+                runs.iter().enumerate().map(move |(i, &r)| (z, y, r, b + i as u32))
+            })
+        })
+    }
+
+    /// Voxels in the mask.
+    pub fn count(&self) -> u64 {
+        self.slices.iter().flat_map(|(runs, _)| runs).map(|r| u64::from(r.x1 - r.x0)).sum()
+    }
+
+    /// The mask (0/1) inside the box of (z, y, x) ranges `b`.
+    pub fn crop(&self, b: Box3) -> Array3<u8> {
+        let mut out = Array3::<u8>::zeros((b[0].1 - b[0].0, b[1].1 - b[1].0, b[2].1 - b[2].0));
+        let (x0, x1) = (b[2].0 as u32, b[2].1 as u32);
+        out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut s)| {
+            for (j, mut row) in s.outer_iter_mut().enumerate() {
+                for r in self.row(b[0].0 + k, b[1].0 + j).0 {
+                    let (lo, hi) = (r.x0.max(x0), r.x1.min(x1));
+                    if lo < hi {
+                        row.slice_mut(ndarray::s![(lo - x0) as usize..(hi - x0) as usize]).fill(1);
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// Mean x index of each slice's voxels (`None` where a slice is empty).
+    pub fn mean_x_per_slice(&self) -> Vec<Option<f64>> {
+        self.slices
+            .iter()
+            .map(|(runs, _)| {
+                // Sums of whole numbers, exact: the same mean as adding voxel by voxel.
+                let (n, twice_sum) = runs.iter().fold((0u64, 0u64), |(n, s), r| {
+                    let len = u64::from(r.x1 - r.x0);
+                    (n + len, s + len * u64::from(r.x0 + r.x1 - 1))
+                });
+                (n > 0).then(|| twice_sum as f64 / 2.0 / n as f64)
+            })
+            .collect()
+    }
+}
+
+/// Connected components kept as runs along x, each run knowing its label: sizes, border contact
+/// and masks come from the runs, so callers that need one component never paint (and page in)
+/// a 4-byte label per voxel.
+pub struct Components {
+    runs: Runs,
+    /// Label (1..=n) of every run.
+    id: Vec<u32>,
+    /// Number of components.
+    pub n: usize,
+}
+
+impl Components {
+    /// Components of the voxels where `fg` holds, numbered 1..=n by first voxel in raster order
+    /// (as `scipy.ndimage.label`/`skimage.measure.label` number them).
+    pub fn new<T: Copy + Sync>(mask: &ArrayView3<T>, conn: Connectivity, fg: impl Fn(T) -> bool + Sync) -> Self {
+        let (nz, ny, _) = mask.dim();
+        let c = Runs::new(mask, fg);
+        let total = c.len();
         let mut parent: Vec<u32> = (0..total as u32).collect();
         // Neighbour rows already visited: (dz, dy, dilated overlap?).
         let neigh: &[(i64, i64, bool)] = match conn {
@@ -144,26 +216,17 @@ impl Components {
                 id[i as usize] = id[r as usize];
             }
         }
-        c.id = id;
-        c.n = n as usize;
-        c
+        Components { runs: c, id, n: n as usize }
     }
 
     /// Row (z, y)'s runs and the index of the first among all runs.
     fn row(&self, z: usize, y: usize) -> (&[Run], u32) {
-        let (runs, starts) = &self.slices[z];
-        (&runs[starts[y] as usize..starts[y + 1] as usize], self.base[z] + starts[y])
+        self.runs.row(z, y)
     }
 
     /// Every run as (z, y, run, label).
     fn runs(&self) -> impl Iterator<Item = (usize, usize, Run, u32)> + '_ {
-        let (nz, ny, _) = self.dims;
-        (0..nz).flat_map(move |z| {
-            (0..ny).flat_map(move |y| {
-                let (runs, b) = self.row(z, y);
-                runs.iter().enumerate().map(move |(i, &r)| (z, y, r, self.id[(b + i as u32) as usize]))
-            })
-        })
+        self.runs.iter().map(|(z, y, r, i)| (z, y, r, self.id[i as usize]))
     }
 
     /// The label of voxel (z, y, x), or `None` where it is not in a component.
@@ -185,7 +248,7 @@ impl Components {
     /// Which labels touch the border: the x and y faces, and the z faces when `z_faces` (false
     /// for one slice seen as a 2-D image).
     pub fn on_border(&self, z_faces: bool) -> Vec<bool> {
-        let (nz, ny, nx) = self.dims;
+        let (nz, ny, nx) = self.runs.dims;
         let mut b = vec![false; self.n + 1];
         for (z, y, r, l) in self.runs() {
             if r.x0 == 0 || r.x1 as usize == nx || y == 0 || y + 1 == ny || (z_faces && (z == 0 || z + 1 == nz)) {
@@ -197,15 +260,36 @@ impl Components {
 
     /// Write `value(label)` into every component voxel of `out` (same shape) where it is `Some`.
     pub fn paint_into<L: Copy + Send + Sync>(&self, out: &mut ArrayViewMut3<L>, value: impl Fn(u32) -> Option<L> + Sync) {
-        let ny = self.dims.1;
+        self.each_run_of(out, |l, mut run| {
+            if let Some(v) = value(l) {
+                run.fill(v);
+            }
+        });
+    }
+
+    /// Apply `update` to every voxel of `out` (same shape) in a component `which` picks.
+    pub fn update_into<L: Send + Sync>(
+        &self,
+        out: &mut ArrayViewMut3<L>,
+        which: impl Fn(u32) -> bool + Sync,
+        update: impl Fn(&mut L) + Sync,
+    ) {
+        self.each_run_of(out, |l, mut run| {
+            if which(l) {
+                run.map_inplace(&update);
+            }
+        });
+    }
+
+    /// `f(label, the run's voxels in out)` for every run; `out` has the mask's shape.
+    fn each_run_of<L: Send + Sync>(&self, out: &mut ArrayViewMut3<L>, f: impl Fn(u32, ArrayViewMut1<L>) + Sync) {
+        let ny = self.runs.dims.1;
         out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(z, mut s)| {
             for y in 0..ny {
                 let (runs, b) = self.row(z, y);
                 let mut row = s.index_axis_mut(Axis(0), y);
                 for (i, r) in runs.iter().enumerate() {
-                    if let Some(v) = value(self.id[(b + i as u32) as usize]) {
-                        row.slice_mut(ndarray::s![r.x0 as usize..r.x1 as usize]).fill(v);
-                    }
+                    f(self.id[(b + i as u32) as usize], row.slice_mut(ndarray::s![r.x0 as usize..r.x1 as usize]));
                 }
             }
         });
@@ -213,7 +297,7 @@ impl Components {
 
     /// A volume holding `value(label)` on the components (where `Some`) and `bg` elsewhere.
     pub fn paint<L: Copy + Send + Sync>(&self, bg: L, value: impl Fn(u32) -> Option<L> + Sync) -> Array3<L> {
-        let mut out = Array3::from_elem(self.dims, bg);
+        let mut out = Array3::from_elem(self.runs.dims, bg);
         self.paint_into(&mut out.view_mut(), value);
         out
     }
@@ -271,11 +355,17 @@ pub fn fill_holes_3d(mask: &mut Array3<u8>) {
 /// place; only holes of at most `max_area` voxels per slice (`usize::MAX`: all), so vessels and
 /// nodules close but not the space a lung wraps around, such as the diaphragm's dome.
 pub fn fill_holes_2d(mask: &mut Array3<u8>, max_area: usize) {
+    fill_holes_2d_by(mask, max_area, |v| v != 0, |v| *v = 1);
+}
+
+/// [`fill_holes_2d`] of the mask of voxels where `inside` holds (one flag among others in each
+/// byte); `mark` puts a hole's voxel in it.
+pub fn fill_holes_2d_by(mask: &mut Array3<u8>, max_area: usize, inside: impl Fn(u8) -> bool + Sync, mark: impl Fn(&mut u8) + Sync) {
     mask.axis_iter_mut(Axis(0)).into_par_iter().for_each(|s| {
         let mut s = s.insert_axis(Axis(0));
-        let bg = Components::new(&s.view(), Connectivity::Six, |v| v == 0);
+        let bg = Components::new(&s.view(), Connectivity::Six, |v| !inside(v));
         let (border, area) = (bg.on_border(false), bg.sizes());
-        bg.paint_into(&mut s, |l| (!border[l as usize] && area[l as usize] <= max_area as u64).then_some(1));
+        bg.update_into(&mut s, |l| !border[l as usize] && area[l as usize] <= max_area as u64, &mark);
     });
 }
 
@@ -643,42 +733,56 @@ impl<T: From<bool> + Copy + Default + Send + Sync> Flag for T {}
 
 /// [`ball_mask`] with the distance arrays held to `budget` bytes where a slab fits in it.
 fn ball_mask_in<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool, budget: usize) -> Array3<O> {
+    let mut out = Array3::<O>::default(feature.raw_dim());
+    ball_into(feature, spacing, r, budget, &mut out.view_mut(), |o, inside| *o = O::from(inside == near));
+    out
+}
+
+/// `apply(voxel of out, whether it is within r of feature)` for every voxel of `out` (the
+/// feature's shape), with the distance arrays held to `budget` bytes where a slab fits in it.
+pub(crate) fn ball_into<T: Send>(
+    feature: &Array3<bool>,
+    spacing: [f64; 3],
+    r: f64,
+    budget: usize,
+    out: &mut ArrayViewMut3<T>,
+    apply: impl Fn(&mut T, bool) + Sync,
+) {
     let r2 = (r * r) as f32 * (1.0 + 1e-6);
     if r / spacing[1].min(spacing[2]) > 24.0 {
-        return Zip::from(&edt_squared(feature, spacing)).par_map_collect(|&d| O::from((d <= r2) == near));
+        return Zip::from(out).and(&edt_squared(feature, spacing)).par_for_each(|o, &d| apply(o, d <= r2));
     }
     // Isotropic grids (lung-seg's 1 mm volume, its 2 mm block grid): whole voxel units in bytes.
     let units2 = (r / spacing[0]).powi(2) * (1.0 + 1e-6);
     if spacing[0] == spacing[1] && spacing[1] == spacing[2] && units2 < 255.0 {
         let t = units2.floor() as u8;
-        return ball_slabs::<u8, O>(feature, spacing, r, budget, |d| O::from((d <= t) == near));
+        return ball_slabs::<u8, T>(feature, spacing, r, budget, out, |o, d| apply(o, d <= t));
     }
-    ball_slabs::<f32, O>(feature, spacing, r, budget, |d| O::from((d <= r2) == near))
+    ball_slabs::<f32, T>(feature, spacing, r, budget, out, |o, d| apply(o, d <= r2))
 }
 
-/// [`ball_mask`] slab by slab along z (a plane depends only on the planes within r), so the
+/// [`ball_into`] slab by slab along z (a plane depends only on the planes within r), so the
 /// distances never exist for a large volume at once.
-fn ball_slabs<D: SqDist, O: Flag>(
+fn ball_slabs<D: SqDist, T: Send>(
     feature: &Array3<bool>,
     spacing: [f64; 3],
     r: f64,
     budget: usize,
-    test: impl Fn(D) -> O + Sync,
-) -> Array3<O> {
+    out: &mut ArrayViewMut3<T>,
+    apply: impl Fn(&mut T, D) + Sync,
+) {
     let nz = feature.shape()[0];
     let rz = (r / spacing[2]).floor() as usize;
     let whole = 2 * feature.len() * std::mem::size_of::<D>() <= budget;
     let slab = if whole { nz.max(1) } else { (8 * rz).max(32) };
-    let mut out = Array3::<O>::default(feature.raw_dim());
     for z0 in (0..nz).step_by(slab) {
         let z1 = (z0 + slab).min(nz);
         let (lo, hi) = (z0.saturating_sub(rz), (z1 + rz).min(nz));
         let d = edt_within::<D>(&feature.slice(ndarray::s![lo..hi, .., ..]), spacing, r);
         Zip::from(out.slice_mut(ndarray::s![z0..z1, .., ..]))
             .and(d.slice(ndarray::s![z0 - lo..z1 - lo, .., ..]))
-            .par_for_each(|o, &dd| *o = test(dd));
+            .par_for_each(|o, &dd| apply(o, dd));
     }
-    out
 }
 
 /// Voxels per axis (x, y, z) a ball of `r` mm reaches, and one more.
@@ -938,6 +1042,31 @@ mod tests {
         }
 
         /// lung-seg dilates its labels (1, 2) directly: the result is the dilation of the 0/1 mask.
+        #[test]
+        fn runs_crop_count_and_centre_like_the_mask_itself(bits in proptest::collection::vec(0u8..3, 5 * 6 * 70), b in prop::array::uniform3((0usize..4, 1usize..70))) {
+            let mask = Array3::from_shape_vec((5, 6, 70), bits).unwrap().mapv(|v| u8::from(v != 0));
+            let runs = Runs::new(&mask.view(), |v| v != 0);
+            prop_assert_eq!(runs.count(), count_nonzero(&mask));
+            let (z, y, x) = ((b[0].0.min(4), b[0].0.min(4) + 1), (b[1].0, b[1].0 + b[1].1 % 3 + 1), (b[2].0, b[2].0 + b[2].1 % 60));
+            prop_assert_eq!(runs.crop([z, y, x]), mask.slice(ndarray::s![z.0..z.1, y.0..y.1, x.0..x.1]).to_owned());
+            for (z, mean) in runs.mean_x_per_slice().into_iter().enumerate() {
+                let xs: Vec<f64> = mask.index_axis(Axis(0), z).indexed_iter().filter(|(_, v)| **v != 0).map(|((_, x), _)| x as f64).collect();
+                prop_assert_eq!(mean, (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64));
+            }
+        }
+
+        #[test]
+        fn filling_holes_of_one_flag_leaves_the_others(bits in proptest::collection::vec(0u8..8, 4 * 9 * 10)) {
+            // Bit 2 is the mask; bits 0 and 1 ride along.
+            let flags = Array3::from_shape_vec((4, 9, 10), bits).unwrap();
+            let mut want = flags.mapv(|v| u8::from(v & 4 != 0));
+            fill_holes_2d(&mut want, 6);
+            let mut got = flags.clone();
+            fill_holes_2d_by(&mut got, 6, |v| v & 4 != 0, |v| *v |= 4);
+            prop_assert_eq!(got.mapv(|v| u8::from(v & 4 != 0)), want);
+            prop_assert_eq!(got.mapv(|v| v & 3), flags.mapv(|v| v & 3));
+        }
+
         #[test]
         fn dilation_of_labels_is_the_dilation_of_their_mask(vals in proptest::collection::vec(0u8..8, 6 * 7 * 8), r in 0.5f64..2.5) {
             let labels = Array3::from_shape_vec((6, 7, 8), vals).unwrap().mapv(|v| v.saturating_sub(5));

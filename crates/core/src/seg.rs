@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::geometry::xyz_from_zyx;
 use crate::meta::{Kind, Rescale};
 use crate::morph::{
-    Box3, Components, Connectivity, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm, fill_holes_2d,
-    fill_holes_3d, in_box, label2d, par_map,
+    Box3, Components, Connectivity, Runs, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm,
+    fill_holes_2d, fill_holes_2d_by, fill_holes_3d, in_box, label2d,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, ArrayView3, Axis, Zip};
@@ -167,17 +167,18 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
     let sp = vol.geometry.spacing;
     let voxel_ml = vol.voxel_volume_mm3() / 1000.0;
     let mut qc = LungQc::default();
-    let mut dense = dense_voxels(vol);
-    let shape = dense.raw_dim();
-    let body = body_mask(&mut dense, body_close, sp)?;
-    let body_voxels = count_nonzero(&body) as f64;
-    let mut air = inside_air(&dense, &body);
-    // Volume-sized masks are dropped as soon as they are used up: lung-seg's peak memory.
-    drop(dense);
+    // Lung-seg's peak memory: one byte per voxel says what is known of it (dense, thin, body),
+    // then becomes the air inside the body, then the grown labels; the body is kept as runs.
+    let mut flags = dense_voxels(vol);
+    let shape = flags.raw_dim();
+    let body = body_mask(&mut flags, body_close, sp)?;
+    let body_voxels = body.count() as f64;
+    let mut air = flags;
+    air.par_mapv_inplace(|v| u8::from(v == BODY));
     // Airways: track the trachea down from the top slice and cut it with the main bronchi.
     if o.remove_airways {
         let head_last = vol.geometry.direction[2][2] >= 0.0;
-        let tree = track_airways(&mut air, &body, sp, head_last);
+        let tree = track_airways(&mut air, &body.mean_x_per_slice(), sp, head_last);
         qc.airway_voxels_removed = cut_around(&mut air, &tree);
     }
     let (grown, n_seeds) = seed_and_grow(air, sp, &mut qc);
@@ -207,12 +208,9 @@ fn robust_once(vol: &Volume, o: &LungOptions, body_close: f64) -> Result<LungRes
             qc.warnings.push("the lungs touch: separated by erosion".into());
         }
     }
-    let (mut labels, mut region) = close_and_fill(vol, source, &ids, &known, body, o, &mut qc);
+    let (mut labels, mut region) = close_and_fill(vol, source, &ids, &known, &body, o, &mut qc);
     if o.dilate_mm > 0.0 {
-        // dilate_mm dilates the nonzero voxels: the labels themselves, no 0/1 copy.
-        let grown = dilate_mm(&labels, o.dilate_mm, sp);
-        // New voxels take the label of the lung that reaches them first (6-neighbour steps).
-        labels = grow_labels(labels, grown);
+        dilate_labels_mm(&mut labels, o.dilate_mm, sp);
         let reach = crate::morph::margin_vox(o.dilate_mm, sp);
         let dims = [shape[0], shape[1], shape[2]];
         region = region.map(|r| crate::morph::grow_box(r.map(|r| r.0), r.map(|r| r.1 - 1), reach, dims));
@@ -227,52 +225,60 @@ const THIN_MM: f64 = 4.0;
 /// How far (mm) the body grows back into such thin runs: a thin stretch of its own wall.
 const THIN_REGROW_MM: f64 = 10.0;
 
+/// A voxel's flag in lung-seg's working bytes: part of the body. Below it, the threshold's 1
+/// (denser than -320 HU) or `mark_thin_runs`' 2 (dense, in a thin run); so a byte equal to
+/// `BODY` is air inside the body.
+const BODY: u8 = 4;
+
 /// The body: the largest component denser than -320 HU, closed by `body_close` mm when asked,
-/// holes filled per slice. The skins of a carbon-fibre table join the body where the patient
-/// lies on it and enclose the table's air-like core, which would be air inside the body, larger
-/// than a lung. So dense runs from front to back thinner than `THIN_MM` are left out when the
-/// body is picked (marked 2 in `dense`: still not air), then the body grows back into them by
-/// `THIN_REGROW_MM`: a thin stretch of its own wall comes back, the table's far skin (a table's
-/// depth away) does not. Both lengths are in mm: the result does not depend on the grid.
-fn body_mask(dense: &mut Array3<u8>, body_close: f64, sp: [f64; 3]) -> Result<Array3<u8>> {
-    let thin = mark_thin_runs(dense, (THIN_MM / sp[1]).ceil() as usize);
-    let dense_parts = Components::new(&dense.view(), Connectivity::Six, |v| v == 1);
+/// holes filled per slice; flagged `BODY` in `flags` (1 where dense, else 0) and returned as
+/// runs. The skins of a carbon-fibre table join the body where the patient lies on it and
+/// enclose the table's air-like core, which would be air inside the body, larger than a lung.
+/// So dense runs from front to back thinner than `THIN_MM` are left out when the body is picked
+/// (marked 2: still not air), then the body grows back into them by `THIN_REGROW_MM`: a thin
+/// stretch of its own wall comes back, the table's far skin (a table's depth away) does not.
+/// Both lengths are in mm: the result does not depend on the grid.
+fn body_mask(flags: &mut Array3<u8>, body_close: f64, sp: [f64; 3]) -> Result<Runs> {
+    let thin = mark_thin_runs(flags, (THIN_MM / sp[1]).ceil() as usize);
+    let dense_parts = Components::new(&flags.view(), Connectivity::Six, |v| v == 1);
     let Some(body_label) = largest_label(&dense_parts.sizes(), Some(0)) else {
         return Err(Error::empty("no body found: nothing denser than -320 HU").with_hint("is the input in HU? run hu-convert first"));
     };
-    let mut body = dense_parts.paint(0u8, |l| (l as usize == body_label).then_some(1));
+    dense_parts.update_into(&mut flags.view_mut(), |l| l as usize == body_label, |v| *v |= BODY);
     drop(dense_parts);
-    regrow_into_thin(&mut body, dense, &thin, (THIN_REGROW_MM / sp[0].min(sp[1])).ceil() as usize);
+    regrow_into_thin(flags, &thin, (THIN_REGROW_MM / sp[0].min(sp[1])).ceil() as usize);
     if body_close > 0.0 {
-        body = close_mm(&body, body_close, sp);
+        // The fallback's closing works on a mask of its own (a retry: memory is not the point).
+        let closed = close_mm(&flags.mapv(|v| u8::from(v & BODY != 0)), body_close, sp);
+        Zip::from(&mut *flags).and(&closed).par_for_each(|f, &c| *f = (*f & !BODY) | (c * BODY));
     }
-    fill_holes_2d(&mut body, usize::MAX);
-    Ok(body)
+    fill_holes_2d_by(flags, usize::MAX, |v| v & BODY != 0, |v| *v |= BODY);
+    Ok(Runs::new(&flags.view(), |v| v & BODY != 0))
 }
 
-/// Grow `body` through the voxels marked 2 in `dense` (flat indices `thin`), `steps` 6-neighbour
-/// steps from where they touch it.
-fn regrow_into_thin(body: &mut Array3<u8>, dense: &Array3<u8>, thin: &[usize], steps: usize) {
-    let dims = body.dim();
-    let (d, b) = (dense.as_slice().expect("standard layout"), body.as_slice_mut().expect("standard layout"));
+/// Flag `BODY` through the thin dense voxels (2 in `flags`, flat indices `thin`), `steps`
+/// 6-neighbour steps from where they touch the body.
+fn regrow_into_thin(flags: &mut Array3<u8>, thin: &[usize], steps: usize) {
+    let dims = flags.dim();
+    let f = flags.as_slice_mut().expect("standard layout");
     let mut front: Vec<usize> = thin
         .iter()
         .copied()
         .filter(|&i| {
             let mut touches = false;
-            crate::morph::face_neighbours(i, dims, |j| touches |= b[j] == 1);
+            crate::morph::face_neighbours(i, dims, |j| touches |= f[j] & BODY != 0);
             touches
         })
         .collect();
     for _ in 0..steps {
         for &i in &front {
-            b[i] = 1;
+            f[i] |= BODY;
         }
         let mut next = Vec::new();
         for &i in &front {
             crate::morph::face_neighbours(i, dims, |j| {
-                if d[j] == 2 && b[j] == 0 {
-                    b[j] = 1;
+                if f[j] == 2 {
+                    f[j] |= BODY;
                     next.push(j);
                 }
             });
@@ -330,13 +336,6 @@ fn mark_thin_runs(dense: &mut Array3<u8>, min_run: usize) -> Vec<usize> {
     per_plane.concat()
 }
 
-/// Air (not dense) inside the body.
-fn inside_air(dense: &Array3<u8>, body: &Array3<u8>) -> Array3<u8> {
-    let mut air = Array3::<u8>::zeros(dense.raw_dim());
-    Zip::from(&mut air).and(dense).and(body).par_for_each(|a, &d, &b| *a = u8::from(b != 0 && d == 0));
-    air
-}
-
 /// Cut thin bridges (gas under the diaphragm seen through partial volume, leaks): seeds from the
 /// air eroded by a ball, grown back through the air at full resolution, all at once, so each air
 /// voxel joins the seed that reaches it first and a neck between lung and stomach splits. The
@@ -366,9 +365,13 @@ fn seed_and_grow(air: Array3<u8>, sp: [f64; 3], qc: &mut LungQc) -> (Seeded, usi
     }
     let seeds = pieces.paint(0u16, |l| Some(seed_id[l as usize]));
     drop(pieces);
-    // Labels as bytes when they fit: half the memory every later pass over them reads.
+    // Labels as bytes when they fit: grown in the air's own memory, and half the memory every
+    // later pass over them reads.
     let grown = if n_seeds < u8::OPEN as usize {
-        Seeded::Few(grow_freeing(seeds, factors, air))
+        let dims = air.dim();
+        let start = seed_grid(pad_in_place(air), dims, &seeds.view(), factors);
+        drop(seeds);
+        Seeded::Few(start.run())
     } else {
         Seeded::Many(grow_freeing(seeds, factors, air))
     };
@@ -495,13 +498,13 @@ fn close_and_fill(
     source: Seeded,
     ids: &[Vec<u32>],
     known: &[(u32, crate::morph::LabelBox)],
-    body: Array3<u8>,
+    body: &Runs,
     o: &LungOptions,
     qc: &mut LungQc,
 ) -> (Array3<u8>, Option<Box3>) {
     let sp = vol.geometry.spacing;
-    let shape = body.raw_dim();
-    let dims = [shape[0], shape[1], shape[2]];
+    let dims = vol.shape();
+    let shape = (dims[0], dims[1], dims[2]);
     let flat: Vec<u32> = ids.concat();
     // The pieces' boxes: those already measured, or one pass for all.
     let measured: Option<Vec<crate::morph::LabelBox>> =
@@ -537,26 +540,26 @@ fn close_and_fill(
     let axis_yx = [1, 0].map(|a| boxes.iter().map(|b| b.index_sum_xyz[a]).sum::<f64>() / total.max(1) as f64);
     // Work inside each lung's bounding box: a closing by a ball never leaves it (a ball just
     // beyond a face covers any voxel past it), close_mm pads it for its own work, and holes open
-    // to a face would be open to a wider box's margin too. Each lung and the body are cut to
-    // their boxes first, so the grown labels and the body mask are freed before the output is
-    // made (lung-seg's peak memory).
-    let lungs: Vec<(usize, Box3, Array3<u8>, Array3<u8>)> = order
+    // to a face would be open to a wider box's margin too. Each lung is cut to its box first, so
+    // the grown labels are freed before the output is made (lung-seg's peak memory).
+    let lungs: Vec<(usize, Box3, Array3<u8>)> = order
         .iter()
         .enumerate()
         .filter(|&(_, &k)| boxes[k].count > 0)
         .map(|(i, &k)| {
             let b = crate::morph::grow_box(boxes[k].lo_zyx, boxes[k].hi_zyx, [0; 3], dims);
-            (i, b, source.mask(&ids[k], b), body.slice(in_box(b)).to_owned())
+            (i, b, source.mask(&ids[k], b))
         })
         .collect();
-    drop((source, body));
-    let mut labels = Array3::<u8>::zeros(shape);
+    drop(source);
     let mut region: Option<Box3> = None;
     // The lungs are closed and filled one after the other (each step is parallel inside; side by
-    // side they only raised the peak memory), and pasted in order.
-    for (i, b, mut m, body) in lungs {
+    // side they only raised the peak memory), then pasted in order into the output, made last:
+    // it is written over the lungs' whole height, and the closings' arrays are gone by then.
+    let mut closed = Vec::with_capacity(lungs.len());
+    for (i, b, mut m) in lungs {
+        let body = body.crop(b);
         region = Some(region.map_or(b, |r| std::array::from_fn(|a| (r[a].0.min(b[a].0), r[a].1.max(b[a].1)))));
-        let bx = in_box(b);
         if o.close_mm > 0.0 {
             m = close_mm(&m, o.close_mm, sp);
             // Closing may reach outside the body at the chest wall: keep it inside.
@@ -568,8 +571,12 @@ fn close_and_fill(
         let centre = [axis_yx[0] - b[1].0 as f64, axis_yx[1] - b[2].0 as f64];
         let dents = fill_costal_dents(&mut m, &body.view(), centre, [sp[1], sp[0]]);
         qc.costal_dents_filled_ml += dents as f64 * vol.voxel_volume_mm3() / 1000.0;
+        closed.push((i, b, m));
+    }
+    let mut labels = Array3::<u8>::zeros(shape);
+    for (i, b, m) in closed {
         let lab = if ids.len() == 2 { i as u8 + 1 } else { 1 };
-        Zip::from(&mut labels.slice_mut(bx)).and(&m).par_for_each(|d, &v| {
+        Zip::from(&mut labels.slice_mut(in_box(b))).and(&m).par_for_each(|d, &v| {
             if v != 0 && *d == 0 {
                 *d = lab;
             }
@@ -780,10 +787,16 @@ fn lung_qc(vol: &Volume, labels: &Array3<u8>, region: Box3, body_voxels: f64, qc
 }
 
 /// 1 where the voxel is denser than the tutorial's -320 HU, thresholded from the stored values:
-/// no float copy of the volume.
+/// no float copy of the volume. The array has room to be padded in place (`pad_in_place`);
+/// the room's pages are never touched until then.
 fn dense_voxels(vol: &Volume) -> Array3<u8> {
     let rescale = vol.meta.rescale.unwrap_or(Rescale::IDENTITY);
-    crate::with_data!(&vol.data, a => above(a, rescale, THRESHOLD_HU as f64))
+    let [nz, ny, nx] = vol.shape();
+    let mut room = vec![0u8; (nz + 2) * (ny + 2) * (nx + 2)];
+    room.truncate(nz * ny * nx);
+    let mut out = Array3::from_shape_vec((nz, ny, nx), room).expect("sized for the shape");
+    crate::with_data!(&vol.data, a => above_into(a, rescale, THRESHOLD_HU as f64, &mut out));
+    out
 }
 
 /// Mean HU over the `n` nonzero voxels of `mask`, all inside `region` ((z, y, x) ranges), from
@@ -797,20 +810,29 @@ fn mean_hu_inside(vol: &Volume, mask: &Array3<u8>, n: u64, region: Box3) -> f64 
     vol.meta.rescale.unwrap_or(Rescale::IDENTITY).apply(sum_stored / n as f64)
 }
 
-/// 1 where the stored value's HU is above `hu`. For integers under a rising rescale the test
-/// is one integer comparison in the stored type (it vectorizes): m v + b > t exactly when
-/// v > floor((t - b) / m), v being an integer.
+/// [`above_into`] into a new array.
+#[cfg(test)]
 fn above<T: Voxel>(a: &Array3<T>, rescale: Rescale, hu: f64) -> Array3<u8> {
+    let mut out = Array3::zeros(a.raw_dim());
+    above_into(a, rescale, hu, &mut out);
+    out
+}
+
+/// 1 into `out` (same shape) where the stored value's HU is above `hu`, else 0. For integers
+/// under a rising rescale the test is one integer comparison in the stored type (it
+/// vectorizes): m v + b > t exactly when v > floor((t - b) / m), v being an integer.
+fn above_into<T: Voxel>(a: &Array3<T>, rescale: Rescale, hu: f64, out: &mut Array3<u8>) {
+    let out = Zip::from(out).and(a);
     if T::DTYPE.is_integer() && rescale.slope > 0.0 {
         let t = ((hu - rescale.intercept) / rescale.slope).floor();
         let (lo, hi) = T::DTYPE.range();
         if t < lo {
-            return Array3::from_elem(a.raw_dim(), 1);
+            return out.par_for_each(|o, _| *o = 1);
         }
         let t = T::from_f64(t.min(hi));
-        return Zip::from(a).par_map_collect(|&v| u8::from(v > t));
+        return out.par_for_each(|o, &v| *o = u8::from(v > t));
     }
-    Zip::from(a).par_map_collect(|&v| u8::from(rescale.apply(v.to_f64()) > hu))
+    out.par_for_each(|o, &v| *o = u8::from(rescale.apply(v.to_f64()) > hu))
 }
 
 /// Erode a mask (6-neighbour steps, at most `max_steps`) until its second largest piece holds
@@ -835,11 +857,67 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
     None
 }
 
-/// Grow the non-zero labels of `seeds` inside `within`, all at once (breadth first, 6-neighbour
-/// steps). Voxels no seed reaches stay 0; each voxel joins the label that reaches it first.
-fn grow_labels(seeds: Array3<u8>, within: Array3<u8>) -> Array3<u8> {
-    let grown: Grown<u8> = grow_freeing(seeds, [1, 1, 1], within);
-    Zip::from(grown.labels()).par_map_collect(|&l| if l == u8::OPEN { 0 } else { l })
+/// Dilate the nonzero labels by a ball of `r` mm, in place: new voxels take the label of the
+/// lung that reaches them first (breadth first, 6-neighbour steps), as growing the labels
+/// through `dilate_mm(labels)` would give. No volume-sized array besides the labels: voxels
+/// are written only where the dilation reaches, a box-sized mask of it is computed in slabs.
+fn dilate_labels_mm(labels: &mut Array3<u8>, r: f64, sp: [f64; 3]) {
+    const OPEN: u8 = u8::OPEN;
+    let Some(b) = crate::morph::bbox(labels, crate::morph::margin_vox(r, sp)) else { return };
+    let feature = Zip::from(labels.slice(in_box(b))).par_map_collect(|&v| v != 0);
+    crate::morph::ball_into(&feature, sp, r, DILATE_SLAB_BYTES, &mut labels.slice_mut(in_box(b)), |l, near| {
+        if near && *l == 0 {
+            *l = OPEN;
+        }
+    });
+    drop(feature);
+    grow_into_open(labels);
+}
+
+/// The distance arrays of [`dilate_labels_mm`]'s slabs: a few megabytes (lung-seg's peak memory),
+/// at the cost of computing a little more (slabs overlap by the ball's diameter).
+const DILATE_SLAB_BYTES: usize = 8 << 20;
+
+/// Grow the labels (below OPEN) through the OPEN voxels of `lab`, all at once (breadth first,
+/// 6-neighbour steps); OPEN voxels no label reaches become 0.
+fn grow_into_open(within: &mut Array3<u8>) {
+    const OPEN: u8 = u8::OPEN;
+    let dims = within.dim();
+    let plane = dims.1 * dims.2;
+    let lab = within.as_slice_mut().expect("standard layout");
+    // The frontier: labelled voxels next to one not reached yet, in C order.
+    let mut frontier: Vec<usize> = lab
+        .par_chunks(plane)
+        .enumerate()
+        .map(|(z, p)| {
+            let lab = &*lab;
+            (0..plane)
+                .filter(|&k| p[k] != 0 && p[k] != OPEN)
+                .map(|k| z * plane + k)
+                .filter(|&i| {
+                    let mut open = false;
+                    crate::morph::face_neighbours(i, dims, |j| open |= lab[j] == OPEN);
+                    open
+                })
+                .collect::<Vec<usize>>()
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    let mut next = Vec::new();
+    while !frontier.is_empty() {
+        next.clear();
+        for &i in &frontier {
+            let l = lab[i];
+            crate::morph::face_neighbours(i, dims, |j| {
+                if lab[j] == OPEN {
+                    lab[j] = l;
+                    next.push(j);
+                }
+            });
+        }
+        std::mem::swap(&mut frontier, &mut next);
+    }
+    lab.par_iter_mut().filter(|v| **v == OPEN).for_each(|v| *v = 0);
 }
 
 /// A label while labels grow: its largest value marks a voxel of the mask no label has reached
@@ -961,60 +1039,128 @@ fn grow_freeing<S: Copy + Into<u16> + Sync, L: Label>(seeds: Array3<S>, factors:
 /// them can free them before the growth (lung-seg's peak memory).
 struct Growth<L> {
     lab: Vec<L>,
+    /// The seed voxels a growth step can do anything at (next to a voxel not reached, or to
+    /// another label), in C order.
     frontier: Vec<usize>,
+    /// Voxels per label, seeds only.
+    counts: Vec<u64>,
     dims: (usize, usize, usize),
 }
 
 /// The first step of [`grow_from_blocks`]: the padded label grid and the seeds' frontier.
 fn start_growth<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>, factors: [usize; 3], within: &Array3<u8>) -> Growth<L> {
-    let [fx, fy, fz] = factors;
     let (nz, ny, nx) = within.dim();
     let (py, px) = (ny + 2, nx + 2);
     let plane = py * px;
     let mut lab = vec![L::default(); (nz + 2) * plane];
-    // Each slice in parallel; the frontier is the seed voxels in C order.
-    let fronts: Vec<Vec<usize>> = lab[plane..(nz + 1) * plane]
-        .par_chunks_mut(plane)
-        .zip(within.outer_iter().into_par_iter())
-        .enumerate()
-        .map(|(z, (lab, inside))| {
-            let seeds = seeds.index_axis(Axis(0), z / fz);
-            let mut front = Vec::new();
-            for (y, row) in inside.outer_iter().enumerate() {
-                let (row, block_row) = (row.to_slice().expect("standard layout"), seeds.index_axis(Axis(0), y / fy));
-                let first = (y + 1) * px + 1;
-                for (x, &w) in row.iter().enumerate() {
-                    // Voxels outside `within` (most of them) stay 0: their pages are never written.
-                    if w == 0 {
-                        continue;
-                    }
-                    let s: u16 = block_row[x / fx].into();
-                    if s != 0 {
-                        lab[first + x] = L::of(s);
-                        front.push((z + 1) * plane + first + x);
-                    } else {
-                        lab[first + x] = L::OPEN;
-                    }
+    lab[plane..(nz + 1) * plane].par_chunks_mut(plane).zip(within.outer_iter().into_par_iter()).for_each(|(lab, inside)| {
+        for (y, row) in inside.outer_iter().enumerate() {
+            let first = (y + 1) * px + 1;
+            for (l, &w) in lab[first..first + nx].iter_mut().zip(row.iter()) {
+                // Voxels outside `within` (most of them) stay 0: their pages are never written.
+                if w != 0 {
+                    *l = L::OPEN;
                 }
             }
-            front
-        })
+        }
+    });
+    seed_grid(lab, within.dim(), seeds, factors)
+}
+
+/// A mask of `dims` (C order, in `grid`, which has room for more) moved in place to the layout
+/// padded by one voxel all round, the padding 0: the label grid grows in the mask's memory.
+fn pad_in_place(grid: Array3<u8>) -> Vec<u8> {
+    let (nz, ny, nx) = grid.dim();
+    let (mut data, offset) = grid.into_raw_vec_and_offset();
+    debug_assert_eq!(offset.unwrap_or(0), 0, "an owned mask in standard layout");
+    let (py, px) = (ny + 2, nx + 2);
+    let plane = py * px;
+    // Within the room `dense_voxels` left, this neither copies nor touches more than a plane.
+    data.resize((nz + 2) * plane, 0);
+    // Each row moves to a place at or after its own; last first, so none is overwritten first.
+    for z in (0..nz).rev() {
+        for y in (0..ny).rev() {
+            let from = (z * ny + y) * nx;
+            data.copy_within(from..from + nx, ((z + 1) * py + y + 1) * px + 1);
+        }
+    }
+    data[..plane].fill(0);
+    for z in 1..=nz {
+        let p = &mut data[z * plane..(z + 1) * plane];
+        p[..px].fill(0);
+        p[(py - 1) * px..].fill(0);
+        for y in 1..=ny {
+            p[y * px] = 0;
+            p[y * px + px - 1] = 0;
+        }
+    }
+    data
+}
+
+/// Seed a padded grid whose nonzero voxels are the mask: each takes its block's seed label
+/// (seeds on a grid of blocks of `factors` (x, y, z) voxels; 0 = no seed), or OPEN.
+fn seed_grid<S: Copy + Into<u16> + Sync, L: Label>(
+    mut lab: Vec<L>,
+    (nz, ny, nx): (usize, usize, usize),
+    seeds: &ArrayView3<S>,
+    factors: [usize; 3],
+) -> Growth<L> {
+    let [fx, fy, fz] = factors;
+    let (py, px) = (ny + 2, nx + 2);
+    let plane = py * px;
+    lab[plane..(nz + 1) * plane].par_chunks_mut(plane).enumerate().for_each(|(z, lab)| {
+        let seeds = seeds.index_axis(Axis(0), z / fz);
+        for y in 0..ny {
+            let block_row = seeds.index_axis(Axis(0), y / fy);
+            let first = (y + 1) * px + 1;
+            for (x, l) in lab[first..first + nx].iter_mut().enumerate() {
+                if *l != L::default() {
+                    let s: u16 = block_row[x / fx].into();
+                    *l = if s != 0 { L::of(s) } else { L::OPEN };
+                }
+            }
+        }
+    });
+    // The frontier and the seeds' sizes, slice by slice in parallel (in order: the frontier is
+    // in C order). Seeds are large blocks: most of their voxels have nothing to do in the
+    // growth and are left out of the frontier, which would hold 8 bytes for each.
+    let slot = |l: L| Into::<u32>::into(l) as usize;
+    let parts: Vec<(Vec<usize>, Vec<u64>)> = (1..=nz)
+        .into_par_iter()
+        .fold(
+            || (Vec::new(), vec![0u64; slot(L::OPEN)]),
+            |(mut front, mut counts), z| {
+                for i in (z * plane + px..(z + 1) * plane - px).filter(|&i| lab[i] != L::default() && lab[i] != L::OPEN) {
+                    let l = lab[i];
+                    counts[slot(l)] += 1;
+                    let acts = [i - 1, i + 1, i - px, i + px, i - plane, i + plane].iter().any(|&j| {
+                        let lj = lab[j];
+                        lj == L::OPEN || (lj != l && lj != L::default())
+                    });
+                    if acts {
+                        front.push(i);
+                    }
+                }
+                (front, counts)
+            },
+        )
         .collect();
-    // The per-slice parts are freed as the whole is made: they hold 8 bytes per seed voxel.
-    let frontier = fronts.concat();
-    Growth { lab, frontier, dims: (nz, ny, nx) }
+    let mut counts = vec![0u64; slot(L::OPEN)];
+    for (_, c) in &parts {
+        for (t, &n) in counts.iter_mut().zip(c) {
+            *t += n;
+        }
+    }
+    let frontier = parts.into_iter().flat_map(|(f, _)| f).collect();
+    Growth { lab, frontier, counts, dims: (nz, ny, nx) }
 }
 
 impl<L: Label> Growth<L> {
     fn run(self) -> Grown<L> {
-        let Growth { mut lab, mut frontier, dims: (nz, ny, nx) } = self;
+        let Growth { mut lab, mut frontier, mut counts, dims: (nz, ny, nx) } = self;
         let (py, px) = (ny + 2, nx + 2);
         let plane = py * px;
         let slot = |l: L| Into::<u32>::into(l) as usize;
-        let mut counts = vec![0u64; slot(L::OPEN)];
-        for &i in &frontier {
-            counts[slot(lab[i])] += 1;
-        }
         let mut next = Vec::new();
         // Where two labels meet, one of the two voxels is processed after the other was labelled:
         // every contact is seen here.
@@ -1078,7 +1224,7 @@ fn cut_around(air: &mut Array3<u8>, tree: &[usize]) -> u64 {
 /// trachea blocked by mucus, bronchi not resolved), the longest closed tube running at least
 /// 40 mm along the body is taken. Planes are array axis 0, the head-feet axis (`robust` hands
 /// over an axial layout); `head_last` says which end is the head.
-fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_last: bool) -> Vec<usize> {
+fn track_airways(air: &mut Array3<u8>, body_mid_x: &[Option<f64>], sp: [f64; 3], head_last: bool) -> Vec<usize> {
     let (nz, _, _) = air.dim();
     let px_mm2 = sp[0] * sp[1];
     let max_area = 900.0 / px_mm2; // trachea up to ~34 mm across
@@ -1093,17 +1239,6 @@ fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_las
         }
         comps.into_iter().skip(1).collect()
     };
-    let body_mid_x = |z: usize| -> Option<f64> {
-        let b = body.index_axis(Axis(0), z);
-        let (mut sx, mut n) = (0.0, 0.0);
-        for ((_, x), &v) in b.indexed_iter() {
-            if v != 0 {
-                sx += x as f64;
-                n += 1.0;
-            }
-        }
-        (n > 0.0).then(|| sx / n)
-    };
     let zs: Vec<usize> = if head_last { (0..nz).rev().collect() } else { (0..nz).collect() };
     let dims = air.dim();
     let plane_len = dims.1 * dims.2;
@@ -1113,7 +1248,7 @@ fn track_airways(air: &mut Array3<u8>, body: &Array3<u8>, sp: [f64; 3], head_las
     // The longest closed tube so far (voxels, and its length in planes).
     let mut best_closed: (Vec<usize>, usize) = (Vec::new(), 0);
     'planes: for &z in &zs {
-        let Some(cx) = body_mid_x(z) else { continue };
+        let Some(cx) = body_mid_x[z] else { continue };
         let mut cands: Vec<Vec<(usize, usize)>> = candidates(air, z)
             .into_iter()
             .filter(|c| (c.len() as f64) < max_area && c.len() as f64 > 20.0 / px_mm2)
@@ -1251,7 +1386,16 @@ pub fn segment(vol: &Volume, method: Method, o: &LungOptions, labels: bool) -> R
         }
         Method::Robust => {
             let r = robust(vol, o)?;
-            (if labels { r.labels } else { par_map(&r.labels, |v| u8::from(v != 0)) }, r.qc)
+            let mut m = r.labels;
+            if !labels {
+                // In place, writing only the lungs: pages elsewhere stay untouched (peak memory).
+                m.par_map_inplace(|v| {
+                    if *v > 1 {
+                        *v = 1;
+                    }
+                });
+            }
+            (m, r.qc)
         }
     };
     let mut meta = vol.meta.clone();
@@ -1346,6 +1490,7 @@ pub fn dice(a: &Array3<u8>, b: &Array3<u8>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::morph::par_map;
 
     #[test]
     fn tutorial_picks_the_air_pocket_not_the_outside() {
@@ -1519,7 +1664,7 @@ mod tests {
         let lung = |z: usize, y: usize, x: usize| (5..=30).contains(&z) && (5..35).contains(&y) && (5..35).contains(&x);
         let mut air = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| u8::from(tube(z, y, x) || lung(z, y, x)));
         let body = Array3::<u8>::ones((nz, ny, nx));
-        let tree = track_airways(&mut air, &body, [1.0; 3], true);
+        let tree = track_airways(&mut air, &Runs::new(&body.view(), |v| v != 0).mean_x_per_slice(), [1.0; 3], true);
         let at = |i: usize| (i / (ny * nx), i / nx % ny, i % nx);
         assert!(
             tree.iter().all(|&i| {
@@ -1612,6 +1757,31 @@ mod tests {
                 proptest::prop_assert_eq!(few.mask(&[id], part), want.clone());
                 proptest::prop_assert_eq!(many.mask(&[id], part), want);
             }
+            // Grown in the mask's own memory (with the room lung-seg leaves, and without): the
+            // same labels, counts and contacts.
+            let mut roomy = vec![0u8; 9 * 10 * 11];
+            roomy.truncate(7 * 8 * 9);
+            roomy.copy_from_slice(within.as_slice().unwrap());
+            for mask in [Array3::from_shape_vec((7, 8, 9), roomy).unwrap(), within.clone()] {
+                let in_place = seed_grid::<u16, u8>(pad_in_place(mask), (7, 8, 9), &seeds.view(), f).run();
+                proptest::prop_assert_eq!(&in_place.labels().mapv(|l| if l == u8::OPEN { 0 } else { u16::from(l) }), &lab);
+                proptest::prop_assert_eq!(&in_place.counts[..4], &counts[..4]);
+                proptest::prop_assert_eq!(&in_place.contacts, few.contacts());
+            }
+        }
+
+        #[test]
+        fn dilating_labels_in_place_equals_growing_them_through_the_dilated_mask(
+            vals in proptest::collection::vec(0u8..12, 9 * 10 * 11),
+            r in 0.5f64..4.5,
+            sp in proptest::sample::select(vec![[1.0, 1.0, 1.0], [0.7, 0.7, 1.25], [1.0, 1.2, 1.5]]),
+        ) {
+            // Sparse labels 1..=3 (several per label, so labels meet and race).
+            let labels = Array3::from_shape_vec((9, 10, 11), vals).unwrap().mapv(|v| v.saturating_sub(8));
+            let (want, _) = grow_reference(&labels.mapv(u16::from), [1, 1, 1], &dilate_mm(&labels, r, sp));
+            let mut got = labels.clone();
+            dilate_labels_mm(&mut got, r, sp);
+            proptest::prop_assert_eq!(got.mapv(u16::from), want);
         }
     }
 
@@ -1710,7 +1880,7 @@ mod tests {
         let lung = |z: usize, y: usize, x: usize| (2..12).contains(&z) && (5..35).contains(&y) && (5..35).contains(&x);
         let mut air = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| u8::from(sinus(z, y, x) || tube(z, y, x) || lung(z, y, x)));
         let body = Array3::<u8>::ones((nz, ny, nx));
-        let tree = track_airways(&mut air, &body, [1.0; 3], true);
+        let tree = track_airways(&mut air, &Runs::new(&body.view(), |v| v != 0).mean_x_per_slice(), [1.0; 3], true);
         assert_eq!(tree.len(), 50 * 25);
         let at = |i: usize| (i / (ny * nx), i / nx % ny, i % nx);
         assert!(tree.iter().all(|&i| {
@@ -1722,6 +1892,6 @@ mod tests {
         // Shorter than 40 mm, the same blocked tube is not taken.
         let mut air =
             Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| u8::from(sinus(z, y, x) || (tube(z, y, x) && z >= 40) || lung(z, y, x)));
-        assert!(track_airways(&mut air, &body, [1.0; 3], true).is_empty());
+        assert!(track_airways(&mut air, &Runs::new(&body.view(), |v| v != 0).mean_x_per_slice(), [1.0; 3], true).is_empty());
     }
 }
