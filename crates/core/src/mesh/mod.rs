@@ -59,7 +59,7 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     let last_chunk = bounds.len() - 1;
     let tab = table::table();
     let chunks: Vec<Chunk> = bounds.par_iter().enumerate().map(|(ci, &(z0, z1))| grid.march(tab, z0, z1, ci != last_chunk)).collect();
-    stitch(&chunks, grid.py * grid.px)
+    stitch(chunks, grid.py * grid.px)
 }
 
 /// No vertex on this edge.
@@ -294,26 +294,27 @@ fn crossings(a: &[u8], b: &[u8], f: &mut impl FnMut(usize)) {
 }
 
 /// One mesh from the chunks: owned vertices in chunk order; borrowed ids become the next chunk's
-/// first-slice ids. Each chunk's part is copied in parallel into its place in the whole.
-fn stitch(chunks: &[Chunk], plane: usize) -> Mesh {
+/// first-slice ids. Each chunk's part is copied in parallel into its place in the whole, and the
+/// chunk freed once copied: the mesh is not held twice (vol-mesh's peak memory).
+fn stitch(mut chunks: Vec<Chunk>, plane: usize) -> Mesh {
     use rayon::prelude::*;
-    let (mut offsets, mut tri_offsets) = (Vec::with_capacity(chunks.len()), Vec::with_capacity(chunks.len()));
+    let mut offsets = Vec::with_capacity(chunks.len());
     let (mut total, mut total_tris) = (0u32, 0usize);
-    for c in chunks {
+    for c in &chunks {
         offsets.push(total);
-        tri_offsets.push(total_tris);
         total += c.verts.len() as u32;
         total_tris += c.tris.len();
     }
+    // What a chunk reads of the next one, taken out so that each chunk can be freed on its own.
+    let firsts: Vec<(Vec<u32>, Vec<u32>)> = chunks.iter_mut().map(|c| std::mem::take(&mut c.first)).collect();
     let mut mesh = Mesh { vertices: vec![[0.0; 3]; total as usize], triangles: vec![[0; 3]; total_tris] };
     let vertex_parts = split_parts(&mut mesh.vertices, chunks.iter().map(|c| c.verts.len()));
     let triangle_parts = split_parts(&mut mesh.triangles, chunks.iter().map(|c| c.tris.len()));
-    vertex_parts.into_par_iter().zip(triangle_parts).enumerate().for_each(|(i, (verts, tris))| {
-        let c = &chunks[i];
+    chunks.into_par_iter().zip(vertex_parts).zip(triangle_parts).enumerate().for_each(|(i, ((c, verts), tris))| {
         verts.copy_from_slice(&c.verts);
         let mut map = vec![NONE; c.borrowed.len()];
-        if let Some(next) = chunks.get(i + 1) {
-            for (mine, theirs) in [(&c.last.0, &next.first.0), (&c.last.1, &next.first.1)] {
+        if let Some(next) = firsts.get(i + 1) {
+            for (mine, theirs) in [(&c.last.0, &next.0), (&c.last.1, &next.1)] {
                 for p in 0..plane {
                     if mine[p] != NONE {
                         map[(mine[p] & !TAG) as usize] = offsets[i + 1] + theirs[p];
