@@ -793,11 +793,11 @@ pub(crate) fn margin_vox(r: f64, spacing: [f64; 3]) -> [usize; 3] {
 /// Dilation by a ball of radius `r` mm (voxel offsets with physical length <= r).
 pub fn dilate_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     let Some(b) = bbox(mask, margin_vox(r, spacing)) else { return mask.clone() };
-    let sub = mask.slice(in_box(b));
-    let near: Array3<u8> = ball_mask(&Zip::from(&sub).par_map_collect(|&v| v != 0), spacing, r, true);
-    // Outside the box the mask is empty: zeros, whose pages stay untouched there.
+    let feature = Zip::from(mask.slice(in_box(b))).par_map_collect(|&v| v != 0);
+    // Outside the box the mask is empty: zeros, whose pages stay untouched there. Inside, the
+    // ball is written straight into place (no box-sized copy).
     let mut out = Array3::<u8>::zeros(mask.raw_dim());
-    out.slice_mut(in_box(b)).assign(&near);
+    ball_into(&feature, spacing, r, SLAB_BYTES, &mut out.slice_mut(in_box(b)), |o, near| *o = u8::from(near));
     out
 }
 

@@ -368,10 +368,7 @@ fn seed_and_grow(air: Array3<u8>, sp: [f64; 3], qc: &mut LungQc) -> (Seeded, usi
     // Labels as bytes when they fit: grown in the air's own memory, and half the memory every
     // later pass over them reads.
     let grown = if n_seeds < u8::OPEN as usize {
-        let dims = air.dim();
-        let start = seed_grid(pad_in_place(air), dims, &seeds.view(), factors);
-        drop(seeds);
-        Seeded::Few(start.run())
+        Seeded::Few(grow_in_place(seeds, factors, air))
     } else {
         Seeded::Many(grow_freeing(seeds, factors, air))
     };
@@ -862,12 +859,11 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
 /// through `dilate_mm(labels)` would give. No volume-sized array besides the labels: voxels
 /// are written only where the dilation reaches, a box-sized mask of it is computed in slabs.
 fn dilate_labels_mm(labels: &mut Array3<u8>, r: f64, sp: [f64; 3]) {
-    const OPEN: u8 = u8::OPEN;
     let Some(b) = crate::morph::bbox(labels, crate::morph::margin_vox(r, sp)) else { return };
     let feature = Zip::from(labels.slice(in_box(b))).par_map_collect(|&v| v != 0);
     crate::morph::ball_into(&feature, sp, r, DILATE_SLAB_BYTES, &mut labels.slice_mut(in_box(b)), |l, near| {
         if near && *l == 0 {
-            *l = OPEN;
+            *l = u8::OPEN;
         }
     });
     drop(feature);
@@ -878,13 +874,13 @@ fn dilate_labels_mm(labels: &mut Array3<u8>, r: f64, sp: [f64; 3]) {
 /// at the cost of computing a little more (slabs overlap by the ball's diameter).
 const DILATE_SLAB_BYTES: usize = 8 << 20;
 
-/// Grow the labels (below OPEN) through the OPEN voxels of `lab`, all at once (breadth first,
-/// 6-neighbour steps); OPEN voxels no label reaches become 0.
-fn grow_into_open(within: &mut Array3<u8>) {
+/// Grow the labels (below OPEN) through the OPEN voxels of `labels`, all at once (breadth first,
+/// 6-neighbour steps, bounds tested: no padded copy); OPEN voxels no label reaches become 0.
+fn grow_into_open(labels: &mut Array3<u8>) {
     const OPEN: u8 = u8::OPEN;
-    let dims = within.dim();
+    let dims = labels.dim();
     let plane = dims.1 * dims.2;
-    let lab = within.as_slice_mut().expect("standard layout");
+    let lab = labels.as_slice_mut().expect("standard layout");
     // The frontier: labelled voxels next to one not reached yet, in C order.
     let mut frontier: Vec<usize> = lab
         .par_chunks(plane)
@@ -1035,6 +1031,15 @@ fn grow_freeing<S: Copy + Into<u16> + Sync, L: Label>(seeds: Array3<S>, factors:
     start.run()
 }
 
+/// [`grow_from_blocks`] in `within`'s own memory (made with room for the padding by
+/// `dense_voxels`, or moved when it has none); the seeds are freed before the growth.
+fn grow_in_place<S: Copy + Into<u16> + Sync>(seeds: Array3<S>, factors: [usize; 3], within: Array3<u8>) -> Grown<u8> {
+    let dims = within.dim();
+    let start = seed_grid(pad_in_place(within), dims, &seeds.view(), factors);
+    drop(seeds);
+    start.run()
+}
+
 /// Labels seeded, not grown yet: the seeds and `within` are in `lab` now, so a caller that owns
 /// them can free them before the growth (lung-seg's peak memory).
 struct Growth<L> {
@@ -1071,8 +1076,10 @@ fn start_growth<S: Copy + Into<u16> + Sync, L: Label>(seeds: &ArrayView3<S>, fac
 /// padded by one voxel all round, the padding 0: the label grid grows in the mask's memory.
 fn pad_in_place(grid: Array3<u8>) -> Vec<u8> {
     let (nz, ny, nx) = grid.dim();
+    // The rows are moved as flat C-order memory: anything else would be scrambled.
+    assert!(grid.is_standard_layout(), "pad_in_place needs a mask in standard layout");
     let (mut data, offset) = grid.into_raw_vec_and_offset();
-    debug_assert_eq!(offset.unwrap_or(0), 0, "an owned mask in standard layout");
+    assert_eq!(offset.unwrap_or(0), 0, "pad_in_place needs a mask that starts its buffer");
     let (py, px) = (ny + 2, nx + 2);
     let plane = py * px;
     // Within the room `dense_voxels` left, this neither copies nor touches more than a plane.
@@ -1763,7 +1770,7 @@ mod tests {
             roomy.truncate(7 * 8 * 9);
             roomy.copy_from_slice(within.as_slice().unwrap());
             for mask in [Array3::from_shape_vec((7, 8, 9), roomy).unwrap(), within.clone()] {
-                let in_place = seed_grid::<u16, u8>(pad_in_place(mask), (7, 8, 9), &seeds.view(), f).run();
+                let in_place = grow_in_place(seeds.clone(), f, mask);
                 proptest::prop_assert_eq!(&in_place.labels().mapv(|l| if l == u8::OPEN { 0 } else { u16::from(l) }), &lab);
                 proptest::prop_assert_eq!(&in_place.counts[..4], &counts[..4]);
                 proptest::prop_assert_eq!(&in_place.contacts, few.contacts());
