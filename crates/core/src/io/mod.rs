@@ -161,7 +161,11 @@ pub fn read_volume(src: &Source, opts: &ReadOptions) -> Result<Loaded> {
                 io::Seek::rewind(&mut f).map_err(|e| Error::io("cannot read", p, e))?;
             }
             if !is_npy {
-                return read_from(BufReader::with_capacity(1 << 20, f), p, len, opts);
+                return if regular {
+                    read_from(SplitReader(BufReader::with_capacity(1 << 20, f)), p, len, opts)
+                } else {
+                    read_from(BufReader::with_capacity(1 << 20, f), p, len, opts)
+                };
             }
             let mut counted = Checksum::new(f);
             let mut loaded = read_from(BufReader::with_capacity(1 << 20, &mut counted), p, len, opts)?;
@@ -240,6 +244,54 @@ macro_rules! swap {
     ($($t:ty),*) => {$(impl Swap for $t { fn swap(self) -> Self { <$t>::from_ne_bytes({ let mut b = self.to_ne_bytes(); b.reverse(); b }) } })*};
 }
 swap!(u8, i16, u16, i32, f32, f64);
+
+/// A regular file read through a buffer, whose large exact reads (a volume's voxels) are split
+/// between the threads as positional reads into disjoint parts of the destination: copying out
+/// of the page cache, and faulting in the new buffer's pages, then use every core.
+struct SplitReader(BufReader<File>);
+
+impl SplitReader {
+    /// Reads from this size on are split; smaller ones do not repay the threads.
+    const SPLIT_FROM: usize = 8 << 20;
+    const PIECE: usize = 4 << 20;
+}
+
+impl Read for SplitReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+
+    fn read_exact(&mut self, out: &mut [u8]) -> io::Result<()> {
+        #[cfg(unix)]
+        if out.len() >= Self::SPLIT_FROM {
+            use rayon::prelude::*;
+            use std::os::unix::fs::FileExt;
+            // What the buffer holds comes first (all of it: the buffer is smaller than `out`);
+            // the file's own position is then where the rest starts.
+            let held = self.0.buffer().len().min(out.len());
+            out[..held].copy_from_slice(&self.0.buffer()[..held]);
+            self.0.consume(held);
+            let rest = &mut out[held..];
+            let mut file = self.0.get_ref();
+            let start = io::Seek::stream_position(&mut file)?;
+            rest.par_chunks_mut(Self::PIECE)
+                .enumerate()
+                .try_for_each(|(i, piece)| file.read_exact_at(piece, start + (i * Self::PIECE) as u64))?;
+            io::Seek::seek(&mut file, io::SeekFrom::Start(start + rest.len() as u64))?;
+            return Ok(());
+        }
+        self.0.read_exact(out)
+    }
+}
+
+impl BufRead for SplitReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.0.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.0.consume(n)
+    }
+}
 
 /// Read `n` elements straight into their typed buffer, then put them in the machine's byte
 /// order (`be`: the stream is big-endian).
@@ -537,6 +589,39 @@ mod tests {
             if z > 0 { Err(Error::bad_input("stop")) } else { Ok(()) }
         });
         assert!(err.is_err() && !target.exists() && !sidecar_path(&target).exists());
+    }
+
+    #[test]
+    fn a_large_file_read_in_split_pieces_equals_the_same_bytes_read_in_order() {
+        use crate::volume::VolumeData;
+        // 12.3 MB of int16: the split read (from 8 MB) ends in a partial 4 MB piece, and its
+        // first bytes come from what the buffer already holds.
+        let a = ndarray::Array3::from_shape_fn((41, 500, 301), |(z, y, x)| ((z * 131 + y * 17 + x * 7) % 4001) as i16 - 2000);
+        let vol = Volume { data: VolumeData::I16(a.clone()), geometry: Default::default(), meta: Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.nii");
+        write_volume(&vol, &Sink::Path(path.clone()), &WriteOptions::default()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let split = read_volume(&Source::Path(path.clone()), &ReadOptions::default()).unwrap().volume;
+        let in_order = read_volume_bytes(&bytes, &path, &ReadOptions::default()).unwrap().volume;
+        match (&split.data, &in_order.data) {
+            (VolumeData::I16(s), VolumeData::I16(o)) => assert!(s == o && *s == a),
+            other => panic!("int16 expected, got {other:?}"),
+        }
+        assert_eq!(split.geometry, in_order.geometry);
+        // A split read leaves the file where an ordered one would: the next read goes on from it.
+        let open = || SplitReader(BufReader::with_capacity(1 << 20, File::open(&path).unwrap()));
+        let mut r = open();
+        let (mut head, mut middle, mut tail) = (vec![0u8; 1000], vec![0u8; 9 << 20], Vec::new());
+        r.read_exact(&mut head).unwrap();
+        r.read_exact(&mut middle).unwrap();
+        r.read_to_end(&mut tail).unwrap();
+        assert!(head == bytes[..1000] && middle == bytes[1000..][..9 << 20] && tail == bytes[1000 + (9 << 20)..]);
+        // Asking past the end (the file shrank after its size was checked) is an error, as in order.
+        let mut r = open();
+        let mut too_much = vec![0u8; bytes.len() - 1000 + 1];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(r.read_exact(&mut too_much).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[cfg(unix)]

@@ -120,7 +120,14 @@ impl<'a, T: Voxel> Grid<'a, T> {
         let (sz, sy, sx) = (nz.div_ceil(step), ny.div_ceil(step), nx.div_ceil(step));
         let (pz, py, px) = (sz + 2, sy + 2, sx + 2);
         let sampled = data.slice(ndarray::s![..;step, ..;step, ..;step]);
-        let min = ndarray::Zip::from(data).par_fold(|| f32::INFINITY, |m, v| m.min(v.to_f32()), f32::min);
+        let min = match data.as_slice_memory_order() {
+            // In memory order as a slice, a block at a time: the minimum then vectorizes.
+            Some(all) => {
+                use rayon::prelude::*;
+                all.par_chunks(1 << 16).map(|c| c.iter().fold(f32::INFINITY, |m, v| m.min(v.to_f32()))).reduce(|| f32::INFINITY, f32::min)
+            }
+            None => ndarray::Zip::from(data).par_fold(|| f32::INFINITY, |m, v| m.min(v.to_f32()), f32::min),
+        };
         let pad = if min < level { min } else { level - 1.0 };
         Grid { sampled, level, pad, step: step as f32, size: [sz, sy, sx], pz, py, px }
     }
@@ -139,11 +146,13 @@ impl<'a, T: Voxel> Grid<'a, T> {
         let slice = self.sampled.index_axis(ndarray::Axis(0), z - 1);
         for (y, src) in slice.outer_iter().enumerate() {
             let row = &mut flags[(y + 1) * px + 1..(y + 1) * px + 1 + sx];
-            for (d, v) in row.iter_mut().zip(src.iter()) {
-                *d = u8::from(v.to_f32() > self.level);
+            // A contiguous row (step 1) as a slice: the comparison then vectorizes.
+            match src.as_slice() {
+                Some(src) => row.iter_mut().zip(src).for_each(|(d, v)| *d = u8::from(v.to_f32() > self.level)),
+                None => row.iter_mut().zip(src.iter()).for_each(|(d, v)| *d = u8::from(v.to_f32() > self.level)),
             }
             // Padded x of the first and last voxel inside.
-            if let (Some(lo), Some(hi)) = (row.iter().position(|&v| v != 0), row.iter().rposition(|&v| v != 0)) {
+            if let Some((lo, hi)) = first_last_nonzero(row) {
                 ranges[y + 1] = (lo as u32 + 1, hi as u32 + 1);
             }
         }
@@ -175,11 +184,11 @@ impl<'a, T: Voxel> Grid<'a, T> {
         (verts.len() - 1) as u32
     }
 
-    /// x- and y-edge vertices of slice z.
+    /// x- and y-edge vertices of slice z: only the crossing edges are set. Only those are read
+    /// while marching (a cube reads the edges its case cuts), so entries left from an earlier
+    /// slice do no harm; a slice handed on whole (to the stitch) is cleared first.
     fn slice_edges(&self, pl: &Planes, z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32) {
         let (py, px) = (self.py, self.px);
-        ex.fill(NONE);
-        ey.fill(NONE);
         for y in 0..py {
             let row = pl.row(z, y);
             for x in self.cube_span(pl, &[(z, y)]).unwrap_or(0..0) {
@@ -208,12 +217,15 @@ impl<'a, T: Voxel> Grid<'a, T> {
         for z in z0..z1 {
             let (cur, nxt) = (z % 2, (z + 1) % 2);
             self.load_plane(z + 1, &mut pl);
+            if z + 1 == z1 {
+                ex[nxt].fill(NONE);
+                ey[nxt].fill(NONE);
+            }
             if z + 1 == z1 && borrow_last {
                 self.slice_edges(&pl, z + 1, &mut ex[nxt], &mut ey[nxt], &mut borrowed, TAG);
             } else {
                 self.slice_edges(&pl, z + 1, &mut ex[nxt], &mut ey[nxt], &mut verts, 0);
             }
-            ez.fill(NONE);
             for y in 0..py {
                 crossings(pl.row(z, y), pl.row(z + 1, y), &mut |x| ez[y * px + x] = self.vertex(&mut verts, [z, y, x], [z + 1, y, x]));
             }
@@ -222,11 +234,11 @@ impl<'a, T: Voxel> Grid<'a, T> {
                 let (a, b, c, d) = (pl.row(z, y), pl.row(z, y + 1), pl.row(z + 1, y), pl.row(z + 1, y + 1));
                 // Eight cubes at a time where their 4 x 9 corners are all outside (the gaps
                 // between bones, or organs, along a row).
-                let word = |r: &[u8], x: usize| u64::from_le_bytes(r[x..x + 8].try_into().unwrap_or([1; 8])) | u64::from(r[x + 8]);
+                let nine = |r: &[u8], x: usize| word(&r[x..]) | u64::from(r[x + 8]);
                 let mut next = span.start;
                 while next < span.end {
                     let x = next;
-                    if x + 9 <= px && word(a, x) | word(b, x) | word(c, x) | word(d, x) == 0 {
+                    if x + 9 <= px && nine(a, x) | nine(b, x) | nine(c, x) | nine(d, x) == 0 {
                         next += 8;
                         continue;
                     }
@@ -282,15 +294,46 @@ impl<'a, T: Voxel> Grid<'a, T> {
     }
 }
 
-/// Positions where two flag rows differ (most pairs of rows are equal and cost one comparison).
+/// Positions where two rows of 0/1 flags differ, in order, eight at a time (most pairs of rows
+/// are equal, or differ in a few places).
 fn crossings(a: &[u8], b: &[u8], f: &mut impl FnMut(usize)) {
-    if a != b {
-        for x in 0..a.len() {
-            if a[x] != b[x] {
-                f(x);
-            }
+    let words = a.len() / 8;
+    for (i, (wa, wb)) in a.chunks_exact(8).zip(b.chunks_exact(8)).enumerate() {
+        // Flags are 0 or 1: each differing byte of the xor holds just its lowest bit.
+        let mut d = word(wa) ^ word(wb);
+        while d != 0 {
+            f(i * 8 + d.trailing_zeros() as usize / 8);
+            d &= d - 1;
         }
     }
+    for x in words * 8..a.len() {
+        if a[x] != b[x] {
+            f(x);
+        }
+    }
+}
+
+/// The first and last positions of a non-zero byte, eight at a time.
+fn first_last_nonzero(row: &[u8]) -> Option<(usize, usize)> {
+    let whole = row.len() / 8 * 8;
+    let (words, tail) = row.split_at(whole);
+    let first = match words.chunks_exact(8).position(|c| word(c) != 0) {
+        Some(i) => i * 8 + word(&words[i * 8..]).trailing_zeros() as usize / 8,
+        None => whole + tail.iter().position(|&v| v != 0)?,
+    };
+    let last = match tail.iter().rposition(|&v| v != 0) {
+        Some(i) => whole + i,
+        None => {
+            let i = words.chunks_exact(8).rposition(|c| word(c) != 0).expect("a non-zero byte was found");
+            i * 8 + 7 - word(&words[i * 8..]).leading_zeros() as usize / 8
+        }
+    };
+    Some((first, last))
+}
+
+/// Eight bytes as one number, the first in the lowest bits.
+fn word(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("eight bytes"))
 }
 
 /// One mesh from the chunks: owned vertices in chunk order; borrowed ids become the next chunk's
@@ -363,6 +406,19 @@ pub fn to_space(mesh: &mut Mesh, g: &Geometry, space: Space) {
             t.swap(1, 2);
         }
     }
+}
+
+/// One binary STL facet record: the unit normal of the winding, the corners, no attributes.
+#[inline]
+fn stl_facet(a: [f32; 3], b: [f32; 3], c: [f32; 3]) -> [u8; 50] {
+    let n = cross(sub(b, a), sub(c, a));
+    let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
+    let values = [(n[0] / l) as f32, (n[1] / l) as f32, (n[2] / l) as f32, a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]];
+    let mut rec = [0u8; 50];
+    for (bytes, v) in rec.chunks_exact_mut(4).zip(values) {
+        bytes.copy_from_slice(&v.to_le_bytes());
+    }
+    rec
 }
 
 fn sub(a: [f32; 3], b: [f32; 3]) -> [f64; 3] {
@@ -621,10 +677,10 @@ impl Mesh {
         }
     }
 
-    /// Binary STL (facet normals from the winding). Encoded a few megabytes at a time, the
-    /// pieces in parallel, and written in order: no file-sized buffer (a bone mesh is ~100 MB).
+    /// Binary STL (facet normals from the winding), encoded a piece at a time: no file-sized
+    /// buffer (a bone mesh is ~100 MB). A second thread encodes while this one writes: on a bone
+    /// mesh the two take about as long, so together they cost about one of them.
     pub fn write_stl_binary(&self, w: &mut dyn Write, space: Space) -> std::io::Result<()> {
-        use rayon::prelude::*;
         const CHUNK: usize = 32768; // triangles: 1.6 MB of STL
         let mut header = [0u8; 80];
         let h = format!("binary STL from ctprep vol-mesh {}", space.tag());
@@ -632,27 +688,29 @@ impl Mesh {
         header[..n].copy_from_slice(&h.as_bytes()[..n]);
         w.write_all(&header)?;
         w.write_all(&(self.triangles.len() as u32).to_le_bytes())?;
-        let group = 2 * rayon::current_num_threads();
-        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); group];
-        for tris in self.triangles.chunks(CHUNK * group) {
-            bufs.par_iter_mut().zip(tris.par_chunks(CHUNK)).for_each(|(buf, tris)| {
-                buf.resize(tris.len() * 50, 0);
-                for (rec, t) in buf.chunks_exact_mut(50).zip(tris) {
-                    let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
-                    let n = cross(sub(b, a), sub(c, a));
-                    let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
-                    let normal = [(n[0] / l) as f32, (n[1] / l) as f32, (n[2] / l) as f32];
-                    for (k, x) in normal.iter().chain(&a).chain(&b).chain(&c).enumerate() {
-                        rec[4 * k..4 * k + 4].copy_from_slice(&x.to_le_bytes());
+        // Buffers go round between the two threads; at most three exist.
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for tris in self.triangles.chunks(CHUNK) {
+                    let mut buf = empty_rx.try_recv().unwrap_or_default();
+                    buf.resize(tris.len() * 50, 0);
+                    for (rec, t) in buf.chunks_exact_mut(50).zip(tris) {
+                        let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
+                        rec.copy_from_slice(&stl_facet(a, b, c));
                     }
-                    rec[48..50].fill(0);
+                    if full_tx.send(buf).is_err() {
+                        return; // the writer failed, and reports it
+                    }
                 }
             });
-            for buf in bufs.iter().take(tris.len().div_ceil(CHUNK)) {
-                w.write_all(buf)?;
+            for buf in full_rx {
+                w.write_all(&buf)?;
+                let _ = empty_tx.send(buf);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn write_stl_ascii(&self, w: &mut dyn Write, space: Space) -> std::io::Result<()> {
@@ -724,6 +782,42 @@ mod tests {
     use crate::volume::VolumeData;
     use ndarray::Array3;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn word_scans_find_what_a_byte_scan_finds(a in prop::collection::vec(prop::bool::weighted(0.1), 0..70), b in prop::collection::vec(prop::bool::weighted(0.1), 0..70)) {
+            let (a, b): (Vec<u8>, Vec<u8>) = (a.into_iter().map(u8::from).collect(), b.into_iter().map(u8::from).collect());
+            let first_last = a.iter().position(|&v| v != 0).zip(a.iter().rposition(|&v| v != 0));
+            prop_assert_eq!(first_last_nonzero(&a), first_last);
+            let n = a.len().min(b.len());
+            let mut found = Vec::new();
+            crossings(&a[..n], &b[..n], &mut |x| found.push(x));
+            prop_assert_eq!(found, (0..n).filter(|&x| a[x] != b[x]).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn binary_stl_reports_a_failing_writer_without_hanging_its_encoder() {
+        // Three encoding pieces' worth; the sink fails after the first megabyte.
+        struct FailsAfter(usize);
+        impl Write for FailsAfter {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if self.0 < b.len() {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                self.0 -= b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let vertices: Vec<[f32; 3]> = (0..100).map(|i| [i as f32, 0.0, (i % 7) as f32]).collect();
+        let triangles: Vec<[u32; 3]> = (0..100_000u32).map(|t| [t % 100, (t + 1) % 100, (t + 2) % 100]).collect();
+        let mesh = Mesh { vertices, triangles };
+        let err = mesh.write_stl_binary(&mut FailsAfter(1 << 20), Space::Lps).unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+    }
 
     #[test]
     fn binary_stl_holds_every_facet_in_order_across_encoding_chunks() {
