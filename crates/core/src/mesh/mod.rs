@@ -59,7 +59,7 @@ pub fn marching_cubes<T: Voxel>(data: &ArrayView3<T>, level: f64, step: usize) -
     let last_chunk = bounds.len() - 1;
     let tab = table::table();
     let chunks: Vec<Chunk> = bounds.par_iter().enumerate().map(|(ci, &(z0, z1))| grid.march(tab, z0, z1, ci != last_chunk)).collect();
-    stitch(chunks, grid.py * grid.px)
+    stitch(chunks)
 }
 
 /// No vertex on this edge.
@@ -85,14 +85,13 @@ struct Grid<'a, T> {
 
 /// One chunk of cube layers. It owns the x/y-edge vertices of its slices but the last, and the
 /// z-edge and centroid vertices of its layers; it borrows its last slice's from the next chunk,
-/// which owns them as its first slice's.
+/// which owns them as its first slice's. Both chunks make that slice's vertices the same way, in
+/// the same order, and the next chunk makes them first: borrowed vertex k is the next chunk's
+/// vertex k.
 struct Chunk {
     verts: Vec<[f32; 3]>,
     borrowed: Vec<[f32; 3]>,
     tris: Vec<[u32; 3]>,
-    /// x- and y-edge vertex ids of the first and the last slice.
-    first: (Vec<u32>, Vec<u32>),
-    last: (Vec<u32>, Vec<u32>),
 }
 
 /// Inside flags of two consecutive padded slices (slice z in `[z % 2]`), and per row the first
@@ -185,8 +184,7 @@ impl<'a, T: Voxel> Grid<'a, T> {
     }
 
     /// x- and y-edge vertices of slice z: only the crossing edges are set. Only those are read
-    /// while marching (a cube reads the edges its case cuts), so entries left from an earlier
-    /// slice do no harm; a slice handed on whole (to the stitch) is cleared first.
+    /// (a cube reads the edges its case cuts), so entries left from an earlier slice do no harm.
     fn slice_edges(&self, pl: &Planes, z: usize, ex: &mut [u32], ey: &mut [u32], verts: &mut Vec<[f32; 3]>, tag: u32) {
         let (py, px) = (self.py, self.px);
         for y in 0..py {
@@ -213,14 +211,9 @@ impl<'a, T: Voxel> Grid<'a, T> {
         let mut pl = Planes::new(py, px);
         self.load_plane(z0, &mut pl);
         self.slice_edges(&pl, z0, &mut ex[z0 % 2], &mut ey[z0 % 2], &mut verts, 0);
-        let first = (ex[z0 % 2].clone(), ey[z0 % 2].clone());
         for z in z0..z1 {
             let (cur, nxt) = (z % 2, (z + 1) % 2);
             self.load_plane(z + 1, &mut pl);
-            if z + 1 == z1 {
-                ex[nxt].fill(NONE);
-                ey[nxt].fill(NONE);
-            }
             if z + 1 == z1 && borrow_last {
                 self.slice_edges(&pl, z + 1, &mut ex[nxt], &mut ey[nxt], &mut borrowed, TAG);
             } else {
@@ -290,7 +283,7 @@ impl<'a, T: Voxel> Grid<'a, T> {
                 }
             }
         }
-        Chunk { verts, borrowed, tris, first, last: (ex[z1 % 2].clone(), ey[z1 % 2].clone()) }
+        Chunk { verts, borrowed, tris }
     }
 }
 
@@ -336,11 +329,12 @@ fn word(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[..8].try_into().expect("eight bytes"))
 }
 
-/// One mesh from the chunks: owned vertices in chunk order; borrowed ids become the next chunk's
-/// first-slice ids. Each chunk's part is copied in parallel into its place in the whole, and the
+/// One mesh from the chunks: owned vertices in chunk order; borrowed vertex k becomes the next
+/// chunk's vertex k. Each chunk's part is copied in parallel into its place in the whole, and the
 /// chunk freed once copied: the mesh is not held twice (vol-mesh's peak memory).
-fn stitch(mut chunks: Vec<Chunk>, plane: usize) -> Mesh {
+fn stitch(chunks: Vec<Chunk>) -> Mesh {
     use rayon::prelude::*;
+    debug_assert!(chunks.windows(2).all(|w| w[1].verts.starts_with(&w[0].borrowed)), "a chunk's borrowed vertices open the next");
     let mut offsets = Vec::with_capacity(chunks.len());
     let (mut total, mut total_tris) = (0u32, 0usize);
     for c in &chunks {
@@ -348,25 +342,15 @@ fn stitch(mut chunks: Vec<Chunk>, plane: usize) -> Mesh {
         total += c.verts.len() as u32;
         total_tris += c.tris.len();
     }
-    // What a chunk reads of the next one, taken out so that each chunk can be freed on its own.
-    let firsts: Vec<(Vec<u32>, Vec<u32>)> = chunks.iter_mut().map(|c| std::mem::take(&mut c.first)).collect();
     let mut mesh = Mesh { vertices: vec![[0.0; 3]; total as usize], triangles: vec![[0; 3]; total_tris] };
     let vertex_parts = split_parts(&mut mesh.vertices, chunks.iter().map(|c| c.verts.len()));
     let triangle_parts = split_parts(&mut mesh.triangles, chunks.iter().map(|c| c.tris.len()));
     chunks.into_par_iter().zip(vertex_parts).zip(triangle_parts).enumerate().for_each(|(i, ((c, verts), tris))| {
         verts.copy_from_slice(&c.verts);
-        let mut map = vec![NONE; c.borrowed.len()];
-        if let Some(next) = firsts.get(i + 1) {
-            for (mine, theirs) in [(&c.last.0, &next.0), (&c.last.1, &next.1)] {
-                for p in 0..plane {
-                    if mine[p] != NONE {
-                        map[(mine[p] & !TAG) as usize] = offsets[i + 1] + theirs[p];
-                    }
-                }
-            }
-        }
+        // Only the last chunk borrows nothing, so offsets[i + 1] exists whenever it is used.
+        let (own, next) = (offsets[i], offsets.get(i + 1).copied().unwrap_or(0));
         for (d, t) in tris.iter_mut().zip(&c.tris) {
-            *d = t.map(|v| if v & TAG != 0 { map[(v & !TAG) as usize] } else { offsets[i] + v });
+            *d = t.map(|v| if v & TAG != 0 { next + (v & !TAG) } else { own + v });
         }
     });
     mesh
