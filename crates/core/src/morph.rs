@@ -1041,7 +1041,6 @@ mod tests {
             for (&cv, &av) in c.iter().zip(a.iter()) { prop_assert!(cv >= av); }
         }
 
-        /// lung-seg dilates its labels (1, 2) directly: the result is the dilation of the 0/1 mask.
         #[test]
         fn runs_crop_count_and_centre_like_the_mask_itself(bits in proptest::collection::vec(0u8..3, 5 * 6 * 70), b in prop::array::uniform3((0usize..4, 1usize..70))) {
             let mask = Array3::from_shape_vec((5, 6, 70), bits).unwrap().mapv(|v| u8::from(v != 0));
@@ -1067,6 +1066,7 @@ mod tests {
             prop_assert_eq!(got.mapv(|v| v & 3), flags.mapv(|v| v & 3));
         }
 
+        /// lung-seg dilates its labels (1, 2) directly: the result is the dilation of the 0/1 mask.
         #[test]
         fn dilation_of_labels_is_the_dilation_of_their_mask(vals in proptest::collection::vec(0u8..8, 6 * 7 * 8), r in 0.5f64..2.5) {
             let labels = Array3::from_shape_vec((6, 7, 8), vals).unwrap().mapv(|v| v.saturating_sub(5));

@@ -145,10 +145,11 @@ impl<'a, T: Voxel> Grid<'a, T> {
         let slice = self.sampled.index_axis(ndarray::Axis(0), z - 1);
         for (y, src) in slice.outer_iter().enumerate() {
             let row = &mut flags[(y + 1) * px + 1..(y + 1) * px + 1 + sx];
+            let inside = |(d, v): (&mut u8, &T)| *d = u8::from(v.to_f32() > self.level);
             // A contiguous row (step 1) as a slice: the comparison then vectorizes.
             match src.as_slice() {
-                Some(src) => row.iter_mut().zip(src).for_each(|(d, v)| *d = u8::from(v.to_f32() > self.level)),
-                None => row.iter_mut().zip(src.iter()).for_each(|(d, v)| *d = u8::from(v.to_f32() > self.level)),
+                Some(src) => row.iter_mut().zip(src).for_each(inside),
+                None => row.iter_mut().zip(src.iter()).for_each(inside),
             }
             // Padded x of the first and last voxel inside.
             if let Some((lo, hi)) = first_last_nonzero(row) {
@@ -392,12 +393,19 @@ pub fn to_space(mesh: &mut Mesh, g: &Geometry, space: Space) {
     }
 }
 
-/// One binary STL facet record: the unit normal of the winding, the corners, no attributes.
+/// The unit normal of triangle (a, b, c) by its winding (0 for a degenerate one).
 #[inline]
-fn stl_facet(a: [f32; 3], b: [f32; 3], c: [f32; 3]) -> [u8; 50] {
+fn facet_normal(a: [f32; 3], b: [f32; 3], c: [f32; 3]) -> [f64; 3] {
     let n = cross(sub(b, a), sub(c, a));
     let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
-    let values = [(n[0] / l) as f32, (n[1] / l) as f32, (n[2] / l) as f32, a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]];
+    n.map(|v| v / l)
+}
+
+/// One binary STL facet record: the unit normal, the corners, no attributes.
+#[inline]
+fn stl_facet(a: [f32; 3], b: [f32; 3], c: [f32; 3]) -> [u8; 50] {
+    let n = facet_normal(a, b, c).map(|v| v as f32);
+    let values = [n[0], n[1], n[2], a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]];
     let mut rec = [0u8; 50];
     for (bytes, v) in rec.chunks_exact_mut(4).zip(values) {
         bytes.copy_from_slice(&v.to_le_bytes());
@@ -701,9 +709,8 @@ impl Mesh {
         writeln!(w, "solid ctprep {}", space.tag())?;
         for t in &self.triangles {
             let (a, b, c) = (self.vertices[t[0] as usize], self.vertices[t[1] as usize], self.vertices[t[2] as usize]);
-            let n = cross(sub(b, a), sub(c, a));
-            let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
-            writeln!(w, "  facet normal {:e} {:e} {:e}\n    outer loop", n[0] / l, n[1] / l, n[2] / l)?;
+            let n = facet_normal(a, b, c);
+            writeln!(w, "  facet normal {:e} {:e} {:e}\n    outer loop", n[0], n[1], n[2])?;
             for v in [a, b, c] {
                 writeln!(w, "      vertex {:e} {:e} {:e}", v[0], v[1], v[2])?;
             }
