@@ -400,7 +400,9 @@ pub fn edt_squared(feature: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
 /// planes; for morphology's radii that is several times faster than the full transform, whose
 /// y and z lanes stride through memory.
 pub fn edt_squared_within(feature: &Array3<bool>, spacing: [f64; 3], r: f64) -> Array3<f32> {
-    edt_within::<f32>(&feature.view(), spacing, r)
+    let mut out = Array3::<f32>::zeros(feature.raw_dim());
+    ball_slabs::<f32, f32>(feature, spacing, r, WINDOW_BYTES, &mut out.view_mut(), |o, d| *o = d);
+    out
 }
 
 /// A squared distance as the ball morphology's passes carry it: float mm^2 in general; on
@@ -447,32 +449,6 @@ impl SqDist for u8 {
     }
 }
 
-fn edt_within<D: SqDist>(feature: &ArrayView3<bool>, spacing: [f64; 3], r: f64) -> Array3<D> {
-    let d = edt_x::<D>(feature, spacing[0] as f32);
-    let (nz, ny, nx) = d.dim();
-    let reach = |w: f64, n: usize| ((r / w).floor() as usize).min(n.saturating_sub(1));
-    let (ry, rz) = (reach(spacing[1], ny), reach(spacing[2], nz));
-    let offsets =
-        |reach: usize, w: f64| -> Vec<(isize, D)> { (-(reach as isize)..=reach as isize).map(|o| (o, D::offset(o, w))).collect() };
-    // y pass: per slice, each output row is the minimum of shifted input rows.
-    let oy = offsets(ry, spacing[1]);
-    let mut e = Array3::<D>::default(d.raw_dim());
-    Zip::from(e.outer_iter_mut()).and(d.outer_iter()).par_for_each(|mut out, src| {
-        let (out, src) = (out.as_slice_mut().expect("standard layout"), src.as_slice().expect("standard layout"));
-        for y in 0..ny {
-            min_of_shifted_blocks(&mut out[y * nx..(y + 1) * nx], src, y, ny, &oy);
-        }
-    });
-    // z pass: each output plane is the minimum of shifted input planes.
-    let oz = offsets(rz, spacing[2]);
-    let src = e.as_slice().expect("standard layout");
-    let mut out = d;
-    out.outer_iter_mut().into_par_iter().enumerate().for_each(|(z, mut dst)| {
-        min_of_shifted_blocks(dst.as_slice_mut().expect("standard layout"), src, z, nz, &oz);
-    });
-    out
-}
-
 /// `dst` = the minimum over `offsets` (o, c) of block `i + o` of `src` plus c, where `src` is `n`
 /// blocks (rows or planes) of `dst.len()` values; blocks outside are skipped. The hot loop of
 /// the ball morphology: compiled for AVX2 too and picked at run time, since the build targets
@@ -501,40 +477,104 @@ fn min_of_shifted_blocks_portable<D: SqDist>(dst: &mut [D], src: &[D], i: usize,
         if o == 0 || j < 0 || j >= n as isize {
             continue;
         }
-        // dst = min(dst, src + c), written so it vectorizes.
-        for (d, &s) in dst.iter_mut().zip(&src[j as usize * len..(j as usize + 1) * len]) {
-            let v = s.plus(c);
-            *d = if v < *d { v } else { *d };
+        min_plus(dst, &src[j as usize * len..(j as usize + 1) * len], c);
+    }
+}
+
+/// Every row of `dst` = the minimum over `offsets` (o, c) of row `y + o` of `src` plus c (rows
+/// `len` long, those outside skipped): per offset, one pass over all the rows it applies to, so
+/// short rows cost no loop tails.
+fn min_of_shifted_rows<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { min_of_shifted_rows_avx2(dst, src, len, offsets) };
+    }
+    min_of_shifted_rows_portable(dst, src, len, offsets)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn min_of_shifted_rows_avx2<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
+    min_of_shifted_rows_portable(dst, src, len, offsets)
+}
+
+#[inline(always)]
+fn min_of_shifted_rows_portable<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
+    let n = src.len() / len;
+    dst.copy_from_slice(src);
+    for &(o, c) in offsets {
+        // Rows y of dst with y + o inside: [lo, hi).
+        let (lo, hi) = ((-o).max(0) as usize, (n as isize - o.max(0)).max(0) as usize);
+        if o == 0 || lo >= hi {
+            continue;
+        }
+        let from = (lo as isize + o) as usize;
+        min_plus(&mut dst[lo * len..hi * len], &src[from * len..(from + hi - lo) * len], c);
+    }
+}
+
+/// `dst` = min(`dst`, `src` + c), element by element; written so it vectorizes.
+#[inline(always)]
+fn min_plus<D: SqDist>(dst: &mut [D], src: &[D], c: D) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        let v = s.plus(c);
+        *d = if v < *d { v } else { *d };
+    }
+}
+
+/// First pass of the full transform: squared distance along x rows.
+fn edt_x<D: SqDist>(feature: &ArrayView3<bool>, wx: f32) -> Array3<D> {
+    let (_, ny, nx) = feature.dim();
+    let mut d = Array3::<D>::default(feature.raw_dim());
+    d.as_slice_mut().expect("owned").par_chunks_mut(ny * nx).zip(feature.axis_iter(Axis(0)).into_par_iter()).for_each(|(out, f)| {
+        edt_x_plane(&f, wx, out, nx);
+    });
+    d
+}
+
+/// Squared distance along x of each row of one plane into `out` (the plane in C order; rows
+/// `nx` long). A row is a few runs of feature: inside them 0, between them the distance to the
+/// nearer end, found by scanning for the runs eight voxels at a time (no voxel-by-voxel chain).
+fn edt_x_plane<D: SqDist>(feature: &ArrayView2<bool>, wx: f32, out: &mut [D], nx: usize) {
+    for (out, f) in out.chunks_exact_mut(nx).zip(feature.outer_iter()) {
+        let f = f.to_slice().expect("rows of owned arrays are contiguous");
+        // SAFETY: a bool is one byte, 0 or 1.
+        let f: &[u8] = unsafe { std::slice::from_raw_parts(f.as_ptr().cast::<u8>(), f.len()) };
+        let mut x = 0;
+        // Just past the previous run of feature, if any.
+        let mut after: Option<usize> = None;
+        loop {
+            let start = next_byte(f, x, 1);
+            let right = (start < nx).then_some(start);
+            for (p, o) in (x..start).zip(&mut out[x..start]) {
+                let left = after.map_or(NONE, |e| (p + 1 - e) as u32);
+                *o = D::of_steps(left.min(right.map_or(NONE, |s| (s - p) as u32)), wx);
+            }
+            if start == nx {
+                break;
+            }
+            let end = next_byte(f, start, 0);
+            out[start..end].fill(D::of_steps(0, wx));
+            after = Some(end);
+            x = end;
         }
     }
 }
 
-/// First pass of both transforms: squared distance along x rows (two-way scan).
-/// Branch-free counting scans; rows without any feature (common in a padded box) are filled at once.
-fn edt_x<D: SqDist>(feature: &ArrayView3<bool>, wx: f32) -> Array3<D> {
-    let (_, _, nx) = feature.dim();
-    let mut d = Array3::<D>::default(feature.raw_dim());
-    Zip::from(d.outer_iter_mut()).and(feature.outer_iter()).par_for_each(|mut out, f| {
-        let mut steps = vec![0u32; nx];
-        for (mut out, f) in out.outer_iter_mut().zip(f.outer_iter()) {
-            let (Some(out), Some(f)) = (out.as_slice_mut(), f.as_slice()) else { unreachable!("owned arrays are in standard layout") };
-            if !f.contains(&true) {
-                out.fill(D::of_steps(NONE, wx));
-                continue;
-            }
-            let mut k = NONE;
-            for (s, &is) in steps.iter_mut().zip(f) {
-                k = if is { 0 } else { k.saturating_add(1) };
-                *s = k;
-            }
-            let mut k = NONE;
-            for ((o, s), &is) in out.iter_mut().zip(&steps).zip(f).rev() {
-                k = if is { 0 } else { k.saturating_add(1) };
-                *o = D::of_steps((*s).min(k), wx);
-            }
+/// The first index at or after `from` where `bytes` (each 0 or 1) holds `value`, or its length;
+/// eight bytes at a time.
+fn next_byte(bytes: &[u8], from: usize, value: u8) -> usize {
+    let flip = if value == 0 { 0x0101_0101_0101_0101u64 } else { 0 };
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes")) ^ flip;
+        if w != 0 {
+            return i + w.trailing_zeros() as usize / 8;
         }
-    });
-    d
+        i += 8;
+    }
+    i + bytes[i..].iter().position(|&b| b == value).unwrap_or(bytes.len() - i)
 }
 
 /// Scratch space for one lane of the lower-envelope transform.
@@ -716,22 +756,22 @@ pub fn label_boxes<L: Copy + Sync + Into<u64>>(labels: &ArrayView3<L>, ids: &[u3
 }
 
 /// 0/1 (bytes, or bools where the result feeds another transform): where the squared distance
-/// to `feature` is at most `r`^2 (`near`), or above it (not `near`). Small balls go slab by slab
-/// along z (a plane depends only on the planes within r), so the float distances never exist for
-/// the whole volume at once; large ones take the full transform.
+/// to `feature` is at most `r`^2 (`near`), or above it (not `near`). Small balls are streamed
+/// along z (a plane depends only on the planes within r), so the distances never exist for the
+/// whole volume at once; large ones take the full transform.
 fn ball_mask<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool) -> Array3<O> {
-    ball_mask_in(feature, spacing, r, near, SLAB_BYTES)
+    ball_mask_in(feature, spacing, r, near, WINDOW_BYTES)
 }
 
-/// Slabs overlap by 2 r planes: volumes whose two distance arrays fit in this many bytes (a
-/// lung's box in bytes, not floats over a whole CT) are done in one piece.
-const SLAB_BYTES: usize = 64 << 20;
+/// The streamed ball's window of x-y distances: a few megabytes, which the z pass reads many
+/// times over (each plane is read by the 2 r + 1 output planes within its reach).
+pub(crate) const WINDOW_BYTES: usize = 4 << 20;
 
 /// What a ball mask is made of: u8 0/1 or bool.
 trait Flag: From<bool> + Copy + Default + Send + Sync {}
 impl<T: From<bool> + Copy + Default + Send + Sync> Flag for T {}
 
-/// [`ball_mask`] with the distance arrays held to `budget` bytes where a slab fits in it.
+/// [`ball_mask`] with its window of distances held to `budget` bytes where the ball allows.
 fn ball_mask_in<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool, budget: usize) -> Array3<O> {
     let mut out = Array3::<O>::default(feature.raw_dim());
     ball_into(feature, spacing, r, budget, &mut out.view_mut(), |o, inside| *o = O::from(inside == near));
@@ -739,8 +779,8 @@ fn ball_mask_in<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near
 }
 
 /// `apply(voxel of out, whether it is within r of feature)` for every voxel of `out` (the
-/// feature's shape), with the distance arrays held to `budget` bytes where a slab fits in it.
-pub(crate) fn ball_into<T: Send>(
+/// feature's shape), with the window of distances held to `budget` bytes where the ball allows.
+pub(crate) fn ball_into<T: Send + Sync>(
     feature: &Array3<bool>,
     spacing: [f64; 3],
     r: f64,
@@ -761,9 +801,13 @@ pub(crate) fn ball_into<T: Send>(
     ball_slabs::<f32, T>(feature, spacing, r, budget, out, |o, d| apply(o, d <= r2))
 }
 
-/// [`ball_into`] slab by slab along z (a plane depends only on the planes within r), so the
-/// distances never exist for a large volume at once.
-fn ball_slabs<D: SqDist, T: Send>(
+/// [`ball_into`] streamed along z: a plane's distances within the ball depend only on the x
+/// and y distances of the planes within r of it, so those are made a slab of planes at a time
+/// into a window that keeps the previous slab's last 2 r planes, and each output plane is the
+/// minimum of the window's planes within reach. No volume-sized distance array: the window
+/// (`budget` bytes, or the ball's reach and 8 planes if more) is what the passes read, and
+/// nothing is computed twice.
+fn ball_slabs<D: SqDist, T: Send + Sync>(
     feature: &Array3<bool>,
     spacing: [f64; 3],
     r: f64,
@@ -771,17 +815,46 @@ fn ball_slabs<D: SqDist, T: Send>(
     out: &mut ArrayViewMut3<T>,
     apply: impl Fn(&mut T, D) + Sync,
 ) {
-    let nz = feature.shape()[0];
-    let rz = (r / spacing[2]).floor() as usize;
-    let whole = 2 * feature.len() * std::mem::size_of::<D>() <= budget;
-    let slab = if whole { nz.max(1) } else { (8 * rz).max(32) };
+    let (nz, ny, nx) = feature.dim();
+    let plane = ny * nx;
+    if plane == 0 {
+        return;
+    }
+    let reach = |w: f64, n: usize| ((r / w).floor() as usize).min(n.saturating_sub(1));
+    let (ry, rz) = (reach(spacing[1], ny), reach(spacing[2], nz));
+    let offsets =
+        |reach: usize, w: f64| -> Vec<(isize, D)> { (-(reach as isize)..=reach as isize).map(|o| (o, D::offset(o, w))).collect() };
+    let (oy, oz) = (offsets(ry, spacing[1]), offsets(rz, spacing[2]));
+    let wx = spacing[0] as f32;
+    // A slab at least as thick as the kept overlap: copying it costs less than making it.
+    let slab = (budget / (plane * std::mem::size_of::<D>())).saturating_sub(2 * rz).max(2 * rz).max(8);
+    let mut window = vec![D::default(); (slab + 2 * rz).min(nz) * plane];
+    // The window holds the x-y distances of planes [held.0, held.1).
+    let mut held: (usize, usize) = (0, 0);
     for z0 in (0..nz).step_by(slab) {
         let z1 = (z0 + slab).min(nz);
         let (lo, hi) = (z0.saturating_sub(rz), (z1 + rz).min(nz));
-        let d = edt_within::<D>(&feature.slice(ndarray::s![lo..hi, .., ..]), spacing, r);
-        Zip::from(out.slice_mut(ndarray::s![z0..z1, .., ..]))
-            .and(d.slice(ndarray::s![z0 - lo..z1 - lo, .., ..]))
-            .par_for_each(|o, &dd| apply(o, dd));
+        let kept = held.1.saturating_sub(lo);
+        if kept > 0 {
+            window.copy_within((lo - held.0) * plane..(held.1 - held.0) * plane, 0);
+        }
+        window[kept * plane..(hi - lo) * plane].par_chunks_mut(plane).enumerate().for_each_init(
+            || vec![D::default(); plane],
+            |rows, (k, dst)| {
+                edt_x_plane(&feature.index_axis(Axis(0), lo + kept + k), wx, rows, nx);
+                min_of_shifted_rows(dst, rows, nx, &oy);
+            },
+        );
+        held = (lo, hi);
+        let window = &window[..(hi - lo) * plane];
+        out.slice_mut(ndarray::s![z0..z1, .., ..]).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
+            || vec![D::default(); plane],
+            |d, (k, mut o)| {
+                min_of_shifted_blocks(d, window, z0 + k - lo, hi - lo, &oz);
+                let d = ArrayView2::from_shape((ny, nx), &d[..]).expect("one plane");
+                Zip::from(&mut o).and(&d).for_each(|o, &d| apply(o, d));
+            },
+        );
     }
 }
 
@@ -797,7 +870,7 @@ pub fn dilate_mm(mask: &Array3<u8>, r: f64, spacing: [f64; 3]) -> Array3<u8> {
     // Outside the box the mask is empty: zeros, whose pages stay untouched there. Inside, the
     // ball is written straight into place (no box-sized copy).
     let mut out = Array3::<u8>::zeros(mask.raw_dim());
-    ball_into(&feature, spacing, r, SLAB_BYTES, &mut out.slice_mut(in_box(b)), |o, near| *o = u8::from(near));
+    ball_into(&feature, spacing, r, WINDOW_BYTES, &mut out.slice_mut(in_box(b)), |o, near| *o = u8::from(near));
     out
 }
 
@@ -1225,14 +1298,28 @@ mod tests {
         }
 
         #[test]
+        fn x_distances_are_those_to_the_nearest_feature_in_the_row(rows in proptest::collection::vec(prop::bool::weighted(0.08), 3 * 37), w in 0.5f32..2.0) {
+            // Rows of 37: words of eight and a tail, runs across their seams, rows with no feature.
+            let f = Array2::from_shape_vec((3, 37), rows).unwrap();
+            let (mut floats, mut bytes) = (vec![0f32; 3 * 37], vec![0u8; 3 * 37]);
+            edt_x_plane(&f.view(), w, &mut floats, 37);
+            edt_x_plane(&f.view(), 1.0, &mut bytes, 37);
+            for ((y, x), _) in f.indexed_iter() {
+                let steps = (0..37).filter(|&xx| f[[y, xx]]).map(|xx| x.abs_diff(xx) as u32).min().unwrap_or(NONE);
+                prop_assert_eq!(floats[y * 37 + x], f32::of_steps(steps, w));
+                prop_assert_eq!(bytes[y * 37 + x], u8::of_steps(steps, 1.0));
+            }
+        }
+
+        #[test]
         fn ball_mask_slab_by_slab_equals_the_whole_transform(bits in proptest::collection::vec(0u8..6, 80 * 5 * 6), r in 0.6f64..3.5) {
-            // 80 slices: with no budget, several z slabs (at least 32 slices each), so their seams are
-            // crossed; with one, the whole volume at once.
+            // 80 slices: with no budget, several z slabs (8 slices or the ball's diameter each), so
+            // the window's seams are crossed; with one, the whole volume at once.
             let f = Array3::from_shape_vec((80, 5, 6), bits).unwrap().mapv(|v| v == 0);
             let sp = [0.9, 1.0, 0.8];
             let full = edt_squared(&f, sp);
             let r2 = (r * r) as f32 * (1.0 + 1e-6);
-            for (near, budget) in [(true, 0), (false, 0), (true, SLAB_BYTES)] {
+            for (near, budget) in [(true, 0), (false, 0), (true, WINDOW_BYTES)] {
                 let m: Array3<u8> = ball_mask_in(&f, sp, r, near, budget);
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near));
@@ -1249,7 +1336,7 @@ mod tests {
             let full = edt_squared(&f, sp);
             let r = r * s;
             let r2 = (r * r) as f32 * (1.0 + 1e-6);
-            for (near, budget) in [(true, 0), (false, 0), (false, SLAB_BYTES)] {
+            for (near, budget) in [(true, 0), (false, 0), (false, WINDOW_BYTES)] {
                 let m: Array3<u8> = ball_mask_in(&f, sp, r, near, budget);
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near), "r {} s {}", r, s);

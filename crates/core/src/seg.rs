@@ -857,11 +857,11 @@ fn split_in_two(mask: &Array3<u8>, max_steps: usize) -> Option<Array3<u8>> {
 /// Dilate the nonzero labels by a ball of `r` mm, in place: new voxels take the label of the
 /// lung that reaches them first (breadth first, 6-neighbour steps), as growing the labels
 /// through `dilate_mm(labels)` would give. No volume-sized array besides the labels: voxels
-/// are written only where the dilation reaches, a box-sized mask of it is computed in slabs.
+/// are written only where the dilation reaches, the ball's distances streamed along z.
 fn dilate_labels_mm(labels: &mut Array3<u8>, r: f64, sp: [f64; 3]) {
     let Some(b) = crate::morph::bbox(labels, crate::morph::margin_vox(r, sp)) else { return };
     let feature = Zip::from(labels.slice(in_box(b))).par_map_collect(|&v| v != 0);
-    crate::morph::ball_into(&feature, sp, r, DILATE_SLAB_BYTES, &mut labels.slice_mut(in_box(b)), |l, near| {
+    crate::morph::ball_into(&feature, sp, r, crate::morph::WINDOW_BYTES, &mut labels.slice_mut(in_box(b)), |l, near| {
         if near && *l == 0 {
             *l = u8::OPEN;
         }
@@ -869,10 +869,6 @@ fn dilate_labels_mm(labels: &mut Array3<u8>, r: f64, sp: [f64; 3]) {
     drop(feature);
     grow_into_open(labels);
 }
-
-/// The distance arrays of [`dilate_labels_mm`]'s slabs: a few megabytes (lung-seg's peak memory),
-/// at the cost of computing a little more (slabs overlap by the ball's diameter).
-const DILATE_SLAB_BYTES: usize = 8 << 20;
 
 /// Grow the labels (below OPEN) through the OPEN voxels of `labels`, all at once (breadth first,
 /// 6-neighbour steps, bounds tested: no padded copy); OPEN voxels no label reaches become 0.
@@ -1115,15 +1111,23 @@ fn seed_grid<S: Copy + Into<u16> + Sync, L: Label>(
     let [fx, fy, fz] = factors;
     let (py, px) = (ny + 2, nx + 2);
     let plane = py * px;
+    // Most of the grid is 0 (not air, or outside the body): whole words of it are skipped.
+    const WORD: usize = 16;
+    let column_block: Vec<usize> = (0..nx).map(|x| x / fx).collect();
     lab[plane..(nz + 1) * plane].par_chunks_mut(plane).enumerate().for_each(|(z, lab)| {
         let seeds = seeds.index_axis(Axis(0), z / fz);
         for y in 0..ny {
             let block_row = seeds.index_axis(Axis(0), y / fy);
             let first = (y + 1) * px + 1;
-            for (x, l) in lab[first..first + nx].iter_mut().enumerate() {
-                if *l != L::default() {
-                    let s: u16 = block_row[x / fx].into();
-                    *l = if s != 0 { L::of(s) } else { L::OPEN };
+            for (row, blocks) in lab[first..first + nx].chunks_mut(WORD).zip(column_block.chunks(WORD)) {
+                if !any_set(row) {
+                    continue;
+                }
+                for (l, &b) in row.iter_mut().zip(blocks) {
+                    if *l != L::default() {
+                        let s: u16 = block_row[b].into();
+                        *l = if s != 0 { L::of(s) } else { L::OPEN };
+                    }
                 }
             }
         }
@@ -1137,15 +1141,21 @@ fn seed_grid<S: Copy + Into<u16> + Sync, L: Label>(
         .fold(
             || (Vec::new(), vec![0u64; slot(L::OPEN)]),
             |(mut front, mut counts), z| {
-                for i in (z * plane + px..(z + 1) * plane - px).filter(|&i| lab[i] != L::default() && lab[i] != L::OPEN) {
-                    let l = lab[i];
-                    counts[slot(l)] += 1;
-                    let acts = [i - 1, i + 1, i - px, i + px, i - plane, i + plane].iter().any(|&j| {
-                        let lj = lab[j];
-                        lj == L::OPEN || (lj != l && lj != L::default())
-                    });
-                    if acts {
-                        front.push(i);
+                for start in (z * plane + px..(z + 1) * plane - px).step_by(WORD) {
+                    let end = (start + WORD).min((z + 1) * plane - px);
+                    if !any_set(&lab[start..end]) {
+                        continue;
+                    }
+                    for i in (start..end).filter(|&i| lab[i] != L::default() && lab[i] != L::OPEN) {
+                        let l = lab[i];
+                        counts[slot(l)] += 1;
+                        let acts = [i - 1, i + 1, i - px, i + px, i - plane, i + plane].iter().any(|&j| {
+                            let lj = lab[j];
+                            lj == L::OPEN || (lj != l && lj != L::default())
+                        });
+                        if acts {
+                            front.push(i);
+                        }
                     }
                 }
                 (front, counts)
@@ -1162,6 +1172,28 @@ fn seed_grid<S: Copy + Into<u16> + Sync, L: Label>(
     Growth { lab, frontier, counts, dims: (nz, ny, nx) }
 }
 
+/// How many frontier voxels ahead [`Growth::run`] asks for the neighbours' cache lines.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Ask for the cache line holding `v[i]` (a hint: nothing if `i` is out of range).
+#[inline(always)]
+fn prefetch<T>(v: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = v.get(i) {
+        // SAFETY: a prefetch never faults, and the pointer is to an element of `v`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((x as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, i);
+}
+
+/// Whether any label in `labels` is not 0: an or over all of them (no early exit), which
+/// vectorizes.
+#[inline(always)]
+fn any_set<L: Label>(labels: &[L]) -> bool {
+    labels.iter().fold(0u32, |a, &l| a | Into::<u32>::into(l)) != 0
+}
+
 impl<L: Label> Growth<L> {
     fn run(self) -> Grown<L> {
         let Growth { mut lab, mut frontier, mut counts, dims: (nz, ny, nx) } = self;
@@ -1174,7 +1206,13 @@ impl<L: Label> Growth<L> {
         let mut touching: Vec<(L, L)> = Vec::new();
         while !frontier.is_empty() {
             next.clear();
-            for &i in &frontier {
+            for (k, &i) in frontier.iter().enumerate() {
+                // The neighbours a plane away are cache misses (the frontier is a sparse shell):
+                // asked for a few voxels ahead, they arrive while these are done.
+                if let Some(&ahead) = frontier.get(k + PREFETCH_AHEAD) {
+                    prefetch(&lab, ahead - plane);
+                    prefetch(&lab, ahead + plane);
+                }
                 let l = lab[i];
                 for j in [i - 1, i + 1, i - px, i + px, i - plane, i + plane] {
                     let lj = lab[j];
