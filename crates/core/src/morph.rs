@@ -415,6 +415,8 @@ trait SqDist: Copy + PartialOrd + Send + Sync + Default + 'static {
     fn offset(o: isize, w: f64) -> Self;
     /// `self + c`, saturating for bytes.
     fn plus(self, c: Self) -> Self;
+    /// The smaller of the two (a plain minimum: no distance is NaN).
+    fn least(self, other: Self) -> Self;
 }
 
 /// Farther than any row is long: "no feature on this side".
@@ -435,6 +437,10 @@ impl SqDist for f32 {
     fn plus(self, c: f32) -> f32 {
         self + c
     }
+    fn least(self, other: f32) -> f32 {
+        // Not `if a < b`: LLVM makes that a masked store (slow on AMD); `min` is vminps.
+        self.min(other)
+    }
 }
 
 impl SqDist for u8 {
@@ -446,6 +452,9 @@ impl SqDist for u8 {
     }
     fn plus(self, c: u8) -> u8 {
         self.saturating_add(c)
+    }
+    fn least(self, other: u8) -> u8 {
+        Ord::min(self, other)
     }
 }
 
@@ -471,19 +480,28 @@ unsafe fn min_of_shifted_blocks_avx2<D: SqDist>(dst: &mut [D], src: &[D], i: usi
 #[inline(always)]
 fn min_of_shifted_blocks_portable<D: SqDist>(dst: &mut [D], src: &[D], i: usize, n: usize, offsets: &[(isize, D)]) {
     let len = dst.len();
-    dst.copy_from_slice(&src[i * len..(i + 1) * len]);
-    for &(o, c) in offsets {
-        let j = i as isize + o;
-        if o == 0 || j < 0 || j >= n as isize {
-            continue;
+    // Tile by tile, so the tile of dst stays in the L1 cache while every offset passes over it.
+    for a in (0..len).step_by(tile_len::<D>()) {
+        let b = (a + tile_len::<D>()).min(len);
+        dst[a..b].copy_from_slice(&src[i * len + a..i * len + b]);
+        for &(o, c) in offsets {
+            let j = i as isize + o;
+            if o == 0 || j < 0 || j >= n as isize {
+                continue;
+            }
+            min_plus(&mut dst[a..b], &src[j as usize * len + a..j as usize * len + b], c);
         }
-        min_plus(dst, &src[j as usize * len..(j as usize + 1) * len], c);
     }
 }
 
+/// Values per tile of the shifted minimums: 16 KiB, half an L1 data cache.
+fn tile_len<D>() -> usize {
+    (16 << 10) / std::mem::size_of::<D>().max(1)
+}
+
 /// Every row of `dst` = the minimum over `offsets` (o, c) of row `y + o` of `src` plus c (rows
-/// `len` long, those outside skipped): per offset, one pass over all the rows it applies to, so
-/// short rows cost no loop tails.
+/// `len` long, those outside skipped): per offset, one pass over all the rows of a tile it
+/// applies to, so short rows cost no loop tails.
 fn min_of_shifted_rows<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -501,16 +519,21 @@ unsafe fn min_of_shifted_rows_avx2<D: SqDist>(dst: &mut [D], src: &[D], len: usi
 
 #[inline(always)]
 fn min_of_shifted_rows_portable<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
-    let n = src.len() / len;
-    dst.copy_from_slice(src);
-    for &(o, c) in offsets {
-        // Rows y of dst with y + o inside: [lo, hi).
-        let (lo, hi) = ((-o).max(0) as usize, (n as isize - o.max(0)).max(0) as usize);
-        if o == 0 || lo >= hi {
-            continue;
+    let total = src.len();
+    let n = total / len;
+    for a in (0..total).step_by(tile_len::<D>()) {
+        let b = (a + tile_len::<D>()).min(total);
+        dst[a..b].copy_from_slice(&src[a..b]);
+        for &(o, c) in offsets {
+            // Values of dst whose row y has y + o inside: [lo, hi), cut to the tile.
+            let (lo, hi) = ((-o).max(0) as usize * len, (n as isize - o.max(0)).max(0) as usize * len);
+            let (from, to) = (a.max(lo), b.min(hi));
+            if o == 0 || from >= to {
+                continue;
+            }
+            let shift = o * len as isize;
+            min_plus(&mut dst[from..to], &src[(from as isize + shift) as usize..(to as isize + shift) as usize], c);
         }
-        let from = (lo as isize + o) as usize;
-        min_plus(&mut dst[lo * len..hi * len], &src[from * len..(from + hi - lo) * len], c);
     }
 }
 
@@ -518,8 +541,7 @@ fn min_of_shifted_rows_portable<D: SqDist>(dst: &mut [D], src: &[D], len: usize,
 #[inline(always)]
 fn min_plus<D: SqDist>(dst: &mut [D], src: &[D], c: D) {
     for (d, &s) in dst.iter_mut().zip(src) {
-        let v = s.plus(c);
-        *d = if v < *d { v } else { *d };
+        *d = d.least(s.plus(c));
     }
 }
 
@@ -1341,6 +1363,20 @@ mod tests {
                 for (&d, &v) in full.iter().zip(m.iter()) {
                     prop_assert_eq!(v, u8::from((d <= r2) == near), "r {} s {}", r, s);
                 }
+            }
+        }
+
+        #[test]
+        fn balls_on_planes_of_several_tiles_equal_the_float_transform(seed in 0u64..1000, r in 1.0f64..6.0, iso in prop::bool::ANY) {
+            // Planes of 130 x 140: more than one tile of bytes (16,384) and of floats (4,096),
+            // so the tiles' seams and the rows' shifts across them are crossed.
+            let f = Array3::from_shape_fn((6, 130, 140), |(z, y, x)| (z * 131 + y * 71 + x * 29 + seed as usize * 17) % 61 == 0);
+            let sp = if iso { [1.0; 3] } else { [0.7, 0.8, 1.25] };
+            let full = edt_squared(&f, sp);
+            let r2 = (r * r) as f32 * (1.0 + 1e-6);
+            let m: Array3<u8> = ball_mask_in(&f, sp, r, true, 0);
+            for (&d, &v) in full.iter().zip(m.iter()) {
+                prop_assert_eq!(v, u8::from(d <= r2));
             }
         }
 
