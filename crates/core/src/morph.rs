@@ -306,7 +306,7 @@ impl Components {
 /// The first index from `x` on where `fg` is not `inside` (or the row's end). Runs are long in
 /// CT masks (two or three per row): whole 32-voxel blocks are tested at once, which vectorizes.
 #[inline]
-fn run_end<T: Copy>(row: &[T], mut x: usize, inside: bool, fg: &impl Fn(T) -> bool) -> usize {
+pub(crate) fn run_end<T: Copy>(row: &[T], mut x: usize, inside: bool, fg: &impl Fn(T) -> bool) -> usize {
     while let Some(block) = row.get(x..x + 32) {
         if !block.iter().fold(true, |all, &v| all & (fg(v) == inside)) {
             break;
@@ -458,38 +458,42 @@ impl SqDist for u8 {
     }
 }
 
-/// `dst` = the minimum over `offsets` (o, c) of block `i + o` of `src` plus c, where `src` is `n`
-/// blocks (rows or planes) of `dst.len()` values; blocks outside are skipped. The hot loop of
-/// the ball morphology: compiled for AVX2 too and picked at run time, since the build targets
+/// `dst` (the values of `src` from `at` on) = the minimum over `offsets` (o, c) of the values
+/// `o * step` further in `src`, plus c; values shifted outside `src` are skipped. With `step` a
+/// row's length this shifts rows (the y pass), with a plane's, planes (the z pass). The hot loop
+/// of the ball morphology: compiled for AVX2 too and picked at run time, since the build targets
 /// baseline x86-64 (4 float lanes) and these loops run at the vector width.
-fn min_of_shifted_blocks<D: SqDist>(dst: &mut [D], src: &[D], i: usize, n: usize, offsets: &[(isize, D)]) {
+fn min_of_shifted<D: SqDist>(dst: &mut [D], src: &[D], at: usize, step: usize, offsets: &[(isize, D)]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { min_of_shifted_blocks_avx2(dst, src, i, n, offsets) };
+        return unsafe { min_of_shifted_avx2(dst, src, at, step, offsets) };
     }
-    min_of_shifted_blocks_portable(dst, src, i, n, offsets)
+    min_of_shifted_portable(dst, src, at, step, offsets)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn min_of_shifted_blocks_avx2<D: SqDist>(dst: &mut [D], src: &[D], i: usize, n: usize, offsets: &[(isize, D)]) {
-    min_of_shifted_blocks_portable(dst, src, i, n, offsets)
+unsafe fn min_of_shifted_avx2<D: SqDist>(dst: &mut [D], src: &[D], at: usize, step: usize, offsets: &[(isize, D)]) {
+    min_of_shifted_portable(dst, src, at, step, offsets)
 }
 
 #[inline(always)]
-fn min_of_shifted_blocks_portable<D: SqDist>(dst: &mut [D], src: &[D], i: usize, n: usize, offsets: &[(isize, D)]) {
+fn min_of_shifted_portable<D: SqDist>(dst: &mut [D], src: &[D], at: usize, step: usize, offsets: &[(isize, D)]) {
     let len = dst.len();
     // Tile by tile, so the tile of dst stays in the L1 cache while every offset passes over it.
     for a in (0..len).step_by(tile_len::<D>()) {
         let b = (a + tile_len::<D>()).min(len);
-        dst[a..b].copy_from_slice(&src[i * len + a..i * len + b]);
+        dst[a..b].copy_from_slice(&src[at + a..at + b]);
         for &(o, c) in offsets {
-            let j = i as isize + o;
-            if o == 0 || j < 0 || j >= n as isize {
+            // dst[k] reads src[at + k + shift]: k in [from, to) keeps that inside src.
+            let shift = at as isize + o * step as isize;
+            let (from, to) = (a.max((-shift).max(0) as usize), b.min((src.len() as isize - shift).max(0) as usize));
+            if o == 0 || from >= to {
                 continue;
             }
-            min_plus(&mut dst[a..b], &src[j as usize * len + a..j as usize * len + b], c);
+            let s = (shift + from as isize) as usize;
+            min_plus(&mut dst[from..to], &src[s..s + (to - from)], c);
         }
     }
 }
@@ -497,44 +501,6 @@ fn min_of_shifted_blocks_portable<D: SqDist>(dst: &mut [D], src: &[D], i: usize,
 /// Values per tile of the shifted minimums: 16 KiB, half an L1 data cache.
 fn tile_len<D>() -> usize {
     (16 << 10) / std::mem::size_of::<D>().max(1)
-}
-
-/// Every row of `dst` = the minimum over `offsets` (o, c) of row `y + o` of `src` plus c (rows
-/// `len` long, those outside skipped): per offset, one pass over all the rows of a tile it
-/// applies to, so short rows cost no loop tails.
-fn min_of_shifted_rows<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { min_of_shifted_rows_avx2(dst, src, len, offsets) };
-    }
-    min_of_shifted_rows_portable(dst, src, len, offsets)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn min_of_shifted_rows_avx2<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
-    min_of_shifted_rows_portable(dst, src, len, offsets)
-}
-
-#[inline(always)]
-fn min_of_shifted_rows_portable<D: SqDist>(dst: &mut [D], src: &[D], len: usize, offsets: &[(isize, D)]) {
-    let total = src.len();
-    let n = total / len;
-    for a in (0..total).step_by(tile_len::<D>()) {
-        let b = (a + tile_len::<D>()).min(total);
-        dst[a..b].copy_from_slice(&src[a..b]);
-        for &(o, c) in offsets {
-            // Values of dst whose row y has y + o inside: [lo, hi), cut to the tile.
-            let (lo, hi) = ((-o).max(0) as usize * len, (n as isize - o.max(0)).max(0) as usize * len);
-            let (from, to) = (a.max(lo), b.min(hi));
-            if o == 0 || from >= to {
-                continue;
-            }
-            let shift = o * len as isize;
-            min_plus(&mut dst[from..to], &src[(from as isize + shift) as usize..(to as isize + shift) as usize], c);
-        }
-    }
 }
 
 /// `dst` = min(`dst`, `src` + c), element by element; written so it vectorizes.
@@ -557,17 +523,15 @@ fn edt_x<D: SqDist>(feature: &ArrayView3<bool>, wx: f32) -> Array3<D> {
 
 /// Squared distance along x of each row of one plane into `out` (the plane in C order; rows
 /// `nx` long). A row is a few runs of feature: inside them 0, between them the distance to the
-/// nearer end, found by scanning for the runs eight voxels at a time (no voxel-by-voxel chain).
+/// nearer end, the runs found by [`run_end`]'s block scans (no voxel-by-voxel chain).
 fn edt_x_plane<D: SqDist>(feature: &ArrayView2<bool>, wx: f32, out: &mut [D], nx: usize) {
     for (out, f) in out.chunks_exact_mut(nx).zip(feature.outer_iter()) {
         let f = f.to_slice().expect("rows of owned arrays are contiguous");
-        // SAFETY: a bool is one byte, 0 or 1.
-        let f: &[u8] = unsafe { std::slice::from_raw_parts(f.as_ptr().cast::<u8>(), f.len()) };
         let mut x = 0;
         // Just past the previous run of feature, if any.
         let mut after: Option<usize> = None;
         loop {
-            let start = next_byte(f, x, 1);
+            let start = run_end(f, x, false, &|v| v);
             let right = (start < nx).then_some(start);
             for (p, o) in (x..start).zip(&mut out[x..start]) {
                 let left = after.map_or(NONE, |e| (p + 1 - e) as u32);
@@ -576,27 +540,12 @@ fn edt_x_plane<D: SqDist>(feature: &ArrayView2<bool>, wx: f32, out: &mut [D], nx
             if start == nx {
                 break;
             }
-            let end = next_byte(f, start, 0);
+            let end = run_end(f, start, true, &|v| v);
             out[start..end].fill(D::of_steps(0, wx));
             after = Some(end);
             x = end;
         }
     }
-}
-
-/// The first index at or after `from` where `bytes` (each 0 or 1) holds `value`, or its length;
-/// eight bytes at a time.
-fn next_byte(bytes: &[u8], from: usize, value: u8) -> usize {
-    let flip = if value == 0 { 0x0101_0101_0101_0101u64 } else { 0 };
-    let mut i = from;
-    while i + 8 <= bytes.len() {
-        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes")) ^ flip;
-        if w != 0 {
-            return i + w.trailing_zeros() as usize / 8;
-        }
-        i += 8;
-    }
-    i + bytes[i..].iter().position(|&b| b == value).unwrap_or(bytes.len() - i)
 }
 
 /// Scratch space for one lane of the lower-envelope transform.
@@ -864,7 +813,7 @@ fn ball_slabs<D: SqDist, T: Send + Sync>(
             || vec![D::default(); plane],
             |rows, (k, dst)| {
                 edt_x_plane(&feature.index_axis(Axis(0), lo + kept + k), wx, rows, nx);
-                min_of_shifted_rows(dst, rows, nx, &oy);
+                min_of_shifted(dst, rows, 0, nx, &oy);
             },
         );
         held = (lo, hi);
@@ -872,7 +821,7 @@ fn ball_slabs<D: SqDist, T: Send + Sync>(
         out.slice_mut(ndarray::s![z0..z1, .., ..]).axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each_init(
             || vec![D::default(); plane],
             |d, (k, mut o)| {
-                min_of_shifted_blocks(d, window, z0 + k - lo, hi - lo, &oz);
+                min_of_shifted(d, window, (z0 + k - lo) * plane, plane, &oz);
                 let d = ArrayView2::from_shape((ny, nx), &d[..]).expect("one plane");
                 Zip::from(&mut o).and(&d).for_each(|o, &d| apply(o, d));
             },

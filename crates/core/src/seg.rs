@@ -7,7 +7,7 @@ use crate::geometry::xyz_from_zyx;
 use crate::meta::{Kind, Rescale};
 use crate::morph::{
     Box3, Components, Connectivity, Runs, close_mm, coarse_factors, coarsen, count_nonzero, dilate_mm, erode_cross, erode_mm,
-    fill_holes_2d, fill_holes_2d_by, fill_holes_3d, in_box, label2d,
+    fill_holes_2d, fill_holes_2d_by, fill_holes_3d, in_box, label2d, run_end,
 };
 use crate::volume::{Volume, VolumeData, Voxel};
 use ndarray::{Array3, ArrayView3, Axis, Zip};
@@ -1111,23 +1111,21 @@ fn seed_grid<S: Copy + Into<u16> + Sync, L: Label>(
     let [fx, fy, fz] = factors;
     let (py, px) = (ny + 2, nx + 2);
     let plane = py * px;
-    // Most of the grid is 0 (not air, or outside the body): whole words of it are skipped.
-    const WORD: usize = 16;
+    // Most of the grid is 0 (not air, or outside the body): only its runs of mask are visited.
+    let in_mask = |l: L| l != L::default();
     let column_block: Vec<usize> = (0..nx).map(|x| x / fx).collect();
     lab[plane..(nz + 1) * plane].par_chunks_mut(plane).enumerate().for_each(|(z, lab)| {
         let seeds = seeds.index_axis(Axis(0), z / fz);
         for y in 0..ny {
             let block_row = seeds.index_axis(Axis(0), y / fy);
-            let first = (y + 1) * px + 1;
-            for (row, blocks) in lab[first..first + nx].chunks_mut(WORD).zip(column_block.chunks(WORD)) {
-                if !any_set(row) {
-                    continue;
-                }
-                for (l, &b) in row.iter_mut().zip(blocks) {
-                    if *l != L::default() {
-                        let s: u16 = block_row[b].into();
-                        *l = if s != 0 { L::of(s) } else { L::OPEN };
-                    }
+            let row = &mut lab[(y + 1) * px + 1..(y + 1) * px + 1 + nx];
+            let mut x = 0;
+            while x < nx {
+                let x0 = run_end(row, x, false, &in_mask);
+                x = run_end(row, x0, true, &in_mask);
+                for (l, &b) in row[x0..x].iter_mut().zip(&column_block[x0..x]) {
+                    let s: u16 = block_row[b].into();
+                    *l = if s != 0 { L::of(s) } else { L::OPEN };
                 }
             }
         }
@@ -1141,20 +1139,22 @@ fn seed_grid<S: Copy + Into<u16> + Sync, L: Label>(
         .fold(
             || (Vec::new(), vec![0u64; slot(L::OPEN)]),
             |(mut front, mut counts), z| {
-                for start in (z * plane + px..(z + 1) * plane - px).step_by(WORD) {
-                    let end = (start + WORD).min((z + 1) * plane - px);
-                    if !any_set(&lab[start..end]) {
-                        continue;
-                    }
-                    for i in (start..end).filter(|&i| lab[i] != L::default() && lab[i] != L::OPEN) {
-                        let l = lab[i];
-                        counts[slot(l)] += 1;
-                        let acts = [i - 1, i + 1, i - px, i + px, i - plane, i + plane].iter().any(|&j| {
-                            let lj = lab[j];
-                            lj == L::OPEN || (lj != l && lj != L::default())
-                        });
-                        if acts {
-                            front.push(i);
+                for row_start in (z * plane + px..(z + 1) * plane - px).step_by(px) {
+                    let row = &lab[row_start..row_start + px];
+                    let mut x = 0;
+                    while x < px {
+                        let x0 = run_end(row, x, false, &in_mask);
+                        x = run_end(row, x0, true, &in_mask);
+                        for i in (row_start + x0..row_start + x).filter(|&i| lab[i] != L::OPEN) {
+                            let l = lab[i];
+                            counts[slot(l)] += 1;
+                            let acts = [i - 1, i + 1, i - px, i + px, i - plane, i + plane].iter().any(|&j| {
+                                let lj = lab[j];
+                                lj == L::OPEN || (lj != l && lj != L::default())
+                            });
+                            if acts {
+                                front.push(i);
+                            }
                         }
                     }
                 }
@@ -1185,13 +1185,6 @@ fn prefetch<T>(v: &[T], i: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (v, i);
-}
-
-/// Whether any label in `labels` is not 0: an or over all of them (no early exit), which
-/// vectorizes.
-#[inline(always)]
-fn any_set<L: Label>(labels: &[L]) -> bool {
-    labels.iter().fold(0u32, |a, &l| a | Into::<u32>::into(l)) != 0
 }
 
 impl<L: Label> Growth<L> {
