@@ -349,7 +349,7 @@ fn map_hu_in_place<S: Voxel>(a: &mut Array3<S>, convert: &(impl Fn(f64) -> (f64,
 fn map_hu<S: Voxel, T: Voxel>(a: &Array3<S>, convert: &(impl Fn(f64) -> (f64, bool) + Sync)) -> (VolumeData, Tally) {
     use rayon::prelude::*;
     let convert_one = lookup::<S, T>(convert);
-    let mut out = Array3::<T>::default(a.raw_dim());
+    let mut out = crate::volume::zeroed::<T>(a.dim());
     let tally = out
         .axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()

@@ -514,7 +514,7 @@ fn min_plus<D: SqDist>(dst: &mut [D], src: &[D], c: D) {
 /// First pass of the full transform: squared distance along x rows.
 fn edt_x<D: SqDist>(feature: &ArrayView3<bool>, wx: f32) -> Array3<D> {
     let (_, ny, nx) = feature.dim();
-    let mut d = Array3::<D>::default(feature.raw_dim());
+    let mut d = crate::volume::zeroed::<D>(feature.dim());
     d.as_slice_mut().expect("owned").par_chunks_mut(ny * nx).zip(feature.axis_iter(Axis(0)).into_par_iter()).for_each(|(out, f)| {
         edt_x_plane(&f, wx, out, nx);
     });
@@ -744,7 +744,7 @@ impl<T: From<bool> + Copy + Default + Send + Sync> Flag for T {}
 
 /// [`ball_mask`] with its window of distances held to `budget` bytes where the ball allows.
 fn ball_mask_in<O: Flag>(feature: &Array3<bool>, spacing: [f64; 3], r: f64, near: bool, budget: usize) -> Array3<O> {
-    let mut out = Array3::<O>::default(feature.raw_dim());
+    let mut out = crate::volume::zeroed::<O>(feature.dim());
     ball_into(feature, spacing, r, budget, &mut out.view_mut(), |o, inside| *o = O::from(inside == near));
     out
 }

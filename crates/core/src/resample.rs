@@ -421,7 +421,7 @@ fn separable_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3
     let (tz, ty, tx) = separable_taps(m);
     let [mz, my, mx] = m.out_shape;
     let fill_o = O::from_f64(m.fill);
-    let mut out = Array3::<O>::default((mz, my, mx));
+    let mut out = crate::volume::zeroed::<O>((mz, my, mx));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, oslab)| {
         resample_plane(src, &tz[oz], &ty, &tx, fill_o, oslab);
         crate::progress::advance(1);
@@ -470,7 +470,7 @@ fn resample_plane<T: Voxel, O: Voxel>(src: &ArrayView3<T>, t: &Taps, ty: &[Taps]
 
 fn general_run<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping) -> Array3<O> {
     let ([mz, my, mx], [nz, ny, nx], (a, b), (pad, interp, fill)) = (m.out_shape, m.in_shape, (&m.a, &m.b), (m.pad, m.interp, m.fill));
-    let mut out = Array3::<O>::default((mz, my, mx));
+    let mut out = crate::volume::zeroed::<O>((mz, my, mx));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(oz, mut oslab)| {
         crate::progress::advance(1);
         for oy in 0..my {
@@ -520,7 +520,7 @@ fn cubic_by_slabs<T: Voxel, O: Voxel>(src: &ArrayView3<T>, m: &Mapping, smooth_x
     let (tz, ty, tx) = separable_taps(m);
     let [mz, my, mx] = m.out_shape;
     let fill_o = O::from_f64(m.fill);
-    let mut out = Array3::<O>::default((mz, my, mx));
+    let mut out = crate::volume::zeroed::<O>((mz, my, mx));
     let mut planes_out: Vec<Option<ArrayViewMut2<O>>> = out.axis_iter_mut(Axis(0)).map(Some).collect();
     // Output planes outside the input are filled at once; the others wait for their slab.
     let mut pending: Vec<usize> = Vec::new();

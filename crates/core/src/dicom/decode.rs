@@ -18,7 +18,7 @@ pub(super) fn decode_all<T: Voxel>(o: &Ordered) -> Result<Array3<T>> {
     for h in &o.slices {
         h.check_pixels_fit()?;
     }
-    let mut vol = Array3::<T>::default((nz, ny, nx));
+    let mut vol = crate::volume::zeroed::<T>((nz, ny, nx));
     let _progress = crate::progress::task("decoding slices", nz as u64);
     vol.axis_iter_mut(Axis(0)).into_par_iter().zip(o.slices.par_iter()).try_for_each(|(mut slab, h)| -> Result<()> {
         let out = slab.as_slice_mut().expect("standard layout");

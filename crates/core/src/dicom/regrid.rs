@@ -113,7 +113,7 @@ pub(super) fn resample_slices(data: &VolumeData, positions: &[f64], dz: f64, pad
 
 fn resample_typed<T: Voxel>(a: &Array3<T>, positions: &[f64], targets: &[f64], padding: Option<&Padding>) -> Array3<T> {
     let (ny, nx) = (a.shape()[1], a.shape()[2]);
-    let mut out = Array3::<T>::default((targets.len(), ny, nx));
+    let mut out = crate::volume::zeroed::<T>((targets.len(), ny, nx));
     out.axis_iter_mut(Axis(0)).into_par_iter().zip(targets.par_iter()).for_each(|(mut slab, &t)| {
         let hi = positions.partition_point(|&p| p < t - 1e-6).min(positions.len() - 1);
         let lo = hi.saturating_sub(1);
