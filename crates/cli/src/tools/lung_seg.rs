@@ -76,7 +76,6 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         ));
     }
     args.out.check(args.input.path_str().as_slice(), args.write_masked.as_deref().as_slice())?;
-    crate::alloc::unmap_freed_blocks();
     let vol = args.input.read(cx)?;
     let method = match args.method {
         MethodArg::Robust => Method::Robust,
