@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Parser;
 use ctprep_core::Kind;
 use ctprep_core::mesh::render::{View, png_bytes, render};
-use ctprep_core::mesh::{Mesh, Space, isosurface, voxel_volume_ml};
+use ctprep_core::mesh::{Mesh, Space, isosurface_freeing, voxel_volume_ml};
 use ctprep_core::volume::Voxel;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -171,8 +171,11 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
         SpaceArg::Ras => Space::Ras,
         SpaceArg::Voxel => Space::Voxel,
     };
+    let wants_qc = args.json || cx.verbosity >= 1;
+    // QC's voxel count first: the volume is freed inside the meshing (vol-mesh's peak memory).
+    let voxel_ml = wants_qc.then(|| voxel_volume_ml(&vol, level));
     let t0 = std::time::Instant::now();
-    let mut mesh = isosurface(&vol, level, args.step as usize, args.sigma, space)?;
+    let mut mesh = isosurface_freeing(vol, level, args.step as usize, args.sigma, space)?;
     cx.time_in_memory(t0.elapsed(), "marching cubes alone");
     cx.verbose(format!("marching cubes: {} vertices, {} faces", mesh.vertices.len(), mesh.triangles.len()));
     if mesh.triangles.is_empty() {
@@ -200,9 +203,9 @@ pub fn run(args: Args, cx: &mut Cx) -> Result<Exit> {
     } else if !plan.preview_only {
         write_mesh(&mesh, &plan.output, plan.obj, args.ascii, space)?;
     }
-    if args.json || cx.verbosity >= 1 {
+    if let Some(voxel_ml) = voxel_ml {
         let mut qc = mesh.qc();
-        qc.voxel_ml = voxel_volume_ml(&vol, level);
+        qc.voxel_ml = voxel_ml;
         cx.verbose(format!(
             "QC: {} vertices, {} faces, {} component(s), watertight {}, manifold {}, Euler {}, area {:.1} mm^2, enclosed {:.2} mL (voxels above level: {:.2} mL)",
             qc.vertices, qc.faces, qc.components, qc.watertight, qc.manifold, qc.euler_characteristic, qc.area_mm2, qc.enclosed_ml, qc.voxel_ml
