@@ -106,16 +106,15 @@ unsafe impl GlobalAlloc for HugePages {
                 unsafe { System.realloc(ptr, layout, new_size) }
             }
             (true, true) => {
-                // The kernel moves the pages (no copy), as glibc does for its own mappings. A
-                // moved block may lose the 2 MiB boundary: only its ends' pages are small.
+                // The kernel moves the pages (no copy), as glibc does for its own mappings, and
+                // the mapping keeps its huge-page advice, grown part included. A moved block may
+                // lose the 2 MiB boundary: only its ends' pages are small.
                 let (old_len, new_len) = (layout.size().next_multiple_of(PAGE), new_size.next_multiple_of(PAGE));
                 // SAFETY: `ptr` is our mapping of `old_len` bytes; on failure it is left as it was.
                 let q = unsafe { libc::mremap(ptr as *mut libc::c_void, old_len, new_len, libc::MREMAP_MAYMOVE) };
                 if q == libc::MAP_FAILED {
                     return std::ptr::null_mut();
                 }
-                // SAFETY: advice on the block just returned, whose contents it does not change.
-                unsafe { libc::madvise(q, new_len, libc::MADV_HUGEPAGE) };
                 q as *mut u8
             }
             _ => {

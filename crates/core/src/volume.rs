@@ -263,9 +263,9 @@ pub fn cast_array<T: Voxel>(a: ArrayView3<T>, to: DType) -> VolumeData {
 /// the array; `Array3::default` writes the whole array up front on one thread instead (for
 /// hu-convert's 130 MB volume, a serial 40-60 ms before its decoding could start).
 pub fn zeroed<T: Clone + Default>(shape: (usize, usize, usize)) -> Array3<T> {
-    let len = shape.0.checked_mul(shape.1).and_then(|n| n.checked_mul(shape.2)).expect("array size overflows usize");
-    // `vec!` of a zero value asks the allocator for zeroed memory (calloc): fresh pages, untouched.
-    Array3::from_shape_vec(shape, vec![T::default(); len]).expect("sized for the shape")
+    // `from_elem` is `vec![elem; n]`, which asks the allocator for zeroed memory (calloc) when
+    // the element is zero: fresh pages, untouched until the pass writes them.
+    Array3::from_elem(shape, T::default())
 }
 
 /// Element-wise map into a new C-order array, in parallel.
